@@ -1,0 +1,22 @@
+"""The public surface of as_deploy: exactly what ``__all__`` promises, nothing pretending."""
+
+import importlib.metadata
+import re
+
+import as_deploy
+
+
+def test_all_is_exact_and_every_name_resolves() -> None:
+    public = {name for name in dir(as_deploy) if not name.startswith("_")} - {"exceptions"}
+    assert set(as_deploy.__all__) == public | {"__version__"}
+    for name in as_deploy.__all__:
+        assert getattr(as_deploy, name) is not None
+
+
+def test_version_matches_installed_metadata() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+(?:[-.]?(?:a|b|rc|dev)\d+)?", as_deploy.__version__)
+    assert importlib.metadata.version("as-deploy") == as_deploy.__version__
+
+
+def test_base_error_is_an_exception() -> None:
+    assert issubclass(as_deploy.AsDeployError, Exception)

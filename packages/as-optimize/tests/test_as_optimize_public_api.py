@@ -1,0 +1,22 @@
+"""The public surface of as_optimize: exactly what ``__all__`` promises, nothing pretending."""
+
+import importlib.metadata
+import re
+
+import as_optimize
+
+
+def test_all_is_exact_and_every_name_resolves() -> None:
+    public = {name for name in dir(as_optimize) if not name.startswith("_")} - {"exceptions"}
+    assert set(as_optimize.__all__) == public | {"__version__"}
+    for name in as_optimize.__all__:
+        assert getattr(as_optimize, name) is not None
+
+
+def test_version_matches_installed_metadata() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+(?:[-.]?(?:a|b|rc|dev)\d+)?", as_optimize.__version__)
+    assert importlib.metadata.version("as-optimize") == as_optimize.__version__
+
+
+def test_base_error_is_an_exception() -> None:
+    assert issubclass(as_optimize.AsOptimizeError, Exception)
