@@ -1,13 +1,96 @@
 """Errors raised by as-bench.
 
-Every error the package raises on purpose derives from :class:`AsBenchError`, so a caller
-can catch them all with one ``except`` clause::
+Every error the package raises on purpose derives from :class:`AsBenchError`; each
+subclass also derives from the built-in exception a caller would expect, so
+``except ImportError`` still catches a missing extra::
 
     AsBenchError
+    ├── MissingExtraError (ImportError)        an optional dependency is not installed
+    ├── DeviceUnavailableError (RuntimeError)  the device does not exist on this machine
+    ├── BackendError (RuntimeError)            a backend could not prepare or run a model
+    │   └── OutputMismatchError (ValueError)   a backend's outputs differ from the reference
+    ├── MeasurementError (RuntimeError)        the function under test failed or timed out
+    ├── WorkloadError (ValueError)             a workload spec or factory is wrong
+    ├── SuiteError (ValueError)                a suite file or flag combination is wrong
+    ├── ProbeError (RuntimeError)              hardware facts could not be parsed
+    └── ResultStoreError (OSError)             the result store could not be read or written
+        └── CorruptResultError (ValueError)    one stored result file is corrupt
 """
 
-__all__ = ["AsBenchError"]
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "AsBenchError",
+    "BackendError",
+    "CorruptResultError",
+    "DeviceUnavailableError",
+    "MeasurementError",
+    "MissingExtraError",
+    "OutputMismatchError",
+    "ProbeError",
+    "ResultStoreError",
+    "SuiteError",
+    "WorkloadError",
+]
 
 
 class AsBenchError(Exception):
     """Base class of every error as-bench raises on purpose."""
+
+
+class MissingExtraError(AsBenchError, ImportError):
+    """An optional dependency is missing; the message names the command that installs it."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        """Record which module is missing and which extra of as-bench provides it."""
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{module!r} is not installed; it comes with the {extra!r} extra: "
+            f'uv add "as-bench[{extra}]"  (or: pip install "as-bench[{extra}]")',
+            name=module,
+        )
+
+
+class DeviceUnavailableError(AsBenchError, RuntimeError):
+    """The requested device does not exist or cannot be used on this machine."""
+
+
+class BackendError(AsBenchError, RuntimeError):
+    """A backend could not prepare or run a model."""
+
+
+class OutputMismatchError(BackendError, ValueError):
+    """A backend's outputs differ from the reference backend's beyond the tolerance."""
+
+
+class MeasurementError(AsBenchError, RuntimeError):
+    """The function under measurement raised, or the measurement could not complete."""
+
+
+class WorkloadError(AsBenchError, ValueError):
+    """A workload spec (``pkg.module:factory``) or what its factory returned is wrong."""
+
+
+class SuiteError(AsBenchError, ValueError):
+    """A suite file or a combination of ``as-bench run`` flags is wrong."""
+
+
+class ProbeError(AsBenchError, RuntimeError):
+    """Hardware facts could not be read or parsed."""
+
+
+class ResultStoreError(AsBenchError, OSError):
+    """The result store could not be read or written."""
+
+
+class CorruptResultError(ResultStoreError, ValueError):
+    """One stored result file is corrupt or truncated; the others still load."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        """Name the corrupt file and say what is wrong with it."""
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")

@@ -1,0 +1,186 @@
+"""``as-bench run``: the suite runner's face — progress while it runs, a table after."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from as_bench._format import format_bytes, format_rate, format_seconds
+from as_bench.runner import Combination, Outcome, RunReport, run_suite
+from as_bench.suite import Suite
+
+__all__ = ["outcome_row", "run_with_progress", "summary_table"]
+
+
+def _ci(outcome: Outcome) -> str:
+    assert outcome.result is not None
+    stats = outcome.result.measurement.primary.stats
+    return f"±{stats.ci_halfwidth_relative * 100:.1f}%"
+
+
+def _check(outcome: Outcome) -> str:
+    result = outcome.result
+    if result is None or result.output_check is None:
+        return "-"
+    check = result.output_check
+    error = "nan/inf" if check.max_abs_error is None else f"{check.max_abs_error:.1e}"
+    return f"[green]ok[/] {error}" if check.passed else f"[red]MISMATCH[/] {error}"
+
+
+def _notes(outcome: Outcome) -> str:
+    assert outcome.result is not None
+    measurement = outcome.result.measurement
+    notes = [] if measurement.converged else ["not converged"]
+    if measurement.warnings:
+        notes.append(f"{len(measurement.warnings)} warning(s)")
+    return ", ".join(notes)
+
+
+def outcome_row(outcome: Outcome) -> dict[str, Any]:
+    """The summary of one outcome as plain data (for ``--json``)."""
+    combo = outcome.combination
+    row: dict[str, Any] = {
+        "benchmark": combo.name,
+        "status": outcome.status,
+        "message": outcome.message,
+    }
+    result = outcome.result
+    if result is not None:
+        measurement = result.measurement
+        row.update(
+            id=result.id,
+            latency_median_s=measurement.latency.stats.median,
+            latency_ci_s=[measurement.latency.stats.ci_low, measurement.latency.stats.ci_high],
+            device_time_median_s=(
+                measurement.device_time.stats.median if measurement.device_time else None
+            ),
+            throughput_items_per_s=result.throughput_items_per_s,
+            host_peak_rss_bytes=measurement.memory.host_peak_rss_bytes,
+            accuracy=result.accuracy,
+            output_check_passed=result.output_check.passed if result.output_check else None,
+            converged=measurement.converged,
+            warnings=measurement.warnings,
+        )
+    return row
+
+
+def summary_table(report: RunReport) -> Table:
+    """The results of a run, one row per measured combination."""
+    table = Table(title=f"as-bench run: {report.suite.name}", title_justify="left")
+    for column, justify in (
+        ("workload", "left"),
+        ("backend", "left"),
+        ("device", "left"),
+        ("batch", "right"),
+        ("latency (median)", "right"),
+        ("CI 95%", "right"),
+        ("device time", "right"),
+        ("throughput", "right"),
+        ("peak RSS", "right"),
+        ("accuracy", "right"),
+        ("vs torch", "left"),
+        ("notes", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for outcome in report.outcomes:
+        combo = outcome.combination
+        if outcome.result is None:
+            continue
+        result = outcome.result
+        measurement = result.measurement
+        accuracy = ", ".join(f"{v:.4g}" for v in (result.accuracy or {}).values()) or "-"
+        table.add_row(
+            escape(combo.workload),
+            escape(combo.backend),
+            escape(combo.device),
+            str(combo.batch_size),
+            format_seconds(measurement.latency.stats.median),
+            _ci(outcome),
+            format_seconds(measurement.device_time.stats.median)
+            if measurement.device_time
+            else "-",
+            format_rate(result.throughput_items_per_s),
+            format_bytes(measurement.memory.host_peak_rss_bytes),
+            accuracy,
+            _check(outcome),
+            escape(_notes(outcome)),
+        )
+    return table
+
+
+def _status_line(outcome: Outcome) -> str:
+    combo = outcome.combination
+    if outcome.status == "skipped":
+        return f"[yellow]skipped[/] {escape(combo.backend)} {escape(combo.device)}: " + escape(
+            outcome.message
+        )
+    if outcome.status == "failed":
+        return f"[red]failed[/] {escape(combo.name)}: {escape(outcome.message)}"
+    assert outcome.result is not None
+    median = format_seconds(outcome.result.measurement.latency.stats.median)
+    colour = "green" if outcome.status == "ok" else "red"
+    extra = f" ({escape(outcome.message)})" if outcome.message else ""
+    return f"[{colour}]{outcome.status}[/] {escape(combo.name)}: {median}{extra}"
+
+
+def run_with_progress(suite: Suite, console: Console) -> RunReport:
+    """Run ``suite`` showing a progress bar on a terminal and one line per result otherwise."""
+    interactive = console.is_terminal
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not interactive,
+        transient=True,
+    )
+    task_id = progress.add_task("measuring", total=None)
+
+    def on_plan(todo: list[Combination], skipped: list[Outcome]) -> None:
+        progress.update(task_id, total=len(todo))
+        for outcome in skipped:
+            console.print(_status_line(outcome))
+        console.print(f"measuring {len(todo)} combination(s) into {escape(str(suite.results_dir))}")
+        if todo:
+            progress.update(task_id, description=escape(todo[0].name))
+
+    def on_outcome(outcome: Outcome) -> None:
+        progress.advance(task_id)
+        progress.update(task_id, description=escape(outcome.combination.name))
+        console.print(_status_line(outcome))
+
+    with progress:
+        return run_suite(suite, on_plan=on_plan, on_outcome=on_outcome)
+
+
+def print_report(report: RunReport, console: Console, *, as_json: bool) -> int:
+    """Print the summary (table or JSON) and return the exit code: 1 on any problem."""
+    if as_json:
+        payload = {
+            "suite": report.suite.name,
+            "results_dir": str(Path(report.store.root)),
+            "outcomes": [outcome_row(o) for o in report.outcomes],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        if not console.is_terminal:
+            # Piped or logged: rich would squeeze the table into 80 columns.
+            console.width = max(console.width, 180)
+        console.print(summary_table(report))
+        console.print(
+            f"{len(report.results)} result(s) stored in {escape(str(report.store.root))}; "
+            "latency is a synchronised call, device time is from device events"
+        )
+    for outcome in report.problems:
+        console.print(
+            f"[red]problem:[/] {escape(outcome.combination.name)}: " + escape(outcome.message)
+        )
+    return 1 if report.problems else 0

@@ -1,0 +1,292 @@
+"""ONNX Runtime backend: export with ``torch.onnx`` (dynamo), run in an InferenceSession.
+
+Devices: ``cpu`` (CPUExecutionProvider) everywhere; ``cuda:N`` when this onnxruntime build
+has the CUDAExecutionProvider; ``coreml`` on macOS when it has the CoreMLExecutionProvider
+(Core ML decides between CPU, GPU and Neural Engine; ORT runs what Core ML cannot on its
+CPU provider). If ORT falls back to another provider than the one asked for, preparing
+fails instead of measuring the wrong thing; ``info["providers"]`` is what the session uses.
+
+``session.run`` returns finished host arrays on every provider, so ``timing_device`` is
+``"cpu"``. The export marks the batch axis dynamic when the workload allows it, so one
+file serves every batch size; a model whose code depends on the batch size is exported
+with a static batch instead (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from as_bench._extras import is_installed
+from as_bench.backends._base import Array, Backend, PreparedModel
+from as_bench.backends._export import (
+    TensorSpec,
+    check_inputs,
+    dist_version,
+    load_torch_model,
+    path_size,
+    quiet_require,
+    torch_args,
+)
+from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.workloads._base import Workload
+
+__all__ = ["OnnxRuntimeBackend"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                 "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}  # fmt: skip
+
+
+class _DropFoldingNoise(logging.Filter):
+    """Drops onnxscript's "Evaluation failed" warnings while we export.
+
+    Its constant folder tries to evaluate nodes with symbolic (batch) shapes, fails as
+    expected, skips them and logs a warning per node; the exported model is unaffected.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Evaluation failed")
+
+
+_FOLDING_LOGGER = "onnxscript.optimizer._constant_folding"
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs workloads as ONNX models in ONNX Runtime.
+
+    Args:
+        opset: ONNX opset to export with (18 is supported by every current runtime).
+        intra_op_num_threads: Threads for one operator; ``0`` lets ORT choose (one per
+            physical core).
+        graph_optimization_level: ``"disable"``, ``"basic"``, ``"extended"`` or ``"all"``.
+    """
+
+    name = "onnxruntime"
+    extra = "onnx"
+
+    def __init__(
+        self,
+        *,
+        opset: int = 18,
+        intra_op_num_threads: int = 0,
+        graph_optimization_level: str = "all",
+    ) -> None:
+        """Record the export and session options (see the class docstring)."""
+        if graph_optimization_level not in _OPTIMIZATION:
+            msg = (
+                f"onnxruntime: graph_optimization_level {graph_optimization_level!r} is not "
+                f"one of {', '.join(_OPTIMIZATION)}"
+            )
+            raise BackendError(msg)
+        if intra_op_num_threads < 0:
+            raise BackendError(
+                f"onnxruntime: intra_op_num_threads must be >= 0, not {intra_op_num_threads}"
+            )
+        self.opset = opset
+        self.intra_op_num_threads = intra_op_num_threads
+        self.graph_optimization_level = graph_optimization_level
+
+    def is_available(self) -> bool:
+        """Whether ONNX Runtime and the exporter (torch, onnx, onnxscript) are installed."""
+        return all(map(is_installed, ("onnxruntime", "onnx", "onnxscript", "torch")))
+
+    def devices(self) -> list[str]:
+        """``cpu``, plus ``cuda:N`` and ``coreml`` where this ORT build provides them."""
+        ort = quiet_require("onnxruntime", self.extra)
+        providers = ort.get_available_providers()
+        devices = ["cpu"]
+        if "CUDAExecutionProvider" in providers:
+            count = 1
+            if is_installed("torch"):
+                import torch
+
+                count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            devices += [f"cuda:{index}" for index in range(count)]
+        if "CoreMLExecutionProvider" in providers:
+            devices.append("coreml")
+        return devices
+
+    def _providers(self, device: str) -> list[Any]:
+        if device == "cpu":
+            return ["CPUExecutionProvider"]
+        if device == "coreml":
+            return ["CoreMLExecutionProvider", "CPUExecutionProvider"]
+        index = int(device.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+    def export(self, workload: Workload, batch_size: int, folder: Path) -> tuple[Path, bool]:
+        """Export the workload's torch model to ``folder/model.onnx`` (weights beside it).
+
+        Returns:
+            The ``.onnx`` path and whether its batch axis is dynamic.
+
+        Raises:
+            BackendError: The export failed (the message carries the exporter's reason).
+        """
+        torch = quiet_require("torch", self.extra)
+        quiet_require("onnxscript", self.extra)
+        model = load_torch_model(workload, self.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "model.onnx"
+        if workload.dynamic_batch:
+            # torch.export specialises a dimension whose example size is 1, so the example
+            # batch has at least two rows; one Dim object ties every input's batch axis.
+            args = torch_args(workload.inputs(max(batch_size, 2)))
+            batch = torch.export.Dim("batch", min=1)
+            try:
+                self._export_once(model, args, path, workload, tuple({0: batch} for _ in args))
+                return path, True
+            except BackendError as exc:
+                logger.warning(
+                    "onnxruntime: %r did not export with a dynamic batch axis (%s); "
+                    "exporting with a static batch of %d",
+                    workload.name,
+                    exc,
+                    batch_size,
+                )
+        args = torch_args(workload.inputs(batch_size))
+        self._export_once(model, args, path, workload, None)
+        return path, False
+
+    def _export_once(
+        self,
+        model: Any,
+        args: tuple[Any, ...],
+        path: Path,
+        workload: Workload,
+        dynamic_shapes: tuple[dict[int, Any], ...] | None,
+    ) -> None:
+        torch = quiet_require("torch", self.extra)
+        noise = _DropFoldingNoise()
+        logging.getLogger(_FOLDING_LOGGER).addFilter(noise)
+        try:
+            with warnings.catch_warnings():
+                # Inputs that share the batch Dim make the exporter warn that it names the axis
+                # once; that is what we asked for, not a problem.
+                warnings.filterwarnings(
+                    "ignore", message="# The axis name: .* will not be used", category=UserWarning
+                )
+                torch.onnx.export(
+                    model,
+                    args,
+                    str(path),
+                    dynamo=True,
+                    input_names=list(workload.input_names),
+                    output_names=list(workload.output_names),
+                    dynamic_shapes=dynamic_shapes,
+                    opset_version=self.opset,
+                    external_data=True,
+                    verbose=False,
+                )
+        except Exception as exc:
+            msg = (
+                f"onnxruntime: exporting workload {workload.name!r} to ONNX (opset "
+                f"{self.opset}) failed: {type(exc).__name__}: {exc}"
+            )
+            raise BackendError(msg) from exc
+        finally:
+            logging.getLogger(_FOLDING_LOGGER).removeFilter(noise)
+
+    def prepare(
+        self, workload: Workload, device: str, batch_size: int, workdir: Path
+    ) -> PreparedModel:
+        """Export the workload into ``workdir`` and open an ORT session on ``device``.
+
+        Raises:
+            MissingExtraError: onnxruntime or the exporter is not installed.
+            DeviceUnavailableError: ``device`` is not offered here, or ORT would not use
+                the provider that ``device`` names.
+            BackendError: Export or session creation failed, or the model's inputs are
+                not what the workload provides.
+        """
+        ort = quiet_require("onnxruntime", self.extra)
+        device = {"cuda": "cuda:0"}.get(device.strip().lower(), device.strip().lower())
+        available = self.devices()
+        if device not in available:
+            msg = f"{self.name}: device {device!r} is not available here; available: {available}"
+            raise DeviceUnavailableError(msg)
+        safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", workload.name)
+        start = time.perf_counter()
+        path, dynamic = self.export(
+            workload, batch_size, Path(workdir) / f"onnx-{safe_name}-bs{batch_size}"
+        )
+        export_seconds = time.perf_counter() - start
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_num_threads
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _OPTIMIZATION[self.graph_optimization_level]
+        )
+        requested = self._providers(device)
+        try:
+            session = ort.InferenceSession(str(path), options, providers=requested)
+        except Exception as exc:
+            msg = f"onnxruntime: loading {path} on {device} failed: {type(exc).__name__}: {exc}"
+            raise BackendError(msg) from exc
+        used: list[str] = list(session.get_providers())
+        wanted = requested[0] if isinstance(requested[0], str) else requested[0][0]
+        if wanted not in used:
+            msg = (
+                f"onnxruntime: asked for {wanted} for device {device!r} but the session uses "
+                f"{used}; its libraries are probably missing (see ORT's log above)"
+            )
+            raise DeviceUnavailableError(msg)
+
+        arrays = workload.inputs(batch_size)
+        names = [node.name for node in session.get_inputs()]
+        if len(names) != len(arrays):
+            msg = (
+                f"onnxruntime: the exported model takes inputs {names}, the workload gives "
+                f"{len(arrays)} arrays"
+            )
+            raise BackendError(msg)
+        expected: list[TensorSpec] = [
+            (name, tuple(a.shape), a.dtype) for name, a in zip(names, arrays, strict=True)
+        ]
+        feeds = dict(zip(names, check_inputs(self.name, arrays, expected), strict=True))
+
+        def bench_call() -> Any:
+            # The session is looked up in this scope on every call, so close() can drop it.
+            return session.run(None, feeds)
+
+        def predict(batch: tuple[Array, ...]) -> list[Array]:
+            checked = check_inputs(self.name, batch, expected)
+            return list(session.run(None, dict(zip(names, checked, strict=True))))
+
+        def close() -> None:
+            nonlocal session
+            session = None
+
+        try:
+            bench_call()  # fails here rather than inside the measurement
+        except Exception as exc:
+            msg = f"onnxruntime: running {path} on {device} failed: {type(exc).__name__}: {exc}"
+            raise BackendError(msg) from exc
+        info: dict[str, Any] = {
+            "onnxruntime_version": dist_version("onnxruntime") or ort.__version__,
+            "providers": used,
+            "requested_providers": [p if isinstance(p, str) else p[0] for p in requested],
+            "opset": self.opset,
+            "dynamic_batch": dynamic,
+            "intra_op_num_threads": self.intra_op_num_threads,
+            "graph_optimization_level": self.graph_optimization_level,
+            "export_seconds": export_seconds,
+            "model_path": str(path),
+        }
+        return PreparedModel(
+            backend=self.name,
+            device=device,
+            batch_size=batch_size,
+            predict=predict,
+            bench_call=bench_call,
+            timing_device="cpu",
+            model_size_bytes=path_size(path.parent),
+            info=info,
+            close=close,
+        )

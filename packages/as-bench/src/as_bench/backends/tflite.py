@@ -1,0 +1,234 @@
+"""LiteRT (TensorFlow Lite) backend: litert-torch converts, ai-edge-litert runs on the CPU.
+
+A ``.tflite`` model has static shapes, so the workload is converted once per batch size;
+the file is cached in the work folder as ``<workload>-bs<batch size>.tflite`` and reused
+while it exists. The interpreter's call copies inputs in and outputs out, so what
+:meth:`PreparedModel.bench_call` returns is finished host data (``timing_device="cpu"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from as_bench._extras import is_installed
+from as_bench.backends._base import Array, Backend, PreparedModel
+from as_bench.backends._export import (
+    TensorSpec,
+    check_inputs,
+    dist_version,
+    env_default,
+    load_torch_model,
+    path_size,
+    quiet_require,
+    torch_args,
+)
+from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.workloads._base import Workload
+
+__all__ = ["TFLiteBackend"]
+
+logger = logging.getLogger(__name__)
+
+# litert-torch stores 64-bit integer inputs as 32-bit unless asked otherwise (most
+# on-device runtimes have no int64 kernels), so token ids arrive as int64 and go in as
+# int32. That is the only dtype change we make on the caller's behalf.
+_ALLOWED_CASTS = frozenset({("int64", "int32")})
+
+
+def _default_threads() -> int:
+    """CPUs this process may use (cgroup/affinity-aware on Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _by_position(names: Sequence[str]) -> list[str]:
+    """Signature names (``args_0``, ``args_10``, ``args_2``) in argument order."""
+    keyed: list[tuple[int, str]] = []
+    for name in names:
+        match = re.search(r"(\d+)$", name)
+        if match is None:
+            return list(names)
+        keyed.append((int(match.group(1)), name))
+    return [name for _, name in sorted(keyed)]
+
+
+def _spec(details: dict[str, Any]) -> TensorSpec:
+    return (
+        str(details["name"]),
+        tuple(int(d) for d in details["shape"]),
+        np.dtype(details["dtype"]),
+    )
+
+
+def _renamed(specs: list[TensorSpec], names: Sequence[str]) -> list[TensorSpec]:
+    if len(names) != len(specs):
+        return specs
+    return [(name, shape, dtype) for name, (_, shape, dtype) in zip(names, specs, strict=True)]
+
+
+def _describe(specs: Sequence[TensorSpec]) -> list[dict[str, Any]]:
+    return [{"name": n, "shape": list(s), "dtype": d.name} for n, s, d in specs]
+
+
+class _Runner:
+    """One interpreter with its input and output tensors resolved, in argument order."""
+
+    def __init__(self, interpreter: Any) -> None:
+        self._interpreter: Any = interpreter
+        signatures = interpreter.get_signature_list()
+        if len(signatures) == 1:
+            # The signature names inputs args_0.. and outputs output_0.. in the torch
+            # model's order; the flat tensor lists carry no such promise.
+            runner = interpreter.get_signature_runner(next(iter(signatures)))
+            ins, outs = runner.get_input_details(), runner.get_output_details()
+            input_details = [ins[name] for name in _by_position(list(ins))]
+            output_details = [outs[name] for name in _by_position(list(outs))]
+        else:
+            input_details = interpreter.get_input_details()
+            output_details = interpreter.get_output_details()
+        self.inputs = [_spec(d) for d in input_details]
+        self.outputs = [_spec(d) for d in output_details]
+        self._input_index = [int(d["index"]) for d in input_details]
+        self._output_index = [int(d["index"]) for d in output_details]
+
+    def run(self, arrays: Sequence[Array]) -> list[Array]:
+        """Copy inputs in, invoke, copy outputs out (arrays must already be checked)."""
+        interpreter = self._interpreter
+        if interpreter is None:
+            raise BackendError("tflite: the model was closed; prepare it again")
+        try:
+            for index, array in zip(self._input_index, arrays, strict=True):
+                interpreter.set_tensor(index, array)
+            interpreter.invoke()
+            return [interpreter.get_tensor(index) for index in self._output_index]
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"tflite: invoke failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._interpreter = None
+
+
+class TFLiteBackend(Backend):
+    """Runs workloads as LiteRT (``.tflite``) models on the CPU.
+
+    Args:
+        num_threads: Interpreter threads; ``None`` means every CPU this process may use.
+            Only some kernels (convolutions, fully connected through XNNPACK) use them.
+    """
+
+    name = "tflite"
+    extra = "tflite"
+
+    def __init__(self, num_threads: int | None = None) -> None:
+        """Configure the interpreter's thread count (see the class docstring)."""
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        self.num_threads = num_threads
+
+    def is_available(self) -> bool:
+        """Whether the converter, the runtime and torch are installed (no import)."""
+        return all(map(is_installed, ("litert_torch", "ai_edge_litert", "torch")))
+
+    def devices(self) -> list[str]:
+        """``["cpu"]``: this backend uses the interpreter's CPU kernels only."""
+        quiet_require("ai_edge_litert.interpreter", self.extra)
+        return ["cpu"]
+
+    def convert(self, workload: Workload, batch_size: int, workdir: Path) -> Path:
+        """Convert the workload for one batch size, or reuse the file already converted.
+
+        Args:
+            workload: Its model must be a ``torch.nn.Module``.
+            batch_size: The static batch size baked into the file.
+            workdir: Folder for the ``.tflite`` file (created if missing).
+
+        Returns:
+            Path of the ``.tflite`` file.
+
+        Raises:
+            BackendError: The conversion failed.
+        """
+        safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", workload.name)
+        path = Path(workdir) / f"{safe_name}-bs{batch_size}.tflite"
+        if path.is_file():
+            logger.debug("reusing %s", path)
+            return path
+        litert_torch = quiet_require("litert_torch", self.extra)
+        model = load_torch_model(workload, self.name)
+        args = torch_args(workload.inputs(batch_size))
+        logger.info("converting %r (batch size %d) to %s", workload.name, batch_size, path)
+        try:
+            # litert-torch prints a progress tree to stdout by default; a library call
+            # must not, so it is off unless the user asked for it in the environment.
+            with env_default("LITERT_TORCH_SHOW_PROGRESS", "n"):
+                edge_model = litert_torch.convert(model, args)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(path.name + ".partial")
+                edge_model.export(str(partial))
+            partial.replace(path)  # atomic: a crash never leaves a truncated model behind
+        except Exception as exc:
+            msg = (
+                f"tflite: converting workload {workload.name!r} (batch size {batch_size}) "
+                f"with litert-torch failed: {type(exc).__name__}: {exc}"
+            )
+            raise BackendError(msg) from exc
+        return path
+
+    def prepare(
+        self, workload: Workload, device: str, batch_size: int, workdir: Path
+    ) -> PreparedModel:
+        """Convert (or reuse) the ``.tflite`` file and load it in a LiteRT interpreter.
+
+        Raises:
+            DeviceUnavailableError: ``device`` is not ``"cpu"``.
+            BackendError: Conversion, loading, or the first input check failed.
+        """
+        if device != "cpu":
+            raise DeviceUnavailableError(f"tflite runs on 'cpu' only, not {device!r}")
+        interpreter_mod = quiet_require("ai_edge_litert.interpreter", self.extra)
+        path = self.convert(workload, batch_size, workdir)
+        threads = self.num_threads or _default_threads()
+        try:
+            interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+            runner = _Runner(interpreter)
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"tflite: loading {path} failed: {exc}") from exc
+
+        # Name tensors as the workload does: the file's names are generic (args_0, ...).
+        runner.inputs = _renamed(runner.inputs, workload.input_names)
+        runner.outputs = _renamed(runner.outputs, workload.output_names)
+
+        def predict(inputs: tuple[Array, ...]) -> list[Array]:
+            return runner.run(check_inputs(self.name, inputs, runner.inputs, _ALLOWED_CASTS))
+
+        bench_inputs = check_inputs(
+            self.name, workload.inputs(batch_size), runner.inputs, _ALLOWED_CASTS
+        )
+        info: dict[str, Any] = {
+            "converter": f"litert-torch {dist_version('litert-torch')}",
+            "runtime": f"ai-edge-litert {dist_version('ai-edge-litert')}",
+            "num_threads": threads,
+            "model_path": str(path),
+            "inputs": _describe(runner.inputs),
+            "outputs": _describe(runner.outputs),
+        }
+        return PreparedModel(
+            backend=self.name,
+            device=device,
+            batch_size=batch_size,
+            predict=predict,
+            bench_call=lambda: runner.run(bench_inputs),
+            timing_device="cpu",
+            model_size_bytes=path_size(path),
+            info=info,
+            close=runner.close,
+        )

@@ -1,0 +1,283 @@
+"""The Device contract: availability, synchronisation, per-sample timers and memory.
+
+A :class:`Device` is what the engine times a function on. It hides the four ways of
+knowing that a call has finished and how long it took:
+
+- **cpu**: the call returns when it is done; ``time.perf_counter_ns`` around it.
+- **cuda**: kernels are queued; device time from a pair of CUDA events per sample with
+  one synchronize at the end of a batch of samples, latency from
+  synchronize / clock / calls / synchronize / clock.
+- **mps**: likewise with ``torch.mps.event.Event`` and ``torch.mps.synchronize``.
+- **mlx**: arrays are lazy; every call's outputs are evaluated (``mx.eval``) inside the
+  timed region, then ``mx.synchronize()``.
+
+Timed regions hold nothing but the clock reads, the synchronisations and one call of a
+*call loop* (:func:`make_call_loop`): ``for _ in repeat(None, n): fn(*args, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
+from typing import Any, ClassVar, Literal
+
+from as_bench.devices._host_memory import MemoryTracker
+from as_bench.exceptions import DeviceUnavailableError
+from as_bench.measurement import TimerKind
+
+__all__ = ["CallLoop", "Device", "DeviceKind", "InvalidDeviceSpecError", "make_call_loop"]
+
+DeviceKind = Literal["cpu", "cuda", "mps", "mlx"]
+CallLoop = Callable[[int], None]
+"""``loop(n)`` makes ``n`` complete calls of the measured function and returns nothing."""
+
+VALID_FORMS = '"cpu", "cuda", "cuda:N" (N = 0, 1, ...), "mps", "mlx"'
+
+
+class InvalidDeviceSpecError(DeviceUnavailableError, ValueError):
+    """A device string that names no device as-bench knows (``"gpu"``, ``"cuda:x"``).
+
+    It is a :class:`DeviceUnavailableError` (so ``except AsBenchError`` catches it) and a
+    :class:`ValueError` (the argument is malformed).
+    """
+
+    def __init__(self, spec: object) -> None:
+        """Say what was given and which forms are valid."""
+        self.spec = spec
+        super().__init__(f"invalid device {spec!r}: valid forms are {VALID_FORMS}")
+
+
+def make_call_loop(
+    fn: Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    finish: Callable[[Any], Any] | None = None,
+) -> CallLoop:
+    """Build ``loop(n)``: ``n`` calls of ``fn(*args, **kwargs)`` with the least overhead.
+
+    The loop is specialised on whether there are arguments, so a timed region pays for
+    nothing but the calls (``itertools.repeat`` is the cheapest Python loop; timeit uses
+    it too).
+
+    Args:
+        fn: The function to call.
+        args: Positional arguments, bound once.
+        kwargs: Keyword arguments, bound once.
+        finish: Applied to every call's result inside the loop when the call is not
+            complete on return (MLX: ``mx.eval``); ``None`` when it is.
+    """
+    a = tuple(args)
+    kw = dict(kwargs or {})
+    if finish is not None:
+        return _finishing_loop(fn, a, kw, finish)
+    return _plain_loop(fn, a, kw)
+
+
+def _plain_loop(fn: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]) -> CallLoop:
+    if kw:
+
+        def loop(n: int) -> None:
+            for _ in repeat(None, n):
+                fn(*a, **kw)
+
+    elif a:
+
+        def loop(n: int) -> None:
+            for _ in repeat(None, n):
+                fn(*a)
+
+    else:
+
+        def loop(n: int) -> None:
+            for _ in repeat(None, n):
+                fn()
+
+    return loop
+
+
+def _finishing_loop(
+    fn: Callable[..., Any],
+    a: tuple[Any, ...],
+    kw: dict[str, Any],
+    finish: Callable[[Any], Any],
+) -> CallLoop:
+    if kw:
+
+        def loop(n: int) -> None:
+            for _ in repeat(None, n):
+                finish(fn(*a, **kw))
+
+    else:
+
+        def loop(n: int) -> None:
+            for _ in repeat(None, n):
+                finish(fn(*a))
+
+    return loop
+
+
+class Device(ABC):
+    """A place to run and time a function: ``cpu``, ``cuda:N``, ``mps`` or ``mlx``.
+
+    Get one with :func:`as_bench.devices.get_device`. Subclasses set the class
+    attributes and implement availability, synchronisation and memory; timers have
+    working defaults built on :meth:`synchronize`.
+
+    Attributes:
+        kind: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"mlx"``.
+        asynchronous: Whether a call may return before the work is done.
+        latency_timer: How :meth:`latency_samples` times (a ``TimingSeries.timer`` value).
+        latency_label: The label of latency series, for people.
+        device_timer: How :meth:`device_time_samples` times; ``None`` when the device has
+            no event timer (CPU, MLX).
+        device_label: The label of device-time series; ``None`` without an event timer.
+        extra: The as-bench extra that provides the library the device needs.
+    """
+
+    kind: ClassVar[DeviceKind]
+    asynchronous: ClassVar[bool] = False
+    latency_timer: ClassVar[TimerKind] = "sync_clock"
+    latency_label: ClassVar[str] = "latency (synchronised wall clock)"
+    device_timer: ClassVar[TimerKind | None] = None
+    device_label: ClassVar[str | None] = None
+    extra: ClassVar[str | None] = None
+
+    @property
+    def name(self) -> str:
+        """The normalised device string: ``"cpu"``, ``"cuda:0"``, ``"mps"``, ``"mlx"``."""
+        return self.kind
+
+    def __repr__(self) -> str:
+        """``Device('cuda:0')``."""
+        return f"{type(self).__name__}({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """Devices are equal when their names are."""
+        return isinstance(other, Device) and other.name == self.name
+
+    def __hash__(self) -> int:
+        """Hash of the name."""
+        return hash(self.name)
+
+    # -- availability ----------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this kind of device cannot be used here, or ``None`` when it can.
+
+        Cheap: never imports a library that is not installed.
+        """
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether this kind of device can be used on this machine (cheap)."""
+        return cls.unavailable_reason() is None
+
+    # -- running and timing ------------------------------------------------------------
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until all work queued on the device has finished (no-op on the CPU)."""
+
+    def make_call_loop(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> CallLoop:
+        """``loop(n)`` making ``n`` complete calls of ``fn`` on this device.
+
+        "Complete" means what a caller who needs the result waits for, short of the
+        final synchronisation: MLX evaluates every call's lazy outputs here.
+        """
+        return make_call_loop(fn, args, kwargs)
+
+    def latency_samples(self, loop: CallLoop, inner: int, count: int) -> list[int]:
+        """End-to-end samples: each ``sync, clock, loop(inner), sync, clock``.
+
+        Args:
+            loop: From :meth:`make_call_loop`.
+            inner: Calls per sample.
+            count: Samples to take.
+
+        Returns:
+            ``count`` durations in nanoseconds, each for ``inner`` calls.
+        """
+        sync = self.synchronize
+        clock = time.perf_counter_ns
+        out = [0] * count
+        for i in range(count):
+            sync()
+            t0 = clock()
+            loop(inner)
+            sync()
+            out[i] = clock() - t0
+        return out
+
+    def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
+        """Device-time samples from events: a pair per sample, one synchronize per batch.
+
+        Args:
+            loop: From :meth:`make_call_loop`.
+            inner: Calls per sample.
+            count: Samples to take.
+
+        Returns:
+            ``count`` durations in seconds, each for ``inner`` calls; ``None`` when the
+            device has no event timer.
+        """
+        return None
+
+    def timer_overhead_ns(self, loop: CallLoop, repeats: int = 51) -> float:
+        """Median cost of an empty latency sample: clock reads, syncs and ``loop(0)``.
+
+        This is what every latency sample pays on top of its calls; calibration sizes the
+        inner loop so that it stays a small fraction of a sample.
+        """
+        samples = sorted(self.latency_samples(loop, 0, repeats))
+        return float(samples[len(samples) // 2])
+
+    # -- memory ------------------------------------------------------------------------
+
+    def memory_tracker(self, poll_interval_s: float = 0.002) -> MemoryTracker:
+        """A tracker of host RSS (and this device's memory) for one measurement."""
+        return MemoryTracker(
+            poll_interval_s=poll_interval_s,
+            reset_device=self.reset_peak_memory,
+            poll_device=self.poll_memory if self.needs_memory_polling else None,
+            read_device=self.device_memory,
+        )
+
+    needs_memory_polling: ClassVar[bool] = False
+    """Whether device memory must be polled (no peak counter of its own: MPS)."""
+
+    def reset_peak_memory(self) -> None:
+        """Start a new peak of device memory (no-op without device memory)."""
+        return None
+
+    def poll_memory(self) -> None:
+        """Read device memory once and fold it into the peak (devices without counters)."""
+        return None
+
+    def device_memory(self) -> dict[str, int | None]:
+        """Device memory since :meth:`reset_peak_memory`.
+
+        Returns:
+            ``device_peak_allocated_bytes``, ``device_peak_reserved_bytes`` and
+            ``device_budget_bytes`` (``None`` where the device cannot tell), the
+            corresponding :class:`~as_bench.measurement.MemoryReport` fields.
+        """
+        return {
+            "device_peak_allocated_bytes": None,
+            "device_peak_reserved_bytes": None,
+            "device_budget_bytes": None,
+        }
+
+    # -- facts ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Facts about the device for results: its name, library versions, memory."""

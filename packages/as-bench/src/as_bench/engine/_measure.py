@@ -1,0 +1,223 @@
+"""One measurement in this process: cold call, warm-up, calibration, sampling, report.
+
+The phases, in order (``setup``, when given, runs untimed before each of them and before
+every sampling round):
+
+1. **Cold call**: the first call, timed alone (``cold_start_s``), never a sample.
+2. **Warm-up** (:mod:`._warmup`): single calls until the times are stable.
+3. **Calibration** (:mod:`._calibrate`): the inner loop for sub-millisecond calls.
+4. **Sampling** (:mod:`._sampling`): rounds of latency (and device-time) samples until
+   the median's confidence interval is narrow enough or time runs out.
+
+Host memory is sampled by a background thread during the cold call and the warm-up only
+(see :mod:`as_bench.devices._host_memory`); device peaks span the whole measurement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from as_bench.devices import Device
+from as_bench.engine._calibrate import Calibration, calibrate
+from as_bench.engine._sampling import SamplingOutcome, sample
+from as_bench.engine._threads import thread_settings, torch_threads
+from as_bench.engine._warmup import WarmupOutcome, warm_up
+from as_bench.engine.options import MeasureOptions
+from as_bench.exceptions import MeasurementError
+from as_bench.measurement import Measurement, MemoryReport, TimingSeries
+from as_bench.stats import summarize
+
+__all__ = ["describe_callable", "format_seconds", "run_measurement"]
+
+
+def describe_callable(fn: Callable[..., Any]) -> str:
+    """A short name for messages: ``module.qualname`` where there is one, else ``repr``."""
+    qualname = getattr(fn, "__qualname__", None)
+    module = getattr(fn, "__module__", None)
+    if isinstance(qualname, str):
+        return f"{module}.{qualname}" if isinstance(module, str) else qualname
+    return repr(fn)
+
+
+def format_seconds(seconds: float) -> str:
+    """``1.23 µs``, ``45.6 ms``, ``2.00 s``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _guarded_setup(setup: Callable[[], Any] | None) -> Callable[[], None] | None:
+    if setup is None:
+        return None
+
+    def run() -> None:
+        try:
+            setup()
+        except Exception as exc:
+            msg = f"setup {describe_callable(setup)} raised {type(exc).__name__}: {exc}"
+            raise MeasurementError(msg) from exc
+
+    return run
+
+
+def _series(label: str, timer: str, samples: list[float], level: float) -> TimingSeries:
+    return TimingSeries.model_validate(
+        {"label": label, "timer": timer, "samples_s": samples, "stats": summarize(samples, level)}
+    )
+
+
+def _series_warnings(series: TimingSeries, options: MeasureOptions) -> list[str]:
+    stats = series.stats
+    found = []
+    if stats.relative_iqr >= options.noise_rel_iqr:
+        found.append(
+            f"{series.label}: noisy: the IQR is {stats.relative_iqr:.1%} of the median "
+            f"(warning at {options.noise_rel_iqr:.0%}); close other programs, plug in the "
+            "power, or fix the CPU frequency"
+        )
+    # Tukey's fences of a very tight distribution flag samples 1% off the median; only
+    # outliers that are also far from the median in relative terms are worth a warning.
+    fence_low, fence_high = stats.q1 - 1.5 * stats.iqr, stats.q3 + 1.5 * stats.iqr
+    far = options.outlier_min_rel * abs(stats.median)
+    count = sum(
+        1
+        for x in series.samples_s
+        if (x < fence_low or x > fence_high) and abs(x - stats.median) > far
+    )
+    if count >= max(1.0, options.outlier_fraction * stats.n):
+        found.append(
+            f"{series.label}: {count} of {stats.n} samples ({count / stats.n:.0%}) are "
+            f"outliers (beyond Tukey's fences and over {options.outlier_min_rel:.0%} from "
+            "the median; kept): something else ran during the measurement"
+        )
+    return found
+
+
+def _warnings(
+    warm: WarmupOutcome,
+    cal: Calibration,
+    outcome: SamplingOutcome,
+    series: list[TimingSeries],
+    options: MeasureOptions,
+    threads_applied: bool,
+) -> list[str]:
+    found: list[str] = []
+    if not warm.report.stable:
+        diff = (
+            f"the medians of the last window's halves differ by {warm.relative_difference:.1%}"
+            if warm.relative_difference is not None
+            else "too few calls to compare"
+        )
+        found.append(
+            f"warm-up did not stabilise within warmup_max_time_s={options.warmup_max_time_s:g} s "
+            f"({diff}; tolerance {options.warmup_tolerance:.0%}): early samples may be slower"
+        )
+    if cal.overhead_ratio > options.max_overhead_ratio * options.overhead_warn_factor:
+        found.append(
+            f"timer and synchronisation overhead ({format_seconds(cal.overhead_s)}) is "
+            f"{cal.overhead_ratio:.3%} of a sample of {cal.inner_loops} call(s) (target "
+            f"{options.max_overhead_ratio:.2%}"
+            + (f"; held back by {cal.limited_by}" if cal.limited_by else "")
+            + ")"
+        )
+    if not outcome.converged:
+        found.append(f"did not converge: {outcome.stop_reason}")
+    for s in series:
+        found.extend(_series_warnings(s, options))
+    if options.threads is not None and not threads_applied:
+        found.append(
+            f"threads={options.threads} was recorded but not applied: torch is not imported "
+            "and thread pools that already started keep their size; use isolate=True"
+        )
+    return found
+
+
+def run_measurement(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    device: Device,
+    options: MeasureOptions,
+    setup: Callable[[], Any] | None = None,
+    *,
+    env_threads_applied: bool = False,
+) -> Measurement:
+    """Measure ``fn(*args, **kwargs)`` on ``device`` in this process.
+
+    Args:
+        fn: The function.
+        args: Its positional arguments.
+        kwargs: Its keyword arguments.
+        device: Where it runs.
+        options: How to measure.
+        setup: Called untimed before each phase and each sampling round.
+        env_threads_applied: The thread environment variables were set for this process
+            before it started (an isolated child).
+
+    Raises:
+        MeasurementError: ``fn`` or ``setup`` raised; the original is chained.
+    """
+    start = time.perf_counter()
+    name = describe_callable(fn)
+    loop = device.make_call_loop(fn, args, kwargs)
+    guarded = _guarded_setup(setup)
+    tracker = None
+    if options.track_memory:
+        tracker = device.memory_tracker(options.memory_poll_interval_s)
+    phase = "the cold call"
+    with torch_threads(options.threads) as torch_set:
+        threads = thread_settings(options.threads)
+        if tracker is not None:  # outside the try: its failures are not the function's
+            tracker.start()
+        try:
+            if guarded is not None:
+                guarded()
+            cold_ns = device.latency_samples(loop, 1, 1)[0]
+            phase = "warm-up"
+            if guarded is not None:
+                guarded()
+            warm = warm_up(device, loop, options)
+            if tracker is not None:
+                tracker.stop_sampling()
+            phase = "calibration"
+            if guarded is not None:
+                guarded()
+            cal = calibrate(device, loop, warm.per_call_s, options)
+            phase = "sampling"
+            outcome = sample(device, loop, cal.inner_loops, cal.sample_time_s, options, guarded)
+            memory = tracker.report() if tracker is not None else MemoryReport()
+        except MeasurementError:
+            raise
+        except Exception as exc:
+            msg = f"{name} raised {type(exc).__name__}: {exc} (during {phase} on {device.name})"
+            raise MeasurementError(msg) from exc
+        finally:
+            if tracker is not None:
+                tracker.stop_sampling()
+
+    level = options.ci_level
+    latency = _series(device.latency_label, device.latency_timer, outcome.latency_s, level)
+    device_time = None
+    if outcome.device_s is not None and device.device_timer is not None:
+        label = device.device_label or "device time"
+        device_time = _series(label, device.device_timer, outcome.device_s, level)
+    series = [latency] if device_time is None else [device_time, latency]
+    threads_applied = torch_set or env_threads_applied
+    return Measurement(
+        device=device.name,
+        latency=latency,
+        device_time=device_time,
+        cold_start_s=cold_ns * 1e-9,
+        warmup=warm.report,
+        inner_loops=cal.inner_loops,
+        converged=outcome.converged,
+        stop_reason=outcome.stop_reason,
+        total_seconds=time.perf_counter() - start,
+        memory=memory,
+        threads=threads,
+        isolated=False,
+        warnings=_warnings(warm, cal, outcome, series, options, threads_applied),
+    )

@@ -1,0 +1,132 @@
+"""Files of results: atomic writes and reads that name the file and the fault.
+
+A write goes to a temporary file in the target's folder, is flushed to disk, then renamed
+over the target with :meth:`pathlib.Path.replace` (``os.replace``): a reader sees the old
+file or the new one, never half of one, and a crash leaves at worst a stray hidden
+``*.tmp`` file that readers ignore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from as_bench.exceptions import CorruptResultError, ResultStoreError
+from as_bench.results._schema import BenchmarkResult, parse_result
+
+__all__ = [
+    "TEMP_SUFFIX",
+    "atomic_write",
+    "read_json",
+    "read_result_file",
+    "read_results_json",
+]
+
+logger = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself is durable only once the folder's entry is on disk. Not every
+    # platform can open a folder (Windows cannot); there the rename is as good as it gets.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` atomically: ``write`` fills a temporary file that then replaces it.
+
+    Args:
+        path: The file to create or replace.
+        write: Writes the content to the binary file object it is given.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ResultStoreError: The file could not be written (the message names it).
+    """
+    folder = path.parent
+    # A unique hidden name in the same folder (same file system, so the rename is atomic);
+    # "x" mode never reuses a name another writer holds, and respects the umask.
+    temp = folder / f".{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        with temp.open("xb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise ResultStoreError(f"could not write {path}: {exc}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def read_json(path: Path) -> object:
+    """Decode the JSON file ``path``.
+
+    Raises:
+        CorruptResultError: The file is empty, truncated, not UTF-8 or not JSON; the
+            reason gives the line and column where decoding stopped.
+        ResultStoreError: The file could not be read at all.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultStoreError(f"could not read {path}: {exc}") from exc
+    if not raw.strip():
+        raise CorruptResultError(path, "the file is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptResultError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = " (truncated?)" if exc.pos >= len(text.rstrip()) else ""
+        raise CorruptResultError(
+            path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}"
+        ) from exc
+
+
+def read_result_file(path: Path) -> BenchmarkResult:
+    """Read one result written by the store (a single JSON object).
+
+    Raises:
+        CorruptResultError: The file is not valid JSON or not a valid result.
+    """
+    return parse_result(read_json(path), path)
+
+
+def read_results_json(path: Path) -> list[BenchmarkResult]:
+    """Read a JSON file that holds one result object or a list of them (an export).
+
+    Raises:
+        CorruptResultError: The file is not valid JSON, or an item is not a valid result
+            (the reason starts with the item's index, e.g. ``[3].batch_size``).
+    """
+    data = read_json(path)
+    if isinstance(data, list):
+        return [parse_result(item, path, where=f"[{i}].") for i, item in enumerate(data)]
+    return [parse_result(data, path)]

@@ -1,0 +1,86 @@
+"""isolate=True: a fresh spawned process per measurement, results back as JSON."""
+
+from __future__ import annotations
+
+import operator
+import os
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+
+from as_bench.engine import MeasureOptions, measure
+from as_bench.exceptions import DeviceUnavailableError, MeasurementError
+
+
+def test_a_spawned_child_returns_a_measurement_with_threads_fixed() -> None:
+    before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    m = measure(time.sleep, 0.001, options=MeasureOptions.quick(isolate=True, threads=1))
+    assert m.isolated
+    assert m.device == "cpu"
+    assert 1e-3 <= m.latency.stats.median < 0.02  # time.sleep(0.001) sleeps at least 1 ms
+    assert m.threads["requested"] == 1
+    assert m.threads["OMP_NUM_THREADS"] == "1"
+    assert m.threads["MKL_NUM_THREADS"] == "1"
+    assert not any("not applied" in w for w in m.warnings)
+    # The parent's environment is left as it was.
+    assert {k: os.environ.get(k) for k in before} == before
+    assert m.memory.host_peak_rss_bytes is not None and m.memory.host_peak_rss_bytes > 0
+
+
+def test_the_childs_peak_rss_covers_its_allocations() -> None:
+    m = measure(np.ones, 25_000_000, options=MeasureOptions.quick(isolate=True))
+    assert m.isolated
+    assert m.memory.host_peak_rss_bytes is not None
+    assert m.memory.host_peak_rss_bytes >= 200_000_000
+
+
+def test_an_unpicklable_function_is_a_clear_error() -> None:
+    with pytest.raises(MeasurementError, match="must be picklable") as info:
+        measure(lambda: None, options=MeasureOptions.quick(isolate=True))
+    assert "module level" in str(info.value)
+
+
+def test_a_function_the_child_cannot_import_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A module that exists in this process only: pickle finds the function by reference
+    # here, the fresh child cannot import it (like a function in a script run as a file).
+    module = types.ModuleType("as_bench_tests_parent_only_module")
+
+    def parent_only() -> None:
+        pass
+
+    parent_only.__module__ = module.__name__
+    parent_only.__qualname__ = "parent_only"
+    module.parent_only = parent_only  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(MeasurementError, match="could not load the function") as info:
+        measure(parent_only, options=MeasureOptions.quick(isolate=True))
+    assert "as_bench_tests_parent_only_module" in str(info.value)
+
+
+def test_a_child_that_exits_gives_its_exit_code() -> None:
+    with pytest.raises(MeasurementError, match="exited with code 3"):
+        measure(os._exit, 3, options=MeasureOptions.quick(isolate=True))
+
+
+def test_an_exception_in_the_child_comes_back_with_its_traceback() -> None:
+    with pytest.raises(MeasurementError, match="ZeroDivisionError") as info:
+        measure(operator.truediv, 1, 0, options=MeasureOptions.quick(isolate=True))
+    assert "child traceback" in str(info.value)
+
+
+def test_a_child_that_runs_too_long_is_killed() -> None:
+    options = MeasureOptions.quick(isolate=True, isolate_timeout_s=3.0)
+    start = time.perf_counter()
+    with pytest.raises(MeasurementError, match="timed out after 3 s"):
+        measure(time.sleep, 30, options=options)
+    assert time.perf_counter() - start < 15
+
+
+def test_a_bad_device_fails_before_spawning() -> None:
+    with pytest.raises(DeviceUnavailableError, match="valid forms"):
+        measure(time.sleep, 0.001, device="tpu", options=MeasureOptions.quick(isolate=True))
