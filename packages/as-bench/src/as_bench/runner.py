@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ import numpy as np
 from as_bench.backends import Backend, OutputCheckResult, compare_outputs, evaluate, get_backend
 from as_bench.backends import available_backends as _available_backends
 from as_bench.engine import MeasureOptions, measure
-from as_bench.exceptions import AsBenchError, SuiteError
+from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError
 from as_bench.results import BenchmarkResult, GitInfo, OutputCheck, ResultStore, git_info
 from as_bench.suite import Suite
 from as_bench.workloads import Workload, get_workload
@@ -114,8 +115,7 @@ def plan(suite: Suite) -> tuple[list[Combination], list[Outcome]]:
     skipped: list[Outcome] = []
     for backend in _backends(suite):
         if not backend.is_available():
-            reason = f'not installed here: uv add "as-bench[{backend.extra}]"'
-            skipped.append(_skip(suite, backend.name, "-", reason))
+            skipped.append(_skip(suite, backend.name, "-", _unavailable_reason(backend)))
             continue
         try:
             usable = backend.devices()
@@ -134,6 +134,23 @@ def plan(suite: Suite) -> tuple[list[Combination], list[Outcome]]:
                 for size in suite.batch_sizes
             )
     return todo, skipped
+
+
+def _unavailable_reason(backend: Backend) -> str:
+    """Why a backend whose :meth:`~Backend.is_available` is false cannot run here."""
+    install = f'uv add "as-bench[{backend.extra}]"'
+    try:
+        # Cheap for an unavailable backend: its library is missing (MissingExtraError at
+        # once) or its platform check answers without importing it.
+        usable = backend.devices()
+    except MissingExtraError:
+        return f"not installed here: {install}"
+    except Exception as exc:  # a broken install: say what it said
+        return f"not usable here: {type(exc).__name__}: {exc}"
+    if not usable:
+        where = f"{platform.system()} {platform.machine()}"
+        return f"installed, but it cannot run on this platform ({where})"
+    return f"some of its libraries are missing: {install}"
 
 
 def _skip(suite: Suite, backend: str, device: str, reason: str) -> Outcome:
@@ -287,7 +304,9 @@ class _OutcomeRecord:
 def _iter_outcomes(
     suite: Suite, todo: list[Combination], context: dict[str, Any]
 ) -> Iterator[Outcome]:
-    workloads: dict[str, Workload] = {}
+    # A workload loads once; one that fails to load fails each of its combinations with
+    # the same error, without loading (or training) it again.
+    workloads: dict[str, Workload | Exception] = {}
     options = suite.measure.to_options()
     workdir = Path(tempfile.mkdtemp(prefix="as-bench-"))
     references = _References(workdir)
@@ -304,10 +323,15 @@ def _iter_outcomes(
                     yield _OutcomeRecord.from_json(text, combo)
                     continue
                 if combo.workload not in workloads:
-                    workloads[combo.workload] = get_workload(combo.workload)
-                yield _measure_one(
-                    combo, workloads[combo.workload], suite, options, references, workdir, context
-                )
+                    try:
+                        workloads[combo.workload] = get_workload(combo.workload)
+                    except Exception as exc:
+                        workloads[combo.workload] = exc
+                        raise
+                workload = workloads[combo.workload]
+                if isinstance(workload, Exception):
+                    raise workload
+                yield _measure_one(combo, workload, suite, options, references, workdir, context)
             except AsBenchError as exc:
                 logger.warning("%s failed: %s", combo.name, exc)
                 yield Outcome(combo, "failed", message=str(exc))

@@ -13,19 +13,27 @@ overrides under ``AS_BENCH__`` (``AS_BENCH__RESULTS_DIR=/data/results``,
     results_dir: results
 
 Precedence, highest first: command-line flags, environment, profile, file, defaults.
+Environment values of lists and mappings are JSON (``AS_BENCH__BATCH_SIZES='[1, 8]'``).
+
+Mistakes are caught when the suite loads, before anything runs, and reported by
+:func:`load_suite` as one :class:`~as_bench.exceptions.SuiteError` line that names the
+file, line and key (or the environment variable or argument) of each: an unknown key, a
+batch size below 1, an unknown backend, a workload that is neither a built-in name nor a
+``pkg.module:factory`` spec, ``measure.max_time_s`` below ``measure.min_time_s``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from as_bench.engine import MeasureOptions
-from as_bench.exceptions import SuiteError
+from as_bench.exceptions import SuiteError, WorkloadError
 from as_config import AsSettings, ConfigSection, load_settings
-from as_config.exceptions import AsConfigError
+from as_config.exceptions import AsConfigError, ConfigIssue, ConfigValidationError
 
 __all__ = ["DEFAULT_RESULTS_DIR", "MeasureSection", "Suite", "load_suite"]
 
@@ -37,6 +45,10 @@ class MeasureSection(ConfigSection):
 
     The defaults are short on purpose, so that the default suite finishes in minutes;
     a suite for decisions should raise ``max_time_s`` and lower ``target_rel_ci``.
+
+    ``max_time_s`` set below the default ``min_time_s`` (``--max-time 0.05``) lowers
+    ``min_time_s`` to it; setting both, the other way round, is an error. Likewise a
+    ``warmup_max_time_s`` below the engine's shortest warm-up shortens that warm-up.
 
     Attributes:
         min_samples: Samples to take at least.
@@ -56,13 +68,26 @@ class MeasureSection(ConfigSection):
     isolate: bool = False
     threads: int | None = Field(default=None, ge=1)
 
+    @model_validator(mode="after")
+    def _time_range(self) -> Self:
+        if self.max_time_s >= self.min_time_s:
+            return self
+        if "min_time_s" in self.model_fields_set:
+            msg = f"max_time_s ({self.max_time_s}) is below min_time_s ({self.min_time_s})"
+            raise ValueError(msg)
+        # Only the ceiling was given: a shorter run is what was asked for.
+        self.min_time_s = self.max_time_s
+        return self
+
     def to_options(self) -> MeasureOptions:
         """The engine options this section stands for."""
+        warmup_min = MeasureOptions.model_fields["warmup_min_time_s"].default
         return MeasureOptions(
             min_samples=self.min_samples,
             min_time_s=self.min_time_s,
             max_time_s=self.max_time_s,
             target_rel_ci=self.target_rel_ci,
+            warmup_min_time_s=min(warmup_min, self.warmup_max_time_s),
             warmup_max_time_s=self.warmup_max_time_s,
             threads=self.threads,
         )
@@ -76,12 +101,15 @@ class Suite(AsSettings):
         workloads: Built-in names (``mlp``, ``digits-cnn``, ``minilm``) or
             ``pkg.module:factory`` specs.
         backends: Backend names; empty means every backend installed here.
-        devices: Device names; empty means every device each backend can use here.
+        devices: Device names (``cpu``, ``cuda`` = ``cuda:0``, ``cuda:N``, ``mps``,
+            ``mlx``, and backend-specific ones such as ``coreml-ane``); empty means every
+            device each backend can use here.
         batch_sizes: Items per call.
         measure: Measurement settings.
         check_outputs: Compare each backend's outputs with eager PyTorch on the CPU.
         accuracy: Score each backend on the workload's held-out data, where it has some.
-        results_dir: The result store folder.
+        results_dir: The result store folder; ``~`` is expanded, and a relative path is
+            relative to the working directory (not to the suite file).
         tags: Free-form labels copied into every result.
     """
 
@@ -111,10 +139,47 @@ class Suite(AsSettings):
         from as_bench.backends import backend_names
 
         names = backend_names()
+        value = [name.strip().lower() for name in value]
         unknown = [name for name in value if name not in names]
         if unknown:
-            raise ValueError(f"unknown backend(s) {unknown}; known: {names}")
+            raise ValueError(f"unknown backend(s) {unknown} (known: {', '.join(names)})")
         return list(dict.fromkeys(value))
+
+    @field_validator("workloads")
+    @classmethod
+    def _workload_specs(cls, value: list[str]) -> list[str]:
+        # Cheap checks only (nothing is imported): a misspelt built-in or a malformed
+        # spec is a mistake in the suite, not a failure of one benchmark.
+        from as_bench.workloads import builtin_workloads
+        from as_bench.workloads._loader import parse_spec
+
+        value = [spec.strip() for spec in value]
+        for spec in value:
+            if spec in builtin_workloads():
+                continue
+            if ":" not in spec:
+                msg = (
+                    f"unknown workload {spec!r} (built-ins: {', '.join(builtin_workloads())}; "
+                    "a model of your own is 'pkg.module:factory')"
+                )
+                raise ValueError(msg)
+            try:
+                parse_spec(spec)
+            except WorkloadError as exc:
+                raise ValueError(str(exc)) from None
+        return list(dict.fromkeys(value))
+
+    @field_validator("results_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, value: list[str]) -> list[str]:
+        aliases = {"cuda": "cuda:0", "cpu:0": "cpu", "mps:0": "mps"}
+        names = [name.strip().lower() for name in value]
+        return list(dict.fromkeys(aliases.get(name, name) for name in names))
 
 
 def load_suite(
@@ -126,10 +191,33 @@ def load_suite(
     """Read a suite file (or only the environment and defaults when ``path`` is None).
 
     Raises:
-        SuiteError: The file is missing, malformed or invalid; the message names the file,
-            the key and the line, as as-config reports them.
+        SuiteError: The file is missing, malformed or invalid. The message is one line
+            that names, for each problem, the file, line and key (or the environment
+            variable or argument), as as-config reports them. Its ``hint`` attribute says
+            what to do (the CLI prints it); the as-config error is its ``__cause__``.
     """
     try:
         return load_settings(Suite, path, profile=profile, overrides=overrides)
+    except ConfigValidationError as exc:
+        problems = "; ".join(_issue_line(issue) for issue in exc.issues)
+        hint = "fix the value at the place named: the file and line, the variable or the option"
+        raise _SuiteLoadError(f"invalid suite: {problems}", hint) from exc
     except AsConfigError as exc:
-        raise SuiteError(str(exc)) from exc
+        raise _SuiteLoadError(str(exc), exc.hint) from exc
+
+
+class _SuiteLoadError(SuiteError):
+    """A :class:`SuiteError` that carries as-config's ``hint``, which the CLI prints."""
+
+    def __init__(self, message: str, hint: str | None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _issue_line(issue: ConfigIssue) -> str:
+    # pydantic prefixes a validator's own message with "Value error, ": noise here.
+    reason = issue.reason.removeprefix("Value error, ")
+    key = issue.key or "<top level>"
+    if issue.path is not None and issue.source:
+        return f"{issue.source}: {key}: {reason}"
+    return f"{key}: {reason}" + (f" (from {issue.source})" if issue.source else "")
