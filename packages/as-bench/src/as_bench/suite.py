@@ -7,7 +7,7 @@ overrides under ``AS_BENCH__`` (``AS_BENCH__RESULTS_DIR=/data/results``,
     name: nightly
     workloads: [mlp, digits-cnn, mypkg.models:factory]
     backends: [torch, onnxruntime]      # empty or absent: every backend installed here
-    devices: [cpu, mps]                 # empty or absent: every device each backend can use
+    devices: [cpu, mps, mlx]            # empty or absent: every device each backend can use
     batch_sizes: [1, 8, 32]
     measure: {max_time_s: 5, target_rel_ci: 0.01, isolate: true, threads: 4}
     results_dir: results

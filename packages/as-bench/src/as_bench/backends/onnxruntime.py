@@ -51,10 +51,16 @@ class _DropFoldingNoise(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Evaluation failed")
+        message = record.getMessage()
+        # The exporter also says, four times per export, that it skips torchvision's ops
+        # because torchvision is not installed: true, and irrelevant to these models.
+        return not (
+            message.startswith("Evaluation failed") or message.startswith("torchvision is not")
+        )
 
 
 _FOLDING_LOGGER = "onnxscript.optimizer._constant_folding"
+_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
 
 
 class OnnxRuntimeBackend(Backend):
@@ -164,7 +170,8 @@ class OnnxRuntimeBackend(Backend):
     ) -> None:
         torch = quiet_require("torch", self.extra)
         noise = _DropFoldingNoise()
-        logging.getLogger(_FOLDING_LOGGER).addFilter(noise)
+        for name in (_FOLDING_LOGGER, _REGISTRATION_LOGGER):
+            logging.getLogger(name).addFilter(noise)
         try:
             with warnings.catch_warnings():
                 # Inputs that share the batch Dim make the exporter warn that it names the axis
@@ -191,7 +198,8 @@ class OnnxRuntimeBackend(Backend):
             )
             raise BackendError(msg) from exc
         finally:
-            logging.getLogger(_FOLDING_LOGGER).removeFilter(noise)
+            for name in (_FOLDING_LOGGER, _REGISTRATION_LOGGER):
+                logging.getLogger(name).removeFilter(noise)
 
     def prepare(
         self, workload: Workload, device: str, batch_size: int, workdir: Path
