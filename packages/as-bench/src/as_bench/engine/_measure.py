@@ -21,6 +21,7 @@ from typing import Any
 
 from as_bench.devices import Device
 from as_bench.engine._calibrate import Calibration, calibrate
+from as_bench.engine._contention import ContentionMeter
 from as_bench.engine._sampling import SamplingOutcome, sample
 from as_bench.engine._threads import thread_settings, torch_threads
 from as_bench.engine._warmup import WarmupOutcome, warm_up
@@ -168,6 +169,8 @@ def run_measurement(
     if options.track_memory:
         tracker = device.memory_tracker(options.memory_poll_interval_s)
     phase = "the cold call"
+    contention = ContentionMeter()
+    contention.start()
     with torch_threads(options.threads) as torch_set:
         threads = thread_settings(options.threads)
         if tracker is not None:  # outside the try: its failures are not the function's
@@ -206,6 +209,10 @@ def run_measurement(
         device_time = _series(label, device.device_timer, outcome.device_s, level)
     series = [latency] if device_time is None else [device_time, latency]
     threads_applied = torch_set or env_threads_applied
+    found = _warnings(warm, cal, outcome, series, options, threads_applied)
+    busy = contention.warning()
+    if busy is not None:
+        found.append(busy)
     return Measurement(
         device=device.name,
         latency=latency,
@@ -219,5 +226,5 @@ def run_measurement(
         memory=memory,
         threads=threads,
         isolated=False,
-        warnings=_warnings(warm, cal, outcome, series, options, threads_applied),
+        warnings=found,
     )
