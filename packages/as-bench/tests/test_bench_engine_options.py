@@ -11,7 +11,7 @@ from as_bench.engine import MeasureOptions
 def test_defaults_are_the_documented_ones() -> None:
     o = MeasureOptions()
     assert (o.warmup_min_iters, o.warmup_min_time_s, o.warmup_max_time_s) == (3, 0.05, 2.0)
-    assert (o.min_samples, o.min_time_s, o.max_time_s) == (10, 0.2, 5.0)
+    assert (o.min_samples, o.min_time_s, o.max_time_s) == (10, 1.0, 5.0)
     assert (o.target_rel_ci, o.ci_level, o.max_overhead_ratio) == (0.01, 0.95, 1e-4)
     assert o.max_sample_time_s == 0.1 and o.max_inner_loops >= 1000
     assert not o.isolate and o.threads is None and o.inner_loops is None

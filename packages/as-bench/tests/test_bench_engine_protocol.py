@@ -11,7 +11,7 @@ import itertools
 import time
 from typing import ClassVar
 
-from as_bench.devices import CallLoop, CpuDevice
+from as_bench.devices import CallLoop, CpuDevice, Device
 from as_bench.engine import MeasureOptions, measure
 from as_bench.measurement import TimerKind
 
@@ -40,7 +40,8 @@ class EventTimedCpu(CpuDevice):
 
     def latency_samples(self, loop: CallLoop, inner: int, count: int) -> list[int]:
         self.log.append(("latency", count))
-        return super().latency_samples(loop, inner, count)
+        # The generic (asynchronous-aware) protocol, not the CPU's sync-free shortcut.
+        return Device.latency_samples(self, loop, inner, count)
 
     def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
         self.log.append(("device", count))
@@ -93,3 +94,25 @@ def test_device_time_can_be_turned_off() -> None:
     m = measure(busy_wait, 1e-4, device=device, options=MeasureOptions.quick(device_time=False))
     assert m.device_time is None
     assert all(kind == "latency" for kind, _ in device.log)
+
+
+def test_latency_on_an_asynchronous_device_synchronises_every_call() -> None:
+    # A latency sample of n calls must be n synchronised calls, not n launches and one
+    # sync: otherwise a GPU's "latency" is really its throughput.
+    device = EventTimedCpu()
+    loop = device.make_call_loop(busy_wait, (1e-6,))
+    device.syncs = 0
+    device.latency_samples(loop, 5, 3)
+    assert device.syncs == 3 * (5 + 2)
+
+
+def test_latency_on_a_synchronous_device_runs_calls_back_to_back() -> None:
+    device = EventTimedCpu()
+    type(device).asynchronous = False
+    try:
+        loop = device.make_call_loop(busy_wait, (1e-6,))
+        device.syncs = 0
+        device.latency_samples(loop, 5, 3)
+        assert device.syncs == 3 * 2
+    finally:
+        type(device).asynchronous = True

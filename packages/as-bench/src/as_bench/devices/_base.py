@@ -196,7 +196,13 @@ class Device(ABC):
         return make_call_loop(fn, args, kwargs)
 
     def latency_samples(self, loop: CallLoop, inner: int, count: int) -> list[int]:
-        """End-to-end samples: each ``sync, clock, loop(inner), sync, clock``.
+        """End-to-end samples: ``sync, clock, (call, sync) x inner, clock``.
+
+        On an asynchronous device every call is followed by its own synchronize, so a
+        sample divided by ``inner`` is the latency of one synchronised call (what a
+        caller that needs the result waits for), not the throughput of back-to-back
+        launches; the inner loop only spreads the clock reads' cost over ``inner`` calls.
+        On a synchronous device the calls run back to back.
 
         Args:
             loop: From :meth:`make_call_loop`.
@@ -208,11 +214,19 @@ class Device(ABC):
         """
         sync = self.synchronize
         clock = time.perf_counter_ns
+        body = loop
+        if self.asynchronous and inner > 1:
+
+            def body(n: int) -> None:
+                for _ in repeat(None, n):
+                    loop(1)
+                    sync()
+
         out = [0] * count
         for i in range(count):
             sync()
             t0 = clock()
-            loop(inner)
+            body(inner)
             sync()
             out[i] = clock() - t0
         return out
