@@ -24,7 +24,13 @@ from rich.table import Table
 from rich.traceback import Traceback
 
 from as_bench._version import __version__
-from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError, WorkloadError
+from as_bench.exceptions import (
+    AsBenchError,
+    MissingExtraError,
+    SuiteError,
+    ThresholdError,
+    WorkloadError,
+)
 
 __all__ = ["app", "main"]
 
@@ -44,7 +50,7 @@ _stdout = Console(soft_wrap=True, highlight=False, emoji=False)
 _stderr = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 # as-bench errors that mean "what you typed is wrong" rather than "it did not work".
-USAGE_ERRORS: tuple[type[AsBenchError], ...] = (SuiteError, WorkloadError)
+USAGE_ERRORS: tuple[type[AsBenchError], ...] = (SuiteError, ThresholdError, WorkloadError)
 
 
 @dataclass
@@ -187,6 +193,84 @@ def run(
     # Progress and per-benchmark lines go to stderr, so that --json stdout stays clean.
     report = run_with_progress(suite, _stderr if json_output else _stdout)
     return print_report(report, _stderr if json_output else _stdout, as_json=json_output)
+
+
+@app.command()
+def compare(
+    base: Annotated[
+        Path, typer.Argument(help="Baseline: a result file, an export or a store folder.")
+    ],
+    new: Annotated[
+        Path, typer.Argument(help="Candidate: a result file, an export or a store folder.")
+    ],
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="Fail on a significant regression beyond this: median:5%, mean:3%, "
+            "p95:10%, median:2ms (repeat).",
+        ),
+    ] = None,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option("--thresholds", help="Per-benchmark thresholds (YAML, JSON or TOML)."),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level of the Mann-Whitney U test.")
+    ] = 0.05,
+    min_effect: Annotated[
+        float,
+        typer.Option("--min-effect", help="Smallest relative change reported as a change."),
+    ] = 0.01,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON.")
+    ] = False,
+) -> int:
+    """Compare two sets of results per benchmark; with --fail-on, gate on regressions."""
+    from as_bench._cli_compare import run_compare
+
+    return run_compare(
+        base,
+        new,
+        fail_on=fail_on or [],
+        thresholds=thresholds,
+        alpha=alpha,
+        min_effect=min_effect,
+        json_output=json_output,
+        console=_stdout,
+    )
+
+
+@app.command()
+def plot(
+    results: Annotated[Path, typer.Argument(help="Results: a store folder or an export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", "-f", help="png, svg or pdf (repeat; default png)."),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Also plot the comparison with these results.")
+    ] = None,
+) -> int:
+    """Draw latency distributions, throughput, memory and the accuracy-latency-size Pareto."""
+    from as_bench._cli_plot import run_plot
+
+    return run_plot(results, out, formats=fmt or ["png"], baseline=baseline, console=_stdout)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Results: a store folder or an export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md and report.html.")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Compare against these results too.")
+    ] = None,
+) -> int:
+    """Write a Markdown and a self-contained HTML report with a recommendation per workload."""
+    from as_bench._cli_report import run_report
+
+    return run_report(results, out, baseline=baseline, console=_stdout)
 
 
 def _hint(exc: BaseException) -> str:

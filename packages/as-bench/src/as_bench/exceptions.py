@@ -12,6 +12,7 @@ subclass also derives from the built-in exception a caller would expect, so
     ├── MeasurementError (RuntimeError)        the function under test failed or timed out
     ├── WorkloadError (ValueError)             a workload spec or factory is wrong
     ├── SuiteError (ValueError)                a suite file or flag combination is wrong
+    ├── ThresholdError (ValueError)            a --fail-on expression or thresholds file is wrong
     ├── ProbeError (RuntimeError)              hardware facts could not be parsed
     └── ResultStoreError (OSError)             the result store could not be read or written
         └── CorruptResultError (ValueError)    one stored result file is corrupt
@@ -32,6 +33,7 @@ __all__ = [
     "ProbeError",
     "ResultStoreError",
     "SuiteError",
+    "ThresholdError",
     "WorkloadError",
 ]
 
@@ -76,6 +78,16 @@ class WorkloadError(AsBenchError, ValueError):
 
 class SuiteError(AsBenchError, ValueError):
     """A suite file or a combination of ``as-bench run`` flags is wrong."""
+
+
+class ThresholdError(AsBenchError, ValueError):
+    """A regression threshold (``--fail-on``), a thresholds file or a gate setting is wrong.
+
+    The message names the bad text (and the file and key, for a thresholds file) and the
+    forms that are accepted.
+    """
+
+    hint = "thresholds look like median:5%, mean:3%, p95:10% or median:2ms"
 
 
 class ProbeError(AsBenchError, RuntimeError):

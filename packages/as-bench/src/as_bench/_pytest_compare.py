@@ -1,0 +1,168 @@
+"""The pytest plugin's regression gate: ``--as-bench-compare`` and ``--as-bench-fail-on``.
+
+The comparison is :func:`as_bench.compare.compare_results`, the one ``as-bench compare``
+runs, so a gate in pytest and a gate in CI scripts agree on the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from as_bench._format import format_seconds
+from as_bench._pytest_session import Line, format_table
+from as_bench.compare import (
+    BenchmarkComparison,
+    Comparison,
+    ThresholdSet,
+    compare_results,
+    load_side,
+    parse_threshold,
+)
+from as_bench.exceptions import AsBenchError, ThresholdError
+from as_bench.results import BenchmarkResult
+
+__all__ = ["Gate", "load_baseline", "parse_fail_on", "run_gate"]
+
+
+def parse_fail_on(expressions: Sequence[str]) -> ThresholdSet:
+    """The ``--as-bench-fail-on`` expressions as the default thresholds of every benchmark.
+
+    Raises:
+        pytest.UsageError: An expression does not parse; the message quotes it and lists
+            the accepted forms.
+    """
+    thresholds = []
+    for text in expressions:
+        try:
+            thresholds.append(parse_threshold(text))
+        except ThresholdError as exc:
+            raise pytest.UsageError(f"as-bench: --as-bench-fail-on {text!r}: {exc}") from exc
+    return ThresholdSet(default=thresholds)
+
+
+def load_baseline(path: Path) -> list[BenchmarkResult]:
+    """Read the baseline as ``as-bench compare`` reads a side.
+
+    Raises:
+        pytest.UsageError: It is missing, empty, corrupt or of an unknown format.
+    """
+    try:
+        return load_side(path)
+    except AsBenchError as exc:
+        raise pytest.UsageError(f"as-bench: --as-bench-compare {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The session's results compared with the baseline, and the gate's verdict.
+
+    Attributes:
+        baseline: Where the baseline came from.
+        comparison: The comparison of the benchmarks this session measured.
+        thresholds: The ``--as-bench-fail-on`` thresholds; ``None`` when not gating.
+        rootpath: pytest's rootdir, which the benchmarks' names (node ids) are relative to.
+    """
+
+    baseline: Path
+    comparison: Comparison
+    thresholds: ThresholdSet | None
+    rootpath: Path
+
+    @property
+    def failures(self) -> list[BenchmarkComparison]:
+        """The benchmarks that regressed beyond a threshold."""
+        return self.comparison.failures
+
+    def lines(self) -> list[Line]:
+        """The terminal summary lines, each with its markup.
+
+        Warnings first, then the table, the benchmarks without a baseline, and the
+        verdict naming each failing benchmark with its reasons.
+        """
+        comparison = self.comparison
+        count = len(comparison.items)
+        head = f"as-bench: {count} benchmark(s) compared with {self.baseline}"
+        if comparison.geomean_ratio is not None:
+            head += f" (geometric mean of ratios {comparison.geomean_ratio:.3f})"
+        lines: list[Line] = [(head, {})]
+        lines.extend(
+            (f"warning: {text}", {"yellow": True}) for text in comparison.environment_warnings
+        )
+        if comparison.items:
+            lines.extend((row, {}) for row in _comparison_table(comparison.items))
+        if comparison.only_in_new:
+            names = ", ".join(comparison.only_in_new)
+            lines.append((f"not in the baseline (not compared): {names}", {}))
+        if not comparison.items:
+            lines.append((_NOTHING_MATCHED.format(rootdir=self.rootpath), {"yellow": True}))
+        if self.thresholds is None:
+            return lines
+        gate = ", ".join(str(t) for t in self.thresholds.default)
+        failures = self.failures
+        if not failures:
+            lines.append((f"as-bench gate passed (--as-bench-fail-on {gate})", {"green": True}))
+            return lines
+        lines.append(
+            (
+                f"as-bench gate FAILED (--as-bench-fail-on {gate}): "
+                f"{len(failures)} benchmark(s) regressed:",
+                {"red": True, "bold": True},
+            )
+        )
+        for item in failures:
+            lines.append((f"  {item.benchmark}: {'; '.join(item.reasons)}", {"red": True}))
+        return lines
+
+
+# pytest sets the rootdir before plugins' options are known, so an existing folder given
+# as `--as-bench-compare PATH` (with a space) counts as a test path and can move it.
+_NOTHING_MATCHED = (
+    "warning: no benchmark of this session is in the baseline. Names are pytest node ids, "
+    "relative to the rootdir ({rootdir}); if the baseline came from these tests, its run "
+    "had another rootdir: pin it with --rootdir or a pytest config file, and write "
+    "--as-bench-compare=PATH (with '=') so that pytest does not take PATH for a test path"
+)
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:+.1f}%"
+
+
+def _comparison_table(items: Sequence[BenchmarkComparison]) -> list[str]:
+    rows: list[tuple[str, ...]] = [("benchmark", "base", "new", "change", "95% CI", "p", "verdict")]
+    for item in items:
+        verdict = "FAILED" if item.failed else item.change
+        rows.append(
+            (
+                item.benchmark,
+                format_seconds(item.base_median_s),
+                format_seconds(item.new_median_s),
+                _percent(item.ratio - 1),
+                f"[{_percent(item.ratio_ci_low - 1)}, {_percent(item.ratio_ci_high - 1)}]",
+                f"{item.p_value:.2g}",
+                verdict,
+            )
+        )
+    return format_table(rows)
+
+
+def run_gate(
+    baseline_path: Path,
+    baseline: Sequence[BenchmarkResult],
+    results: Sequence[BenchmarkResult],
+    thresholds: ThresholdSet | None,
+    rootpath: Path,
+) -> Gate:
+    """Compare the session's results with the baseline's results of the same benchmarks.
+
+    Baseline benchmarks this session did not measure (tests deselected with ``-k``, say)
+    are left out rather than reported missing: a partial run gates what it ran.
+    """
+    measured = {result.benchmark for result in results}
+    base = [result for result in baseline if result.benchmark in measured]
+    comparison = compare_results(base, results, thresholds=thresholds)
+    return Gate(baseline_path, comparison, thresholds, rootpath)

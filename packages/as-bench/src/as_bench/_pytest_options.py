@@ -1,0 +1,186 @@
+"""The pytest plugin's command-line options and when measurements are disabled.
+
+This module is imported in every pytest run where as-bench is installed (the plugin loads
+through its ``pytest11`` entry point), so it imports only the standard library and
+pytest; the engine, the store and the comparison are imported where an option asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = [
+    "DISABLE_MESSAGE",
+    "XDIST_MESSAGE",
+    "PluginSettings",
+    "add_options",
+    "disabled_reason",
+    "is_xdist_worker",
+    "read_settings",
+    "xdist_active",
+]
+
+XDIST_MESSAGE = "as-bench: measurements disabled under pytest-xdist (-n); run benchmarks without -n"
+DISABLE_MESSAGE = (
+    "as-bench: measurements disabled by --as-bench-disable; "
+    "each benchmarked function ran once, unmeasured"
+)
+
+# Flag dest -> the MeasureOptions field it sets.
+_MEASURE_FLAGS = {
+    "as_bench_max_time": "max_time_s",
+    "as_bench_min_time": "min_time_s",
+    "as_bench_target_ci": "target_rel_ci",
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--as-bench-*`` options in their own help group."""
+    group = parser.getgroup("as-bench", "as-bench measurements (the as_bench fixture)")
+    group.addoption(
+        "--as-bench-store",
+        metavar="DIR",
+        default=None,
+        help="append every measurement of the session to the as-bench result store in DIR",
+    )
+    group.addoption(
+        "--as-bench-compare",
+        metavar="BASELINE",
+        default=None,
+        help="compare the session's measurements with a baseline: a store folder or a "
+        "results file (.json)",
+    )
+    group.addoption(
+        "--as-bench-fail-on",
+        metavar="EXPR",
+        action="append",
+        default=[],
+        help="fail the run on a significant regression beyond EXPR, as `as-bench compare "
+        "--fail-on`: median:5%%, mean:3%%, p95:10%%, median:2ms (repeatable; needs "
+        "--as-bench-compare)",
+    )
+    group.addoption(
+        "--as-bench-max-time",
+        metavar="S",
+        type=float,
+        default=None,
+        help="seconds of sampling per measurement at most (MeasureOptions.max_time_s)",
+    )
+    group.addoption(
+        "--as-bench-min-time",
+        metavar="S",
+        type=float,
+        default=None,
+        help="seconds of sampling per measurement at least (MeasureOptions.min_time_s)",
+    )
+    group.addoption(
+        "--as-bench-target-ci",
+        metavar="F",
+        type=float,
+        default=None,
+        help="stop sampling when the median's CI is within this fraction (0.01 = ±1%%)",
+    )
+    group.addoption(
+        "--as-bench-isolate",
+        action="store_true",
+        default=False,
+        help="measure each function in a fresh process (it must be picklable)",
+    )
+    group.addoption(
+        "--as-bench-quick",
+        action="store_true",
+        default=False,
+        help="start from MeasureOptions.quick() (±5%% CI, about half a second) instead of "
+        "the defaults",
+    )
+    group.addoption(
+        "--as-bench-disable",
+        action="store_true",
+        default=False,
+        help="do not measure: each benchmarked function runs once (as under pytest-xdist)",
+    )
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """What the ``--as-bench-*`` options asked for in this session.
+
+    Attributes:
+        store: The result store folder, or ``None``.
+        baseline: The baseline to compare with, or ``None``.
+        fail_on: ``--as-bench-fail-on`` expressions, unparsed.
+        measure: MeasureOptions fields set by flags.
+        quick: Start from ``MeasureOptions.quick()``.
+        disabled: Why measurements are off (the message to print), or ``None``.
+        given: Whether any ``--as-bench-*`` option was given.
+    """
+
+    store: Path | None = None
+    baseline: Path | None = None
+    fail_on: tuple[str, ...] = ()
+    measure: dict[str, object] = field(default_factory=dict)
+    quick: bool = False
+    disabled: str | None = None
+    given: bool = False
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker (xdist gives workers ``workerinput``)."""
+    return hasattr(config, "workerinput")
+
+
+def xdist_active(config: pytest.Config) -> bool:
+    """Whether tests run in pytest-xdist workers: in a worker, or a controller with workers.
+
+    ``-n 0`` runs the tests in-process, so it does not count.
+    """
+    if is_xdist_worker(config):
+        return True
+    if not config.pluginmanager.hasplugin("xdist"):
+        return False
+    return bool(config.getoption("numprocesses", None)) or bool(config.getoption("tx", None))
+
+
+def disabled_reason(config: pytest.Config) -> str | None:
+    """The message saying why measurements are off in this session, or ``None``.
+
+    Under pytest-xdist, workers share the machine's cores, so measurements would compete
+    with each other and with other tests: they are off. ``--as-bench-disable`` takes the
+    same path on purpose (and lets the tests exercise it without xdist).
+    """
+    if xdist_active(config):
+        return XDIST_MESSAGE
+    if config.getoption("as_bench_disable", False):
+        return DISABLE_MESSAGE
+    return None
+
+
+def read_settings(config: pytest.Config) -> PluginSettings:
+    """Read the ``--as-bench-*`` options; nothing is validated or loaded here."""
+    store = config.getoption("as_bench_store", None)
+    baseline = config.getoption("as_bench_compare", None)
+    fail_on = tuple(config.getoption("as_bench_fail_on", None) or ())
+    measure: dict[str, object] = {}
+    for dest, name in _MEASURE_FLAGS.items():
+        value = config.getoption(dest, None)
+        if value is not None:
+            measure[name] = value
+    if config.getoption("as_bench_isolate", False):
+        measure["isolate"] = True
+    quick = bool(config.getoption("as_bench_quick", False))
+    explicit_off = bool(config.getoption("as_bench_disable", False))
+    given = bool(store or baseline or fail_on or measure or quick or explicit_off)
+    # Relative paths are taken from where pytest was started, as a user would expect.
+    here = config.invocation_params.dir
+    return PluginSettings(
+        store=here / store if store else None,
+        baseline=here / baseline if baseline else None,
+        fail_on=fail_on,
+        measure=measure,
+        quick=quick,
+        disabled=disabled_reason(config),
+        given=given,
+    )

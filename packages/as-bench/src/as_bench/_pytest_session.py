@@ -1,0 +1,253 @@
+"""What the pytest plugin keeps for a session: options, results, the store, the gate.
+
+Imported only when a test uses the ``as_bench`` fixture or an ``--as-bench-*`` option is
+given; :mod:`as_bench.pytest_plugin` itself stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pydantic import ValidationError
+
+from as_bench._format import format_seconds
+from as_bench._pytest_options import PluginSettings
+from as_bench.engine import MeasureOptions
+from as_bench.results import BenchmarkResult, GitInfo, ResultStore, git_info
+
+if TYPE_CHECKING:
+    from as_bench._pytest_compare import Gate
+    from as_bench._pytest_fixture import MeasuredCall
+    from as_bench.compare import ThresholdSet
+
+__all__ = ["BenchSession", "Line", "build_options", "format_table"]
+
+logger = logging.getLogger(__name__)
+
+Line = tuple[str, dict[str, bool]]
+"""A line of the terminal summary and its markup (``{"red": True}``)."""
+
+
+def build_options(base: MeasureOptions, overrides: Mapping[str, object]) -> MeasureOptions:
+    """``base`` with ``overrides`` applied, validated.
+
+    A shorter ``max_time_s`` given without ``min_time_s`` also lowers ``min_time_s`` (1 s
+    by default), so ``--as-bench-max-time 0.3`` shortens runs rather than failing.
+
+    Raises:
+        ValidationError: The combination is not valid (see :class:`MeasureOptions`).
+    """
+    data: dict[str, Any] = base.model_dump()
+    data.update(overrides)
+    if "max_time_s" in overrides and "min_time_s" not in overrides:
+        max_time = data["max_time_s"]
+        if isinstance(max_time, int | float):
+            data["min_time_s"] = min(data["min_time_s"], max_time)
+    return MeasureOptions.model_validate(data)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{loc}: {error['msg']}" if loc else str(error["msg"]))
+    return "; ".join(parts)
+
+
+class BenchSession:
+    """The plugin's state for one pytest session (kept in ``config.stash``).
+
+    Attributes:
+        settings: What the ``--as-bench-*`` options asked for.
+        results: Every result measured in this session, in order.
+        unmeasured_calls: Fixture calls that ran their function once without measuring
+            (pytest-xdist, ``--as-bench-disable``); on an xdist controller, the workers'.
+        gate: The comparison with the baseline, once :meth:`finish` ran with a baseline.
+    """
+
+    def __init__(self, settings: PluginSettings, rootpath: Path) -> None:
+        """Check the options and load the baseline, before any test runs.
+
+        Raises:
+            pytest.UsageError: An option is wrong: an ``--as-bench-fail-on`` expression
+                that does not parse, ``--as-bench-fail-on`` without a baseline, a baseline
+                that cannot be read, or flags that make no valid MeasureOptions.
+        """
+        self.settings = settings
+        self.results: list[BenchmarkResult] = []
+        self.unmeasured_calls = 0
+        self.gate: Gate | None = None
+        self._rootpath = rootpath
+        self._context: tuple[dict[str, Any], GitInfo | None] | None = None
+        self._store: ResultStore | None = None
+        self._baseline: list[BenchmarkResult] = []
+        self._base_options = self._check_measure_flags()
+        self._thresholds = self._check_fail_on()
+        if settings.disabled is None:
+            self._baseline = self._load_baseline()
+
+    @property
+    def disabled(self) -> str | None:
+        """Why measurements are off (the message to print once), or ``None``."""
+        return self.settings.disabled
+
+    def _check_measure_flags(self) -> MeasureOptions:
+        base = MeasureOptions.quick() if self.settings.quick else MeasureOptions()
+        try:
+            return build_options(base, self.settings.measure)
+        except ValidationError as exc:
+            raise pytest.UsageError(
+                f"as-bench: the --as-bench-* measurement options are not valid together: "
+                f"{_validation_text(exc)}"
+            ) from exc
+
+    def _check_fail_on(self) -> ThresholdSet | None:
+        if not self.settings.fail_on:
+            return None
+        if self.settings.baseline is None:
+            raise pytest.UsageError(
+                "as-bench: --as-bench-fail-on needs a baseline to compare with: "
+                "add --as-bench-compare BASELINE (a store folder or a results file)"
+            )
+        from as_bench._pytest_compare import parse_fail_on
+
+        return parse_fail_on(self.settings.fail_on)
+
+    def _load_baseline(self) -> list[BenchmarkResult]:
+        if self.settings.baseline is None:
+            return []
+        from as_bench._pytest_compare import load_baseline
+
+        return load_baseline(self.settings.baseline)
+
+    def options_for(self, overrides: Mapping[str, object], *, where: str) -> MeasureOptions:
+        """The options of one measurement: the flags' defaults with a marker's fields.
+
+        Raises:
+            pytest.fail.Exception: The combination is not valid; the test fails, named.
+        """
+        if not overrides:
+            return self._base_options
+        try:
+            return build_options(self._base_options, overrides)
+        except ValidationError as exc:
+            pytest.fail(
+                f"{where}: @pytest.mark.as_bench options are not valid with the "
+                f"--as-bench-* flags: {_validation_text(exc)}",
+                pytrace=False,
+            )
+
+    def _run_context(self) -> tuple[dict[str, Any], GitInfo | None]:
+        # Probed once per session, on the first result: the probe takes a fraction of a
+        # second and must not run in sessions that measure nothing.
+        if self._context is None:
+            from as_bench.probe import probe
+
+            self._context = (probe().model_dump(mode="json"), git_info(self._rootpath))
+        return self._context
+
+    def record(
+        self, benchmark: str, workload: str, test: str, call: MeasuredCall
+    ) -> BenchmarkResult:
+        """Turn one named measurement into a result; store it when a store was asked for.
+
+        Raises:
+            ResultStoreError: The store could not be written (the message names it).
+        """
+        hardware, repo = self._run_context()
+        measurement = call.measurement
+        median = measurement.latency.stats.median
+        result = BenchmarkResult(
+            benchmark=benchmark,
+            workload=workload,
+            backend="python",
+            device=measurement.device,
+            batch_size=call.batch_size,
+            measurement=measurement,
+            throughput_items_per_s=call.batch_size / median if median > 0 else None,
+            hardware=hardware,
+            git=repo,
+            started_at=call.started_at,
+            finished_at=call.finished_at,
+            tags={"source": "pytest", "test": test},
+            params={"measure": call.options.model_dump(mode="json"), "function": call.function},
+        )
+        self.results.append(result)
+        if self.settings.store is not None:
+            # Appended as measured, so an interrupted session keeps what it measured.
+            if self._store is None:
+                self._store = ResultStore(self.settings.store)
+            self._store.append(result)
+        return result
+
+    def finish(self) -> None:
+        """Compare the session's results with the baseline, if one was given."""
+        baseline = self.settings.baseline
+        if self.disabled is not None or baseline is None or not self.results:
+            return
+        from as_bench._pytest_compare import run_gate
+
+        self.gate = run_gate(
+            baseline, self._baseline, self.results, self._thresholds, self._rootpath
+        )
+
+    @property
+    def failed(self) -> bool:
+        """Whether a regression failed the ``--as-bench-fail-on`` gate."""
+        return self.gate is not None and bool(self.gate.failures)
+
+    def summary(self) -> list[Line]:
+        """The lines of the terminal summary, each with its markup (``red=True``, ...)."""
+        if self.disabled is not None:
+            if self.unmeasured_calls or self.settings.given:
+                return [(self.disabled, {"yellow": True})]
+            return []
+        lines: list[Line] = []
+        if self.results and self.gate is None:
+            lines.extend((line, {}) for line in _results_table(self.results))
+        if self.gate is not None:
+            lines.extend(self.gate.lines())
+        elif self.settings.baseline is not None:
+            baseline = self.settings.baseline
+            text = f"as-bench: nothing measured in this session to compare with {baseline}"
+            lines.append((text, {"yellow": True}))
+        if self.settings.store is not None and self.results:
+            lines.append(
+                (f"as-bench: {len(self.results)} result(s) appended to {self.settings.store}", {})
+            )
+        return lines
+
+
+def _rel(value: float, median: float) -> str:
+    if median <= 0:
+        return "-"
+    return f"{(value / median - 1) * 100:+.2f}%"
+
+
+def _results_table(results: list[BenchmarkResult]) -> list[str]:
+    rows = [("benchmark", "device", "latency median", "CI of median", "converged")]
+    for result in results:
+        stats = result.stats
+        rows.append(
+            (
+                result.benchmark,
+                result.device,
+                format_seconds(stats.median),
+                f"[{_rel(stats.ci_low, stats.median)}, {_rel(stats.ci_high, stats.median)}]",
+                "yes" if result.measurement.converged else "no",
+            )
+        )
+    return format_table(rows)
+
+
+def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Left-aligned columns two spaces apart; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,148 @@
+"""Peak memory: host RSS and device peak allocation as bars, a panel per workload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from as_bench._format import format_bytes
+from as_bench.plots._data import by_workload
+from as_bench.plots._files import draw
+from as_bench.plots._style import (
+    LOWER_IS_BETTER,
+    backend_color,
+    backend_handles,
+    figure_with_panels,
+    note,
+    scale_bytes,
+)
+from as_bench.results import BenchmarkResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["build_memory", "has_memory", "plot_memory"]
+
+_DEVICE_HATCH = "////"
+
+
+def _host(result: BenchmarkResult) -> int | None:
+    return result.measurement.memory.host_peak_rss_bytes
+
+
+def _device(result: BenchmarkResult) -> int | None:
+    return result.measurement.memory.device_peak_allocated_bytes
+
+
+def has_memory(results: Sequence[BenchmarkResult]) -> bool:
+    """Whether any result recorded a host or device peak."""
+    return any(_host(r) is not None or _device(r) is not None for r in results)
+
+
+def _bars(
+    ax: Axes,
+    x: np.ndarray,
+    values: list[int | None],
+    results: list[BenchmarkResult],
+    scale: float,
+    *,
+    device: bool,
+) -> None:
+    heights = [0.0 if v is None else v / scale for v in values]
+    colors = [backend_color(r.backend) for r in results]
+    bars = ax.bar(
+        x,
+        heights,
+        width=0.38,
+        color=colors,
+        edgecolor="#333333",
+        hatch=_DEVICE_HATCH if device else "",
+        alpha=0.6 if device else 0.9,
+    )
+    labels = [format_bytes(v, missing="n/a") for v in values]
+    ax.bar_label(bars, labels=labels, fontsize=6, rotation=90, padding=2)
+
+
+def _panel(ax: Axes, workload: str, results: list[BenchmarkResult]) -> None:
+    from matplotlib.patches import Patch
+
+    host = [_host(r) for r in results]
+    device = [_device(r) for r in results]
+    ax.set_title(f"{workload}: peak memory while measuring")
+    if not has_memory(results):
+        note(ax, "no peak memory recorded for this workload", where="center")
+        return
+    scale, unit = scale_bytes([float(v) for v in host + device if v is not None])
+    x = np.arange(len(results), dtype=float)
+    any_device = any(v is not None for v in device)
+    offset = 0.2 if any_device else 0.0
+    _bars(ax, x - offset, host, results, scale, device=False)
+    if any_device:
+        _bars(ax, x + offset, device, results, scale, device=True)
+    ax.set_xticks(x, [f"{r.backend}\n{r.device} bs{r.batch_size}" for r in results])
+    ax.set_ylabel(f"peak memory ({unit}; {LOWER_IS_BETTER})")
+    # Room above the tallest bar for its label.
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
+    kinds = [Patch(facecolor="#BBBBBB", edgecolor="#333333", label="host peak RSS (process)")]
+    if any_device:
+        kinds.append(
+            Patch(
+                facecolor="#BBBBBB",
+                edgecolor="#333333",
+                hatch=_DEVICE_HATCH,
+                label="device peak allocated",
+            )
+        )
+    ax.legend(
+        handles=backend_handles([r.backend for r in results]) + kinds,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
+
+
+def build_memory(results: Sequence[BenchmarkResult]) -> Figure:
+    """The memory figure (not saved); a figure that says so when nothing was recorded.
+
+    Raises:
+        ValueError: ``results`` is empty.
+    """
+    groups = by_workload(results)
+    if not groups:
+        raise ValueError("no results to plot the peak memory of")
+    title = "Peak memory by backend, device and batch size"
+    if not has_memory(results):
+        fig, axes = figure_with_panels(1, title=title)
+        axes[0].set_axis_off()
+        note(axes[0], "No peak memory was recorded in these results.", where="center")
+        return fig
+    widest = max(len(group) for group in groups.values())
+    width = min(max(6.5, 1.0 * widest + 2.5), 30.0)
+    fig, axes = figure_with_panels(len(groups), title=title, panel_size=(width, 4.4), columns=1)
+    for ax, (workload, group) in zip(axes, groups.items(), strict=True):
+        _panel(ax, workload, group)
+    return fig
+
+
+def plot_memory(results: Sequence[BenchmarkResult], path: Path) -> Path:
+    """Plot peak host RSS and device peak allocation per backend, device and batch size.
+
+    One panel per workload; bars in the backend's colour, solid for the host's peak
+    resident set (the whole measuring process) and hatched for the device's peak
+    allocation where the device reports one; a missing value is labelled ``n/a``. When
+    no result recorded any memory the figure says so instead of failing.
+
+    Args:
+        results: The results to plot.
+        path: Where to write the figure; ``.png``, ``.svg`` or ``.pdf``.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: ``results`` is empty, or the suffix is not a figure format.
+    """
+    return draw(lambda: build_memory(results), [path])[0]

@@ -1,0 +1,731 @@
+"""The pytest plugin: the ``as_bench`` fixture, the store, the regression gate, xdist, inertness.
+
+Each test runs an inner pytest session with ``pytester`` in a temporary folder (outside the
+repository, so the workspace's pytest configuration does not apply to it); the plugin
+loads there through its ``pytest11`` entry point, as in a user's project.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from as_bench import pytest_plugin
+from as_bench._pytest_options import (
+    DISABLE_MESSAGE,
+    XDIST_MESSAGE,
+    disabled_reason,
+    is_xdist_worker,
+    xdist_active,
+)
+from as_bench._pytest_session import build_options
+from as_bench.engine import MeasureOptions
+from as_bench.results import ResultStore, read_result_objects
+
+pytest_plugins = ["pytester"]
+
+# pytest-benchmark (present where the bench-compare group is synced) reads the CPU's
+# details at every session start, a second each time; the inner sessions do without it.
+BASE = ["-p", "no:cacheprovider", "-p", "no:benchmark"]
+# Short measurements: the inner sessions check the plugin's plumbing, not the engine.
+QUICK = ["--as-bench-quick", *BASE]
+
+BUSY = """
+import time
+
+import pytest
+
+CALLS = []
+
+
+def busy(seconds):
+    # Spins on the wall clock: immune to CPU frequency, mostly to preemption.
+    end = time.perf_counter_ns() + int(seconds * 1e9)
+    while time.perf_counter_ns() < end:
+        pass
+"""
+
+
+def _module(body: str) -> str:
+    return BUSY + textwrap.dedent(body)
+
+
+def _lines(result: pytest.RunResult) -> str:
+    return "\n".join(result.outlines + result.errlines)
+
+
+@pytest.fixture(autouse=True)
+def _project(pytester: pytest.Pytester) -> None:
+    # A project with a pytest config file, as a user's has: its folder is the rootdir, so
+    # node ids (the benchmarks' names) stay the same from run to run.
+    pytester.makeini("[pytest]\n")
+
+
+# --------------------------------------------------------------------------------------
+# The fixture
+# --------------------------------------------------------------------------------------
+
+
+def test_the_fixture_measures_and_the_summary_lists_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_speed=_module(
+            """
+            def test_busy(as_bench):
+                m = as_bench(busy, 2e-4)
+                assert m is not None and as_bench.enabled
+                assert m.device == "cpu"
+                assert 1.9e-4 < m.latency.stats.median < 3e-4
+                assert as_bench.measurements == [m]
+            """
+        )
+    )
+    result = pytester.runpytest(*QUICK)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- as-bench -*",
+            "benchmark*device*median*CI of median*converged",
+            "test_speed.py::test_busy*cpu*µs*[[]*%, +*%]*",
+        ]
+    )
+
+
+def test_several_measurements_are_named_and_stored(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_many=_module(
+            """
+            def test_three(as_bench):
+                as_bench(busy, 1e-4)
+                as_bench(busy, 1e-4, name="wide", batch_size=8)
+                as_bench(busy, 1e-4)
+
+            def test_one(as_bench):
+                as_bench(busy, 1e-4)
+
+            def test_not_measured():
+                pass
+            """
+        )
+    )
+    store = pytester.path / "store"
+    result = pytester.runpytest(*QUICK, "--as-bench-store", str(store))
+    result.assert_outcomes(passed=3)
+    results = {r.benchmark: r for r in read_result_objects(store)}
+    assert sorted(results) == [
+        "test_many.py::test_one",
+        "test_many.py::test_three#1",
+        "test_many.py::test_three#2",
+        "test_many.py::test_three[wide]",
+    ]
+    wide = results["test_many.py::test_three[wide]"]
+    assert (wide.workload, wide.backend, wide.device, wide.batch_size) == (
+        "test_three",
+        "python",
+        "cpu",
+        8,
+    )
+    assert wide.throughput_items_per_s == pytest.approx(8 / wide.median_s)
+    assert results["test_many.py::test_one"].batch_size == 1
+    assert wide.tags == {"source": "pytest", "test": "test_many.py::test_three"}
+    assert wide.params["function"] == "busy"
+    assert wide.hardware["os"]  # the probe ran once and went into every result
+    result.stdout.fnmatch_lines([f"as-bench: 4 result(s) appended to {store}"])
+
+
+def test_relative_store_path_is_taken_from_where_pytest_started(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_rel=_module("def test_a(as_bench):\n    as_bench(busy, 1e-4)\n"))
+    result = pytester.runpytest(*QUICK, "--as-bench-store", "results")
+    result.assert_outcomes(passed=1)
+    assert len(ResultStore(pytester.path / "results")) == 1
+
+
+def test_setup_runs_before_measuring(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_setup=_module(
+            """
+            def test_setup_called(as_bench):
+                prepared = []
+                def work():
+                    assert prepared, "setup did not run before the call"
+                    busy(1e-4)
+                as_bench(work, setup=lambda: prepared.append(1))
+                assert len(prepared) >= 2  # before the cold call and each round
+            """
+        )
+    )
+    pytester.runpytest(*QUICK).assert_outcomes(passed=1)
+
+
+def test_arguments_and_keyword_arguments_reach_the_function(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_args=_module(
+            """
+            def test_args(as_bench):
+                seen = set()
+                def work(a, b, *, c):
+                    seen.add((a, b, c))
+                as_bench(work, 1, 2, c=3)
+                assert seen == {(1, 2, 3)}
+            """
+        )
+    )
+    pytester.runpytest(*QUICK).assert_outcomes(passed=1)
+
+
+def test_options_come_from_flags_then_marker_then_the_call(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_opts=_module(
+            """
+            from as_bench import MeasureOptions
+
+            def test_flags(as_bench):
+                as_bench(busy, 1e-4)
+
+            @pytest.mark.as_bench(max_time_s=0.05, min_samples=4)
+            def test_marker(as_bench):
+                as_bench(busy, 1e-4)
+
+            @pytest.mark.as_bench(max_time_s=0.05)
+            def test_explicit(as_bench):
+                as_bench(busy, 1e-4, options=MeasureOptions.quick(max_time_s=0.07))
+            """
+        )
+    )
+    store = pytester.path / "store"
+    args = ["--as-bench-max-time", "0.2", "--as-bench-target-ci", "0.03", "--strict-markers"]
+    result = pytester.runpytest(*QUICK, *args, "--as-bench-store", str(store))
+    result.assert_outcomes(passed=3)
+    measured = {r.benchmark.split("::")[1]: r.params["measure"] for r in read_result_objects(store)}
+    assert measured["test_flags"]["max_time_s"] == 0.2
+    assert measured["test_flags"]["target_rel_ci"] == 0.03
+    assert measured["test_flags"]["min_samples"] == MeasureOptions.quick().min_samples
+    assert measured["test_marker"]["max_time_s"] == 0.05  # the marker beats the flag
+    assert measured["test_marker"]["min_samples"] == 4
+    assert measured["test_marker"]["target_rel_ci"] == 0.03  # the flag still applies
+    assert measured["test_explicit"]["max_time_s"] == 0.07  # options= replaces them all
+    assert measured["test_explicit"]["target_rel_ci"] == 0.05
+
+
+def test_marker_device_is_the_default_device(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_dev=_module(
+            """
+            @pytest.mark.as_bench(device="cpu")
+            def test_cpu(as_bench):
+                assert as_bench(busy, 1e-4).device == "cpu"
+
+            @pytest.mark.as_bench(device="nonsense")
+            def test_bad_device(as_bench):
+                as_bench(busy, 1e-4)
+            """
+        )
+    )
+    result = pytester.runpytest(*QUICK)
+    result.assert_outcomes(passed=1, failed=1)
+    assert "nonsense" in _lines(result)
+
+
+def test_a_wrong_marker_fails_its_test_with_a_clear_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_marker=_module(
+            """
+            @pytest.mark.as_bench(max_tme_s=1)
+            def test_typo(as_bench):
+                as_bench(busy, 1e-4)
+
+            @pytest.mark.as_bench(min_time_s=5, max_time_s=1)
+            def test_conflict(as_bench):
+                as_bench(busy, 1e-4)
+            """
+        )
+    )
+    result = pytester.runpytest(*QUICK)
+    result.assert_outcomes(errors=1, failed=1)
+    text = _lines(result)
+    assert "test_marker.py::test_typo: @pytest.mark.as_bench: unknown option(s) max_tme_s" in text
+    assert "test_marker.py::test_conflict: @pytest.mark.as_bench options are not valid" in text
+    assert "max_time_s (1.0) is below min_time_s (5.0)" in text
+
+
+def test_a_name_used_twice_in_one_test_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_twice=_module(
+            """
+            def test_twice(as_bench):
+                as_bench(busy, 1e-4, name="x")
+                with pytest.raises(ValueError, match="name='x'.* already used"):
+                    as_bench(busy, 1e-4, name="x")
+                with pytest.raises(ValueError, match="batch_size"):
+                    as_bench(busy, 1e-4, batch_size=0)
+            """
+        )
+    )
+    pytester.runpytest(*QUICK).assert_outcomes(passed=1)
+
+
+def test_a_function_that_raises_fails_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_raise=_module(
+            """
+            def test_raises(as_bench):
+                def broken():
+                    raise KeyError("boom")
+                as_bench(broken)
+            """
+        )
+    )
+    result = pytester.runpytest(*QUICK)
+    result.assert_outcomes(failed=1)
+    assert "boom" in _lines(result)
+
+
+def test_build_options_shortens_min_time_with_a_short_max_time() -> None:
+    options = build_options(MeasureOptions(), {"max_time_s": 0.3})
+    assert (options.max_time_s, options.min_time_s) == (0.3, 0.3)
+    both = build_options(MeasureOptions(), {"max_time_s": 0.3, "min_time_s": 0.1})
+    assert (both.max_time_s, both.min_time_s) == (0.3, 0.1)
+    assert build_options(MeasureOptions(), {"max_time_s": 9}).min_time_s == 1.0
+
+
+# --------------------------------------------------------------------------------------
+# Baseline comparison and the gate
+# --------------------------------------------------------------------------------------
+
+GATED = _module(
+    """
+    DELAY = {delay!r}
+
+    def test_busy(as_bench):
+        as_bench(busy, DELAY)
+    """
+)
+
+
+def _baseline(pytester: pytest.Pytester, store: Path) -> None:
+    pytester.makepyfile(test_gate=GATED.format(delay=2e-4))
+    pytester.runpytest(*QUICK, "--as-bench-store", str(store)).assert_outcomes(passed=1)
+
+
+def test_a_regression_beyond_fail_on_fails_the_run_naming_it(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "baseline"
+    _baseline(pytester, store)
+    pytester.makepyfile(test_gate=GATED.format(delay=2.4e-4))  # 20% slower
+    result = pytester.runpytest(
+        *QUICK, "--as-bench-compare", str(store), "--as-bench-fail-on", "median:5%"
+    )
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            f"as-bench: 1 benchmark(s) compared with {store}*",
+            "test_gate.py::test_busy*+*%*FAILED",
+            "as-bench gate FAILED (--as-bench-fail-on median:5%): 1 benchmark(s) regressed:",
+            "  test_gate.py::test_busy: median +*% (95% CI * … *) > 5%, p=*",
+        ]
+    )
+
+
+def test_an_unchanged_function_passes_the_gate(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "baseline"
+    _baseline(pytester, store)
+    result = pytester.runpytest(
+        *QUICK, "--as-bench-compare", str(store), "--as-bench-fail-on", "median:5%"
+    )
+    assert result.ret == pytest.ExitCode.OK, _lines(result)
+    result.stdout.fnmatch_lines(
+        ["test_gate.py::test_busy*", "as-bench gate passed (--as-bench-fail-on median:5%)"]
+    )
+    assert "FAILED" not in result.stdout.str()
+
+
+def test_compare_without_fail_on_reports_but_never_fails(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "baseline"
+    _baseline(pytester, store)
+    export = pytester.path / "baseline.json"
+    ResultStore(store).export(export)  # a results file works as well as a store
+    pytester.makepyfile(
+        test_gate=GATED.format(delay=2.4e-4)
+        + "\ndef test_new(as_bench):\n    as_bench(busy, 1e-4)\n"
+    )
+    result = pytester.runpytest(*QUICK, "--as-bench-compare", str(export))
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "test_gate.py::test_busy*regression",
+            "not in the baseline (not compared): test_gate.py::test_new",
+        ]
+    )
+    assert "as-bench gate" not in result.stdout.str()
+
+
+def test_a_partial_run_gates_only_what_it_measured(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "baseline"
+    pytester.makepyfile(
+        test_two=_module(
+            """
+            def test_a(as_bench):
+                as_bench(busy, 1e-4)
+
+            def test_b(as_bench):
+                as_bench(busy, 1e-4)
+            """
+        )
+    )
+    pytester.runpytest(*QUICK, "--as-bench-store", str(store)).assert_outcomes(passed=2)
+    result = pytester.runpytest(
+        *QUICK, "-k", "test_a", "--as-bench-compare", str(store), "--as-bench-fail-on", "mean:5%"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"as-bench: 1 benchmark(s) compared with {store}*"])
+    assert "test_b" not in result.stdout.str()
+
+
+def test_a_baseline_with_other_names_gets_a_warning(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "baseline"
+    _baseline(pytester, store)
+    pytester.makepyfile(test_gate=GATED.format(delay=2e-4).replace("test_busy", "test_renamed"))
+    result = pytester.runpytest(
+        *QUICK, "--as-bench-compare", str(store), "--as-bench-fail-on", "median:5%"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "as-bench: 0 benchmark(s) compared with *",
+            "not in the baseline (not compared): test_gate.py::test_renamed",
+            f"warning: no benchmark of this session is in the baseline. Names are pytest node "
+            f"ids, relative to the rootdir ({pytester.path})*",
+        ]
+    )
+
+
+def test_compare_with_nothing_measured_says_so(pytester: pytest.Pytester) -> None:
+    store = pytester.path / "baseline"
+    _baseline(pytester, store)
+    pytester.makepyfile(test_gate="def test_plain():\n    pass\n")
+    result = pytester.runpytest(*QUICK, "--as-bench-compare", str(store))
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["as-bench: nothing measured in this session to compare with*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--as-bench-compare", "{store}", "--as-bench-fail-on", "median5"],
+            "ERROR: as-bench: --as-bench-fail-on 'median5': 'median5' is not a threshold; "
+            "write METRIC:N% *",
+        ),
+        (
+            ["--as-bench-compare", "{store}", "--as-bench-fail-on", "p50:5%"],
+            "ERROR: as-bench: --as-bench-fail-on 'p50:5%': *unknown metric 'p50'*",
+        ),
+        (
+            ["--as-bench-fail-on", "median:5%"],
+            "ERROR: as-bench: --as-bench-fail-on needs a baseline to compare with: "
+            "add --as-bench-compare BASELINE*",
+        ),
+        (
+            ["--as-bench-compare", "{missing}"],
+            "ERROR: as-bench: --as-bench-compare */missing: no results at */missing*",
+        ),
+        (
+            ["--as-bench-max-time", "0.5", "--as-bench-min-time", "2"],
+            "ERROR: as-bench: the --as-bench-* measurement options are not valid together: "
+            "*max_time_s (0.5) is below min_time_s (2.0)*",
+        ),
+    ],
+    ids=["syntax", "metric", "no-baseline", "missing-baseline", "options"],
+)
+def test_bad_options_are_usage_errors_before_any_test_runs(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    store = pytester.path / "baseline"
+    _baseline(pytester, store)
+    pytester.makepyfile(test_marker_file="raise SystemExit('collected: must not happen')\n")
+    filled = [a.format(store=store, missing=pytester.path / "missing") for a in args]
+    result = pytester.runpytest(*QUICK, *filled)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "collected" not in _lines(result)
+
+
+# --------------------------------------------------------------------------------------
+# pytest-xdist: measurements off, one message
+# --------------------------------------------------------------------------------------
+
+DISABLED = _module(
+    """
+    def work():
+        CALLS.append("fn")
+
+    @pytest.mark.parametrize("n", [1, 2, 3])
+    def test_runs_once(as_bench, n):
+        assert as_bench(work, setup=lambda: CALLS.append("setup")) is None
+        assert not as_bench.enabled and as_bench.measurements == []
+
+    def test_counts():
+        assert CALLS == ["setup", "fn"] * 3
+    """
+)
+
+
+def test_disable_runs_each_function_once_and_prints_one_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_off=DISABLED)
+    store = pytester.path / "store"
+    result = pytester.runpytest(*QUICK, "--as-bench-disable", "--as-bench-store", str(store))
+    result.assert_outcomes(passed=4)
+    assert result.stdout.str().count("as-bench: measurements disabled") == 1
+    result.stdout.fnmatch_lines(["*- as-bench -*", DISABLE_MESSAGE])
+    assert not store.exists() or len(ResultStore(store)) == 0
+
+
+def test_disable_ignores_the_baseline_and_the_gate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_off=DISABLED)
+    result = pytester.runpytest(
+        *QUICK,
+        "--as-bench-disable",
+        "--as-bench-compare",
+        str(pytester.path / "not-read"),
+        "--as-bench-fail-on",
+        "median:5%",
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert result.stdout.str().count("as-bench: measurements disabled") == 1
+
+
+XDIST_WORKER_CONFTEST = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # What pytest-xdist gives a worker's config.
+    config.workerinput = {"workerid": "gw0"}
+    config.workeroutput = {}
+"""
+
+
+def test_an_xdist_worker_runs_functions_once_and_reports_to_the_controller(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(XDIST_WORKER_CONFTEST)
+    pytester.makepyfile(test_off=DISABLED)
+    recorder = pytester.inline_run(*QUICK)
+    recorder.assertoutcome(passed=4)
+    [call] = recorder.getcalls("pytest_sessionfinish")
+    assert call.session.config.workeroutput == {"as_bench_unmeasured_calls": 3}
+
+
+XDIST_CONTROLLER_CONFTEST = """
+import types
+
+import pytest
+
+from as_bench import pytest_plugin
+
+
+def pytest_addoption(parser):
+    # pytest-xdist's option, enough for the plugin to see workers asked for.
+    parser.addoption("--numprocesses", dest="numprocesses", default=None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.pluginmanager.register(types.SimpleNamespace(), "xdist")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    # Two workers finish: one used the fixture twice, one never did.
+    config = session.config
+    for output in ({"as_bench_unmeasured_calls": 2}, {}):
+        node = types.SimpleNamespace(config=config, workeroutput=output)
+        pytest_plugin.pytest_testnodedown(node, None)
+"""
+
+
+def test_an_xdist_controller_prints_the_message_once(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(XDIST_CONTROLLER_CONFTEST)
+    # The controller runs no tests itself; these stand in for the workers' reports.
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n")
+    result = pytester.runpytest(*QUICK, "--numprocesses", "2")
+    result.assert_outcomes(passed=1)
+    assert result.stdout.str().count(XDIST_MESSAGE) == 1
+
+
+def test_an_xdist_controller_without_benchmarks_prints_nothing(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        XDIST_CONTROLLER_CONFTEST.replace('{"as_bench_unmeasured_calls": 2}', "{}")
+    )
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n")
+    result = pytester.runpytest(*BASE, "--no-header", "--numprocesses", "2")
+    result.assert_outcomes(passed=1)
+    assert "as-bench" not in _lines(result).lower()
+
+
+@dataclass
+class FakeConfig:
+    """The parts of ``pytest.Config`` that xdist detection reads."""
+
+    plugins: set[str] = field(default_factory=set)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pluginmanager(self) -> FakeConfig:
+        return self
+
+    def hasplugin(self, name: str) -> bool:
+        return name in self.plugins
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+
+def _as_config(fake: object) -> pytest.Config:
+    return fake  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("plugins", "options", "worker", "active"),
+    [
+        (set(), {}, False, False),
+        ({"xdist"}, {"numprocesses": None}, False, False),
+        ({"xdist"}, {"numprocesses": 0}, False, False),  # -n 0: tests run in-process
+        ({"xdist"}, {"numprocesses": 4}, False, True),
+        ({"xdist"}, {"numprocesses": "auto"}, False, True),
+        ({"xdist"}, {"tx": ["popen"]}, False, True),
+        ({"xdist"}, {}, True, True),
+        (set(), {}, True, True),  # a worker is a worker, whatever else is loaded
+        (set(), {"numprocesses": 4}, False, False),  # an -n of another plugin
+    ],
+)
+def test_xdist_detection(
+    plugins: set[str], options: dict[str, Any], worker: bool, active: bool
+) -> None:
+    fake = FakeConfig(plugins, options)
+    if worker:
+        fake.workerinput = {"workerid": "gw1"}  # type: ignore[attr-defined]
+    config = _as_config(fake)
+    assert is_xdist_worker(config) is worker
+    assert xdist_active(config) is active
+    assert disabled_reason(config) == (XDIST_MESSAGE if active else None)
+
+
+def test_disable_flag_shares_the_path() -> None:
+    config = _as_config(FakeConfig(options={"as_bench_disable": True}))
+    assert disabled_reason(config) == DISABLE_MESSAGE
+    both = _as_config(FakeConfig({"xdist"}, {"as_bench_disable": True, "numprocesses": 2}))
+    assert disabled_reason(both) == XDIST_MESSAGE
+
+
+# --------------------------------------------------------------------------------------
+# Inert unless asked
+# --------------------------------------------------------------------------------------
+
+
+def test_a_session_without_the_fixture_prints_nothing_from_as_bench(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n")
+    # --no-header: pytest's own header lists the plugins loaded, as-bench among them.
+    result = pytester.runpytest(*BASE, "-rA", "--no-header")
+    result.assert_outcomes(passed=1)
+    text = _lines(result).lower()
+    assert "as-bench" not in text and "as_bench" not in text
+
+
+def test_a_session_without_the_fixture_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
+    # A fresh interpreter, so that what this process imported does not count.
+    pytester.makepyfile(
+        test_modules="""
+        import sys
+
+        def test_light():
+            assert "as_bench.pytest_plugin" in sys.modules  # it did load
+            heavy = [
+                name
+                for name in sys.modules
+                if name.startswith(("as_bench._pytest_", "as_bench.engine", "as_bench.results"))
+                and name != "as_bench._pytest_options"
+            ]
+            assert heavy == []
+        """
+    )
+    result = pytester.runpytest_subprocess(*BASE, "--no-header")
+    result.assert_outcomes(passed=1)
+    assert "as-bench" not in _lines(result).lower()
+
+
+def test_options_and_marker_are_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "as-bench measurements (the as_bench fixture):",
+            "*--as-bench-store=DIR*",
+            "*--as-bench-compare=BASELINE*",
+            "*--as-bench-fail-on=EXPR*",
+            "*--as-bench-disable*",
+        ]
+    )
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.as_bench(device='cpu', **options): *"])
+    fixtures = pytester.runpytest("--fixtures")
+    fixtures.stdout.fnmatch_lines(["as_bench -- *pytest_plugin.py*"])
+
+
+def test_the_plugin_module_exports_the_fixture_and_its_type() -> None:
+    from as_bench._pytest_fixture import AsBench
+
+    assert pytest_plugin.__all__ == ["AsBench", "as_bench"]
+    assert pytest_plugin.AsBench is AsBench  # resolved on first use, not at plugin load
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = pytest_plugin.nothing
+
+
+# --------------------------------------------------------------------------------------
+# Device aware: CUDA
+# --------------------------------------------------------------------------------------
+
+
+def _cuda_reason() -> str | None:
+    from as_bench.devices import CudaDevice
+
+    return None if CudaDevice.is_available() else f"needs CUDA: {CudaDevice.unavailable_reason()}"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_cuda_reason() is not None, reason=str(_cuda_reason()))
+def test_the_fixture_measures_on_cuda_with_device_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_gpu="""
+        import pytest
+        import torch
+
+        @pytest.mark.as_bench(device="cuda")
+        def test_matmul(as_bench):
+            a = torch.randn(1024, 1024, device="cuda")
+            m = as_bench(torch.matmul, a, a, batch_size=1024)
+            assert m.device == "cuda:0"
+            assert m.device_time is not None
+
+        def test_explicit(as_bench):
+            a = torch.randn(256, 256, device="cuda")
+            assert as_bench(torch.matmul, a, a, device="cuda:0").device_time is not None
+        """
+    )
+    store = pytester.path / "store"
+    result = pytester.runpytest(*QUICK, "--as-bench-store", str(store))
+    result.assert_outcomes(passed=2)
+    results = {r.benchmark: r for r in read_result_objects(store)}
+    matmul = results["test_gpu.py::test_matmul"]
+    assert matmul.device == "cuda:0"
+    assert matmul.measurement.device_time is not None
+    assert matmul.throughput_items_per_s == pytest.approx(1024 / matmul.median_s)
+    result.stdout.fnmatch_lines(["test_gpu.py::test_matmul*cuda:0*"])
