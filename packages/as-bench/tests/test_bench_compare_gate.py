@@ -656,3 +656,25 @@ def test_20_reruns_of_the_unchanged_workload_raise_no_false_alarm(
         if code != 0:
             alarms.append(f"rerun {rerun}: {_regressions(output)}\n{output}")
     assert not alarms, "\n".join(alarms)
+
+
+def test_a_regression_on_a_noisy_run_is_inconclusive_not_failed() -> None:
+    # Two internally consistent runs far apart, the new one with a wide spread (IQR about
+    # 40% of the median, as a multi-threaded runtime on a busy machine gives): reported,
+    # not failed, and the reason says which side was noisy.
+    base = [result("ort/bs16", lognormal(25e-6, sigma=0.02))]
+    new = [result("ort/bs16", lognormal(44e-6, seed=1, sigma=0.3))]
+    item = compare_results(base, new, thresholds=GATE).items[0]
+    assert item.change == "regression"
+    assert item.reasons, "the threshold was exceeded"
+    assert item.inconclusive and not item.failed
+    assert item.noisy == [
+        f"new run's IQR is {new[0].measurement.latency.stats.relative_iqr:.0%} of its median"
+    ]
+
+
+def test_a_regression_on_quiet_runs_still_fails() -> None:
+    base = [result("ort/bs16", lognormal(25e-6, sigma=0.02))]
+    new = [result("ort/bs16", lognormal(44e-6, seed=1, sigma=0.02))]
+    item = compare_results(base, new, thresholds=GATE).items[0]
+    assert item.failed and not item.inconclusive and item.noisy == []

@@ -71,6 +71,8 @@ def _gate_text(item: BenchmarkComparison) -> str:
         return "[dim]-[/]"
     if item.failed:
         return "[bold red]FAIL[/]"
+    if item.inconclusive:
+        return "[yellow]noisy[/]"
     return "[green]pass[/]"
 
 
@@ -153,6 +155,13 @@ def print_comparison(comparison: Comparison, console: Console, *, gated: bool) -
         console.print(
             f"[bold red]REGRESSION[/] {escape(item.benchmark)}: {escape('; '.join(item.reasons))}"
         )
+    for item in comparison.items:
+        if item.inconclusive:
+            console.print(
+                f"[yellow]INCONCLUSIVE[/] {escape(item.benchmark)}: "
+                f"{escape('; '.join(item.reasons))}; not gated because the "
+                f"{escape(' and the '.join(item.noisy))}: rerun on a quiet machine"
+            )
     failures = len(comparison.failures)
     if failures:
         console.print(
@@ -211,5 +220,8 @@ def run_compare(
         # out(): no markup, highlighting or wrapping, so the text stays valid JSON.
         console.out(comparison.model_dump_json(indent=2), highlight=False)
     else:
+        if not console.is_terminal:
+            # Piped or logged: rich would fold benchmark names to fit 80 columns.
+            console.width = max(console.width, 160)
         print_comparison(comparison, console, gated=gates is not None and not gates.empty)
     return 1 if comparison.failures else 0

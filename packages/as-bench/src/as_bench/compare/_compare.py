@@ -41,6 +41,12 @@ BOOTSTRAP_RESAMPLES = 2000
 
 Change = Literal["regression", "improvement", "unchanged"]
 
+#: A side whose samples spread this much (IQR / median) cannot carry a verdict: a
+#: multi-threaded runtime that flips between scheduling modes on a busy machine gives
+#: two internally consistent runs 70% apart. Such a regression is reported as
+#: inconclusive instead of failing the gate.
+NOISY_REL_IQR = 0.25
+
 
 class BenchmarkComparison(BaseModel):
     """One benchmark, baseline against candidate.
@@ -62,7 +68,10 @@ class BenchmarkComparison(BaseModel):
         new_values: The same for the candidate.
         thresholds: The thresholds that applied (expressions); empty when not gated.
         failed: Whether the gate failed this benchmark for one of them.
-        reasons: Why it failed, one line per threshold exceeded.
+        reasons: Why it failed (or would have), one line per threshold exceeded.
+        noisy: The sides whose samples spread too much to judge (IQR at least
+            ``NOISY_REL_IQR`` of the median), in words; empty when both are usable.
+        inconclusive: A threshold was exceeded but a side is noisy: reported, not failed.
         base_n: Baseline samples.
         new_n: Candidate samples.
     """
@@ -84,6 +93,8 @@ class BenchmarkComparison(BaseModel):
     thresholds: list[str] = Field(default_factory=list)
     failed: bool = False
     reasons: list[str] = Field(default_factory=list)
+    noisy: list[str] = Field(default_factory=list)
+    inconclusive: bool = False
     base_n: int
     new_n: int
 
@@ -173,10 +184,12 @@ def _gate(item: BenchmarkComparison, thresholds: Sequence[Threshold]) -> Benchma
             metric = threshold.metric
             if _exceeds(threshold, item.base_values[metric], item.new_values[metric]):
                 reasons.append(_reason(item, threshold))
+    inconclusive = bool(reasons) and bool(item.noisy)
     return item.model_copy(
         update={
             "thresholds": [str(t) for t in thresholds],
-            "failed": bool(reasons),
+            "failed": bool(reasons) and not inconclusive,
+            "inconclusive": inconclusive,
             "reasons": reasons,
         }
     )
@@ -207,6 +220,11 @@ def _compare_one(
     )
     p_value = mann_whitney_u(x, y).p_value
     significant = p_value < alpha
+    noisy = [
+        f"{side} run's IQR is {series.stats.relative_iqr:.0%} of its median"
+        for side, series in (("base", base_series), ("new", new_series))
+        if series.stats.relative_iqr >= NOISY_REL_IQR
+    ]
     change: Change = "unchanged"
     if significant and abs(ratio - 1.0) >= min_effect:
         change = "regression" if ratio > 1.0 else "improvement"
@@ -223,6 +241,7 @@ def _compare_one(
         change=change,
         base_values=base_values,
         new_values=new_values,
+        noisy=noisy,
         base_n=int(x.size),
         new_n=int(y.size),
     )
