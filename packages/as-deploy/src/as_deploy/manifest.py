@@ -1,0 +1,317 @@
+"""The versioned manifest of one model version: :class:`Manifest` and its parts.
+
+A manifest lives next to the model's files as ``<repo>/<name>/<version>/manifest.json``.
+It records the inputs and outputs (names, dtypes, shapes with dynamic dimensions as
+``None``), labels, preprocessing, where the model came from, each file's sha256 and the
+parity report. Every manifest carries ``schema_version``; a reader refuses a version it
+does not know rather than guessing at its fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from as_deploy.exceptions import InvalidNameError, ManifestError
+
+__all__ = [
+    "MANIFEST_FILENAME",
+    "NAME_PATTERN",
+    "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "DType",
+    "FileEntry",
+    "Manifest",
+    "ParityReport",
+    "Provenance",
+    "TensorSpec",
+    "check_name",
+    "parse_manifest",
+    "read_manifest_bytes",
+]
+
+SCHEMA_VERSION: Final = 1
+"""The manifest schema version this release writes."""
+
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
+"""The manifest schema versions this release reads."""
+
+MANIFEST_FILENAME: Final = "manifest.json"
+"""The manifest's file name inside a version folder."""
+
+NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+"""What model names and versions must match: safe as one path component everywhere."""
+
+# fullmatch, not match: "$" would also accept a trailing newline.
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+DType = Literal[
+    "float64",
+    "float32",
+    "float16",
+    "bfloat16",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
+    "string",
+]
+"""The element types a tensor may have."""
+
+_NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Return ``value`` if it is a valid model name or version.
+
+    Args:
+        value: The name or version to check.
+        what: What it is, for the message (``"name"`` or ``"version"``).
+
+    Raises:
+        InvalidNameError: ``value`` does not match :data:`NAME_PATTERN`.
+    """
+    if not isinstance(value, str) or _NAME_RE.fullmatch(value) is None:
+        raise InvalidNameError(
+            f"invalid model {what} {value!r}: it must match {NAME_PATTERN} "
+            "(lowercase letters, digits, '.', '_', '-'; 1 to 64 characters; "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Record):
+    """One input or output tensor.
+
+    Attributes:
+        name: The tensor's name in the model.
+        dtype: Its element type.
+        shape: Its dimensions; ``None`` marks a dynamic one (e.g. the batch).
+        description: What it holds, in words.
+    """
+
+    name: str = Field(min_length=1)
+    dtype: DType
+    shape: list[Annotated[int, Field(ge=0)] | None]
+    description: str | None = None
+
+
+class FileEntry(_Record):
+    """One file of a model version.
+
+    Attributes:
+        path: Relative POSIX path inside the version folder (no ``..``, not absolute).
+        sha256: Lowercase hex sha256 of the file's bytes.
+        size_bytes: The file's size.
+        role: ``"model"`` (exactly one per manifest), ``"weights"``, ``"labels"`` or
+            ``"other"``.
+    """
+
+    path: str
+    sha256: str
+    size_bytes: int = Field(ge=0)
+    role: Literal["model", "weights", "labels", "other"]
+
+    @field_validator("path")
+    @classmethod
+    def _relative_posix(cls, value: str) -> str:
+        if not value:
+            raise ValueError("the path is empty")
+        if "\\" in value:
+            raise ValueError(f"{value!r} contains a backslash; use '/'")
+        if "\x00" in value:
+            raise ValueError(f"{value!r} contains a NUL byte")
+        pure = PurePosixPath(value)
+        if pure.is_absolute() or re.match(r"[A-Za-z]:", value):
+            raise ValueError(f"{value!r} is absolute; it must be relative to the version")
+        if any(part in ("..", ".") for part in value.split("/")):
+            raise ValueError(f"{value!r} contains '..' or '.'")
+        if str(pure) != value:
+            raise ValueError(f"{value!r} is not a normal path (write it as {str(pure)!r})")
+        if value == MANIFEST_FILENAME:
+            raise ValueError(f"{value!r} is reserved for the manifest")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        if _SHA256_RE.fullmatch(value) is None:
+            raise ValueError(f"{value!r} is not 64 lowercase hex digits")
+        return value
+
+
+class ParityReport(_Record):
+    """How the exported model's outputs compared with the reference's.
+
+    Attributes:
+        runtime: The runtime that ran the exported model (e.g. ``"onnxruntime"``).
+        reference: What it was compared with (e.g. ``"torch"``).
+        inputs_checked: How many inputs were compared (at least one).
+        max_abs_error: Largest absolute difference.
+        max_rel_error: Largest relative difference.
+        top1_agreement: Fraction of inputs whose arg-max agrees; ``None`` when the outputs
+            are not class scores.
+        atol: Absolute tolerance used.
+        rtol: Relative tolerance used.
+        passed: Whether the differences were within the tolerances.
+    """
+
+    runtime: str = Field(min_length=1)
+    reference: str = Field(min_length=1)
+    inputs_checked: int = Field(ge=1)
+    max_abs_error: _NonNegFloat
+    max_rel_error: _NonNegFloat
+    top1_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
+    atol: _NonNegFloat
+    rtol: _NonNegFloat
+    passed: bool
+
+
+class Provenance(_Record):
+    """Where the model came from.
+
+    Attributes:
+        source: The original model (a path, a hub id, a URL), in words.
+        created_at: When this version was made (time zone required).
+        tool_versions: Versions of the tools that made it, by package name.
+        git_commit: The commit of the code that made it, if known.
+    """
+
+    source: str = Field(min_length=1)
+    created_at: AwareDatetime
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    git_commit: str | None = None
+
+
+class Manifest(_Record):
+    """Everything the repository knows about one model version.
+
+    Attributes:
+        schema_version: The manifest schema version (1).
+        name: The model's name (matches :data:`NAME_PATTERN`).
+        version: The version (matches :data:`NAME_PATTERN`).
+        format: The model's format.
+        inputs: The input tensors (at least one, unique names).
+        outputs: The output tensors (at least one, unique names).
+        labels: Class labels, in output order, if any.
+        preprocessing: How to prepare inputs (free-form, JSON-compatible).
+        files: The version's files (at least one, unique paths, exactly one ``"model"``).
+        provenance: Where the model came from.
+        parity: The parity report, if one was run.
+    """
+
+    schema_version: Literal[1] = 1
+    name: str
+    version: str
+    format: Literal["onnx", "coreml", "tflite"]
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    labels: list[str] | None = None
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
+    files: list[FileEntry] = Field(min_length=1)
+    provenance: Provenance
+    parity: ParityReport | None = None
+
+    @field_validator("name", "version")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if _NAME_RE.fullmatch(value) is None:
+            raise ValueError(f"{value!r} does not match {NAME_PATTERN}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        for field, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            names = [spec.name for spec in specs]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{field} has duplicate names: {_duplicates(names)}")
+        paths = [entry.path for entry in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"files has duplicate paths: {_duplicates(paths)}")
+        models = [entry.path for entry in self.files if entry.role == "model"]
+        if len(models) != 1:
+            raise ValueError(f"files must hold exactly one role 'model', found {models}")
+        return self
+
+    @property
+    def model_file(self) -> FileEntry:
+        """The one file whose role is ``"model"``."""
+        return next(entry for entry in self.files if entry.role == "model")
+
+    def to_json(self) -> str:
+        """Return the manifest as indented JSON, as the repository writes it."""
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    return sorted({value for value in values if values.count(value) > 1})
+
+
+def parse_manifest(data: object, path: Path | None = None) -> Manifest:
+    """Validate decoded JSON ``data`` as a :class:`Manifest`.
+
+    Args:
+        data: The decoded JSON.
+        path: The file it came from, for the message.
+
+    Raises:
+        ManifestError: ``data`` is not a valid manifest; the message names the file and
+            every bad key (e.g. ``files.0.sha256``), or the unsupported schema version.
+    """
+    if not isinstance(data, dict):
+        raise ManifestError(path, f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ManifestError(
+            path,
+            f"schema_version {version!r} is not supported; this release of as-deploy "
+            f"reads {list(SUPPORTED_SCHEMA_VERSIONS)} (upgrade as-deploy to read it)",
+        )
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise ManifestError(path, "invalid manifest: " + "; ".join(problems)) from exc
+
+
+def read_manifest_bytes(raw: bytes, path: Path | None = None) -> Manifest:
+    """Decode and validate a manifest from its file's bytes.
+
+    Raises:
+        ManifestError: Empty, not UTF-8, not JSON (with line and column) or invalid.
+    """
+    if not raw.strip():
+        raise ManifestError(path, "the file is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    return parse_manifest(data, path)
