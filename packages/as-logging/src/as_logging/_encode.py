@@ -19,7 +19,7 @@ _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def safe_repr(value: object) -> str:
-    """Return ``repr(value)``, or a placeholder naming the type when repr itself fails."""
+    """Return ``repr(value)``, or a short text naming the type when repr itself fails."""
     try:
         return repr(value)
     except Exception:
@@ -32,7 +32,7 @@ def to_jsonable(value: object) -> JsonValue:
     JSON types pass through (tuples become lists, dict keys that are not strings become
     their repr); non-finite floats become ``"nan"``, ``"inf"`` or ``"-inf"``; datetimes
     become ISO-8601 strings and paths their string; anything else becomes its repr.
-    Cycles and structures nested deeper than 32 levels become a placeholder string.
+    Cycles and structures nested deeper than 32 levels become a short marker string.
     """
     return _convert(value, 0, set())
 
