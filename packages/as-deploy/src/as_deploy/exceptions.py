@@ -7,6 +7,7 @@ subclass also derives from the built-in exception a caller would expect, so
     AsDeployError
     ├── InvalidNameError (ValueError)
     ├── ManifestError (ValueError)
+    ├── UsageError (ValueError)
     └── RepositoryError (OSError)
         ├── ModelNotFoundError (FileNotFoundError)
         ├── VersionExistsError (FileExistsError)
@@ -26,6 +27,7 @@ __all__ = [
     "ModelNotFoundError",
     "RepositoryError",
     "UnsafePathError",
+    "UsageError",
     "VersionExistsError",
 ]
 
@@ -54,6 +56,19 @@ class ManifestError(AsDeployError, ValueError):
         self.reason = reason
         where = str(path) if path is not None else "manifest"
         super().__init__(f"{where}: {reason}")
+
+
+class UsageError(AsDeployError, ValueError):
+    """A command or function was given options that do not fit together or a bad value.
+
+    Attributes:
+        hint: What to do instead, in words (the CLI prints it after the message).
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        """Create the error with ``message`` and an optional ``hint``."""
+        super().__init__(message)
+        self.hint = hint
 
 
 class RepositoryError(AsDeployError, OSError):

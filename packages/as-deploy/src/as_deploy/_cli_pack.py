@@ -1,0 +1,9 @@
+"""The ``as-deploy pack`` command (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to ``app``."""
