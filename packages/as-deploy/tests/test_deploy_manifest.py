@@ -169,3 +169,68 @@ def test_model_validate_refuses_bad_dtype() -> None:
         Manifest.model_validate(
             manifest_data(inputs=[{"name": "x", "dtype": "complex", "shape": [1]}])
         )
+
+
+# -- fields added after 0.1.0: runtime options, description, parity status -----------------
+
+
+def test_a_010_manifest_still_parses_and_writes_back_unchanged() -> None:
+    data = manifest_data()
+    manifest = parse_manifest(data)
+    assert manifest.parity is not None and manifest.parity.status == "checked"
+    assert manifest.runtime_options == {} and manifest.description is None
+    # Nothing new is written while it is at its default: 0.1.0 readers can read it.
+    written = json.loads(manifest.to_json())
+    assert set(written) == set(data)
+    assert set(written["parity"]) == set(data["parity"])
+
+
+def test_parity_not_run_round_trips() -> None:
+    parity = {
+        "runtime": "coreml",
+        "reference": "torch",
+        "atol": 0.05,
+        "rtol": 0.05,
+        "status": "not_run",
+        "reason": "Core ML prediction needs macOS",
+        "min_top1_agreement": 0.98,
+    }
+    manifest = parse_manifest(
+        manifest_data(
+            format="coreml",
+            parity=parity,
+            runtime_options={"package": "model.mlpackage", "compute_units": "ALL"},
+            description="digits",
+        )
+    )
+    again = read_manifest_bytes(manifest.to_json().encode())
+    assert again == manifest
+    assert again.parity is not None and not again.parity.ran
+    assert again.parity.passed is None and again.parity.max_abs_error is None
+    assert again.runtime_options["package"] == "model.mlpackage"
+    assert '"status": "not_run"' in manifest.to_json()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"status": "not_run"}, "has no inputs_checked"),
+        ({"status": "not_run", "reason": "x"}, "has no inputs_checked"),
+        ({"passed": None}, "needs passed"),
+        ({"max_abs_error": None, "max_rel_error": None}, "needs max_abs_error, max_rel_error"),
+        ({"reason": "why"}, "reason is only for status 'not_run'"),
+        ({"status": "maybe"}, "parity.status"),
+    ],
+)
+def test_parity_status_and_figures_must_fit(change: dict[str, Any], message: str) -> None:
+    data = manifest_data()
+    data["parity"].update(change)
+    with pytest.raises(ManifestError, match=message):
+        parse_manifest(data)
+
+
+def test_not_run_needs_a_reason() -> None:
+    parity = {"runtime": "coreml", "reference": "torch", "atol": 0.1, "rtol": 0.1,
+              "status": "not_run"}  # fmt: skip
+    with pytest.raises(ManifestError, match="needs a reason"):
+        parse_manifest(manifest_data(parity=parity))

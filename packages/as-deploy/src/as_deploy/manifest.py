@@ -162,28 +162,72 @@ class FileEntry(_Record):
 class ParityReport(_Record):
     """How the exported model's outputs compared with the reference's.
 
+    A report either holds the figures of a check that ran (``status="checked"``, the
+    default and the only kind as-deploy 0.1.0 wrote) or says why none could run here
+    (``status="not_run"``, e.g. Core ML prediction needs macOS); then ``reason`` says why,
+    the figures and ``passed`` are ``None``, and the tolerances are those the check will
+    use where it can run.
+
     Attributes:
-        runtime: The runtime that ran the exported model (e.g. ``"onnxruntime"``).
+        runtime: The runtime that ran (or will run) the exported model (``"onnxruntime"``).
         reference: What it was compared with (e.g. ``"torch"``).
-        inputs_checked: How many inputs were compared (at least one).
-        max_abs_error: Largest absolute difference.
-        max_rel_error: Largest relative difference.
+        inputs_checked: How many inputs were compared (at least one); ``None`` if not run.
+        max_abs_error: Largest absolute difference; ``None`` if not run.
+        max_rel_error: Largest relative difference (over elements whose reference
+            magnitude exceeds ``atol``); ``None`` if not run.
         top1_agreement: Fraction of inputs whose arg-max agrees; ``None`` when the outputs
-            are not class scores.
+            are not class scores or the check did not run.
         atol: Absolute tolerance used.
         rtol: Relative tolerance used.
-        passed: Whether the differences were within the tolerances.
+        passed: Whether the differences were within the tolerances; ``None`` if not run.
+        status: ``"checked"`` or ``"not_run"``.
+        reason: Why the check did not run (only with ``"not_run"``).
+        min_top1_agreement: The top-1 agreement floor the check required, if any.
+        data: What the inputs were, in words (``"scikit-learn digits, 20% held out"``).
     """
 
     runtime: str = Field(min_length=1)
     reference: str = Field(min_length=1)
-    inputs_checked: int = Field(ge=1)
-    max_abs_error: _NonNegFloat
-    max_rel_error: _NonNegFloat
+    inputs_checked: Annotated[int, Field(ge=1)] | None = None
+    max_abs_error: _NonNegFloat | None = None
+    max_rel_error: _NonNegFloat | None = None
     top1_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
     atol: _NonNegFloat
     rtol: _NonNegFloat
-    passed: bool
+    passed: bool | None = None
+    status: Literal["checked", "not_run"] = "checked"
+    reason: str | None = None
+    min_top1_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
+    data: str | None = None
+
+    @model_validator(mode="after")
+    def _status_fits(self) -> ParityReport:
+        figures = {
+            "inputs_checked": self.inputs_checked,
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+            "passed": self.passed,
+        }
+        if self.status == "checked":
+            missing = [key for key, value in figures.items() if value is None]
+            if missing:
+                raise ValueError(f"a checked parity report needs {', '.join(missing)}")
+            if self.reason is not None:
+                raise ValueError("reason is only for status 'not_run'")
+        else:
+            present = [key for key, value in figures.items() if value is not None]
+            if self.top1_agreement is not None:
+                present.append("top1_agreement")
+            if present:
+                raise ValueError(f"a parity report that did not run has no {', '.join(present)}")
+            if not self.reason:
+                raise ValueError("status 'not_run' needs a reason")
+        return self
+
+    @property
+    def ran(self) -> bool:
+        """Whether the check ran (``status == "checked"``)."""
+        return self.status == "checked"
 
 
 class Provenance(_Record):
@@ -216,7 +260,12 @@ class Manifest(_Record):
         preprocessing: How to prepare inputs (free-form, JSON-compatible).
         files: The version's files (at least one, unique paths, exactly one ``"model"``).
         provenance: Where the model came from.
-        parity: The parity report, if one was run.
+        parity: The parity report: the figures of the check, or why it did not run.
+        description: What the model does, in words.
+        runtime_options: How the runtime should run the file, by format (free-form,
+            JSON-compatible): ``opset`` and ``dynamic_batch`` for ONNX; ``precision``,
+            ``compute_units``, ``package`` (the ``.mlpackage`` folder inside the version)
+            and ``batch_size`` for Core ML; ``batch_size`` and ``signature`` for TFLite.
     """
 
     schema_version: Literal[1] = 1
@@ -230,6 +279,8 @@ class Manifest(_Record):
     files: list[FileEntry] = Field(min_length=1)
     provenance: Provenance
     parity: ParityReport | None = None
+    description: str | None = None
+    runtime_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name", "version")
     @classmethod
@@ -258,8 +309,32 @@ class Manifest(_Record):
         return next(entry for entry in self.files if entry.role == "model")
 
     def to_json(self) -> str:
-        """Return the manifest as indented JSON, as the repository writes it."""
-        return self.model_dump_json(indent=2) + "\n"
+        """Return the manifest as indented JSON, as the repository writes it.
+
+        Fields added after as-deploy 0.1.0 are written only when they differ from their
+        defaults, so a manifest that uses none of them stays readable by 0.1.0.
+        """
+        data = self.model_dump(mode="json")
+        _drop_defaults(data, _ADDED_MANIFEST_FIELDS)
+        if isinstance(data.get("parity"), dict):
+            _drop_defaults(data["parity"], _ADDED_PARITY_FIELDS)
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+# Fields added after 0.1.0 and their defaults: left out of the JSON while at the default.
+_ADDED_MANIFEST_FIELDS: dict[str, Any] = {"description": None, "runtime_options": {}}
+_ADDED_PARITY_FIELDS: dict[str, Any] = {
+    "status": "checked",
+    "reason": None,
+    "min_top1_agreement": None,
+    "data": None,
+}
+
+
+def _drop_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for key, default in defaults.items():
+        if key in data and data[key] == default:
+            del data[key]
 
 
 def _duplicates(values: list[str]) -> list[str]:
