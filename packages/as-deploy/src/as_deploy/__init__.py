@@ -1,18 +1,38 @@
 """as-deploy exports models with parity checks and serves them.
 
-This release holds the model repository (:class:`ModelRepository`) and its manifest
-schema (:class:`Manifest`); export and the server arrive in the releases that follow.
+- :func:`export_to_repository` / ``as-deploy export``: a PyTorch model (an as-bench
+  workload or ``pkg.module:factory``) to ONNX, Core ML or TFLite, checked against eager
+  PyTorch in the runtime that will serve it, written to a :class:`ModelRepository`.
+- :func:`create_app` / ``as-deploy serve``: the FastAPI model server (ONNX Runtime by
+  default, dynamic batching, limits, Prometheus metrics), configured by
+  :class:`ServerSettings`.
+- :func:`write_dockerfile` / ``as-deploy dockerfile`` and ``as_deploy.pack.pack`` /
+  ``as-deploy pack``: a container for a repository; export to Dockerfile in one step.
+  (``pack`` is not re-exported here: the name would clash with the ``as_deploy.pack``
+  module once that is imported.)
+
+Importing the package is cheap: the exporter, the server and their libraries load on
+first use of the names that need them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from as_deploy._version import __version__
 from as_deploy.exceptions import (
     AsDeployError,
+    ExportError,
     IntegrityError,
     InvalidNameError,
     ManifestError,
+    MissingExtraError,
     ModelNotFoundError,
+    ParityError,
     RepositoryError,
     UnsafePathError,
+    UsageError,
     VersionExistsError,
 )
 from as_deploy.manifest import (
@@ -28,26 +48,70 @@ from as_deploy.manifest import (
 )
 from as_deploy.repository import LoadedModel, ModelRepository, sha256_file
 
+if TYPE_CHECKING:
+    from as_deploy.dockerfile import render_dockerfile, write_dockerfile
+    from as_deploy.export import ExportResult, export_model, export_to_repository
+    from as_deploy.pack import PackResult
+    from as_deploy.server import create_app
+    from as_deploy.settings import ServerSettings
+
+# Public names that live in modules with heavier imports, loaded on first access.
+_LAZY: dict[str, str] = {
+    "ExportResult": "as_deploy.export",
+    "export_model": "as_deploy.export",
+    "export_to_repository": "as_deploy.export",
+    "PackResult": "as_deploy.pack",
+    "render_dockerfile": "as_deploy.dockerfile",
+    "write_dockerfile": "as_deploy.dockerfile",
+    "create_app": "as_deploy.server",
+    "ServerSettings": "as_deploy.settings",
+}
+
 __all__ = [
     "NAME_PATTERN",
     "SCHEMA_VERSION",
     "AsDeployError",
+    "ExportError",
+    "ExportResult",
     "FileEntry",
     "IntegrityError",
     "InvalidNameError",
     "LoadedModel",
     "Manifest",
     "ManifestError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "ModelRepository",
+    "PackResult",
+    "ParityError",
     "ParityReport",
     "Provenance",
     "RepositoryError",
+    "ServerSettings",
     "TensorSpec",
     "UnsafePathError",
+    "UsageError",
     "VersionExistsError",
     "__version__",
     "check_name",
+    "create_app",
+    "export_model",
+    "export_to_repository",
     "parse_manifest",
+    "render_dockerfile",
     "sha256_file",
+    "write_dockerfile",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'as_deploy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
