@@ -1,9 +1,191 @@
-"""The ``as-deploy serve`` command (being written)."""
+"""The ``as-deploy serve`` command: the model server under uvicorn.
+
+Settings come from ``--config FILE``, ``AS_DEPLOY__*`` environment variables and the
+options (which win). With no ``--repo`` it serves the default model shipped in the
+package. SIGTERM or Ctrl-C stop it gracefully: ``/ready`` turns 503, requests in flight
+finish (up to ``graceful_timeout_s``), queued batches run, and it exits 0.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
+import socket
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from as_deploy.exceptions import UsageError
+
+if TYPE_CHECKING:
+    from as_deploy.settings import ServerSettings
+
+__all__ = ["register", "serve"]
+
+_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
+    app.command("serve")(serve)
+
+
+def serve(
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            help="The model repository to serve; the default model shipped in the package "
+            "when left out.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host", help="Interface to listen on (default 127.0.0.1).", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=0, max=65535, help="TCP port (default 8000).", show_default=False
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (YAML, JSON or TOML); AS_DEPLOY__* variables override it.",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help=f"One of {', '.join(_LEVELS)} (default info).",
+            show_default=False,
+        ),
+    ] = None,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option("--log-dir", help="Also write JSON-lines logs here.", show_default=False),
+    ] = None,
+) -> None:
+    """Serve the models of a repository over HTTP (OpenAPI at /docs)."""
+    overrides: dict[str, Any] = {}
+    for key, value in (("repo", repo), ("host", host), ("port", port)):
+        if value is not None:
+            overrides[key] = value
+    if log_level is not None:
+        if log_level.lower() not in _LEVELS:
+            raise UsageError(
+                f"--log-level {log_level!r} is not a level", hint=f"use one of {', '.join(_LEVELS)}"
+            )
+        overrides["log_level"] = log_level.lower()
+    settings = _load_settings(config, overrides)
+    _configure_logging(settings, log_dir)
+    _run(settings)
+
+
+def _load_settings(config: Path | None, overrides: dict[str, Any]) -> ServerSettings:
+    from as_config import AsConfigError, load_settings
+    from as_deploy.settings import ServerSettings
+
+    try:
+        return load_settings(ServerSettings, config, overrides=overrides)
+    except AsConfigError as exc:
+        # A bad file or value is a usage error (exit 2); the message names the file and key.
+        raise UsageError(str(exc), hint=exc.hint or "fix the setting and run again") from exc
+
+
+def _configure_logging(settings: ServerSettings, log_dir: Path | None) -> None:
+    import as_logging
+    from as_deploy.cli import options
+
+    as_logging.configure(settings.log_level.upper(), log_dir=log_dir, rich_tracebacks=options.debug)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_drop_color_message)
+
+
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    # uvicorn attaches an ANSI-coloured copy of some messages; it is noise in our output.
+    record.__dict__.pop("color_message", None)
+    return True
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    from as_deploy.server.errors import ListenError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"could not listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run(settings: ServerSettings) -> None:
+    import uvicorn
+
+    from as_deploy.cli import stdout
+    from as_deploy.repository import ModelRepository
+    from as_deploy.server import ServerState, create_app, default_repository
+
+    root = settings.repo or default_repository()
+    if not root.is_dir():
+        if settings.repo is None:
+            raise UsageError(
+                f"the default model is not installed: {root} does not exist",
+                hint="pass --repo DIR, or reinstall as-deploy",
+            )
+        raise UsageError(
+            f"the model repository {root} does not exist or is not a folder",
+            hint="pass --repo with the folder that holds <name>/<version>/manifest.json",
+        )
+    models = ModelRepository(root).list_models()
+    app = create_app(settings, repo=root)
+    state: ServerState = app.state.server
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            state.draining = True  # /ready answers 503 while requests in flight finish
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # as-logging's handlers, not uvicorn's
+        log_level=settings.log_level,
+        access_log=False,  # the app logs structured access lines itself
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+        lifespan="on",
+        server_header=False,
+    )
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    shown = ", ".join(f"{n}/{v}" for n, v in models) or "none yet"
+    where = f"[{settings.host}]" if ":" in settings.host else settings.host
+    stdout.print(f"as-deploy serve: http://{where}:{port} (models: {shown}; repository {root})")
+    received: list[int] = []
+
+    def _remember(sig: int, frame: FrameType | None) -> None:
+        received.append(sig)
+
+    # uvicorn handles SIGINT/SIGTERM while it runs, then re-raises them once it has shut
+    # down gracefully; these handlers catch that re-raise so the process exits 0.
+    previous = {sig: signal.signal(sig, _remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    if received:
+        stdout.print(f"as-deploy serve: stopped on {signal.Signals(received[0]).name}")

@@ -134,4 +134,4 @@ def main(argv: list[str] | None = None, prog_name: str = "as-deploy") -> None:
 def serve_main(argv: list[str] | None = None) -> None:
     """The ``serve`` console script: ``as-deploy serve`` with the same options."""
     args = list(sys.argv[1:] if argv is None else argv)
-    main(["serve", *args], prog_name="serve")
+    main(["serve", *args], prog_name="as-deploy")

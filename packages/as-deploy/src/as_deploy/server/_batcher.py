@@ -1,0 +1,286 @@
+"""Dynamic batching: requests for one model run together in one inference.
+
+A :class:`Batcher` owns an asyncio queue per model. Its loop takes the first waiting
+request, then gathers more for up to ``max_wait_s`` or until ``max_batch_size`` rows,
+merging only requests whose dtypes and non-batch dimensions match; it concatenates them
+along the first dimension, runs one inference in a worker thread (the event loop keeps
+serving), and hands each request its own rows of the outputs. A request whose caller
+gave up (a timeout) before its batch ran is left out. :class:`DirectRunner` is the same
+interface without batching: each request runs on its own in the thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from as_deploy.runtime import Array
+from as_deploy.server._metrics import Metrics
+from as_deploy.server.errors import OverloadedError, ServerError
+
+__all__ = ["Batcher", "DirectRunner", "InferenceFn"]
+
+logger = logging.getLogger(__name__)
+
+InferenceFn = Callable[[Mapping[str, Array]], dict[str, Array]]
+"""Runs one inference: input arrays by name in, output arrays by name out."""
+
+Signature = tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+def _signature(inputs: Mapping[str, Array]) -> Signature:
+    return tuple(
+        (name, array.dtype.str, tuple(array.shape[1:])) for name, array in sorted(inputs.items())
+    )
+
+
+@dataclass
+class _Job:
+    inputs: Mapping[str, Array]
+    rows: int
+    future: asyncio.Future[dict[str, Array]]
+    signature: Signature = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = _signature(self.inputs)
+
+
+class DirectRunner:
+    """Runs each request on its own in the thread pool (batching off).
+
+    Args:
+        model: The model's label for metrics.
+        run: The inference function.
+        executor: The thread pool.
+        metrics: Where to record batch sizes and inference time.
+    """
+
+    def __init__(self, model: str, run: InferenceFn, executor: Executor, metrics: Metrics) -> None:
+        """Keep what each inference needs."""
+        self.model = model
+        self._run = run
+        self._executor = executor
+        self._metrics = metrics
+        self._closed = False
+        self._active = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests are running."""
+        return self._active > 0
+
+    async def submit(self, inputs: Mapping[str, Array], rows: int) -> dict[str, Array]:
+        """Run one inference for the request and return its outputs.
+
+        Raises:
+            OverloadedError: The server is shutting down.
+            RunnerError: The inference failed.
+        """
+        if self._closed:
+            raise OverloadedError("the server is shutting down", code="shutting_down")
+        loop = asyncio.get_running_loop()
+        self._active += 1
+        try:
+            start = loop.time()
+            # run_in_executor's future cancels the pool job too if it has not started.
+            outputs = await loop.run_in_executor(self._executor, self._run, inputs)
+            self._metrics.inference_seconds.labels(self.model).observe(loop.time() - start)
+            self._metrics.batch_rows.labels(self.model).observe(rows)
+            self._metrics.batch_requests.labels(self.model).observe(1)
+            return outputs
+        finally:
+            self._active -= 1
+
+    async def close(self) -> None:
+        """Refuse new requests and wait for the running ones."""
+        self._closed = True
+        while self._active:
+            await asyncio.sleep(0.01)
+
+
+class Batcher:
+    """Merges concurrent requests for one model into batched inferences.
+
+    Args:
+        model: The model's label for metrics and logs.
+        run: The inference function (called in ``executor``).
+        executor: The thread pool.
+        metrics: Where to record batch sizes, queue depth and inference time.
+        max_batch_size: Most rows per inference (a bigger request runs alone).
+        max_wait_s: How long the first request waits for others.
+        max_queue_size: Most waiting requests; more get :class:`OverloadedError`.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        run: InferenceFn,
+        executor: Executor,
+        metrics: Metrics,
+        *,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.002,
+        max_queue_size: int = 1024,
+    ) -> None:
+        """Create the batcher; :meth:`start` starts its loop."""
+        self.model = model
+        self._run = run
+        self._executor = executor
+        self._metrics = metrics
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue_size = max_queue_size
+        self._queue: deque[_Job] = deque()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"as-deploy batcher {self.model}"
+            )
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests are waiting or running."""
+        return bool(self._queue) or self._running
+
+    async def submit(self, inputs: Mapping[str, Array], rows: int) -> dict[str, Array]:
+        """Queue the request and return its rows of the batch's outputs.
+
+        Cancelling the caller (a timeout) leaves its rows out if the batch has not run.
+
+        Raises:
+            OverloadedError: The queue is full or the server is shutting down.
+            RunnerError: The inference failed.
+        """
+        if self._closed:
+            raise OverloadedError("the server is shutting down", code="shutting_down")
+        if len(self._queue) >= self.max_queue_size:
+            raise OverloadedError(
+                f"the queue of model {self.model} is full ({self.max_queue_size} requests)",
+                code="queue_full",
+            )
+        self.start()
+        future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Job(inputs, rows, future))
+        self._queue_changed()
+        self._wakeup.set()
+        return await future
+
+    def _queue_changed(self) -> None:
+        self._metrics.queue_depth.labels(self.model).set(len(self._queue))
+
+    async def close(self) -> None:
+        """Refuse new requests, run every queued one, then stop the loop."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        with contextlib.suppress(KeyError):  # no request ever set the label
+            self._metrics.queue_depth.remove(self.model)
+
+    async def _loop(self) -> None:
+        while True:
+            first = await self._next()
+            if first is None:
+                return
+            batch = [first]
+            rows = first.rows
+            deadline = asyncio.get_running_loop().time() + self.max_wait_s
+            while rows < self.max_batch_size:
+                rows = self._gather(batch, rows)
+                remaining = deadline - asyncio.get_running_loop().time()
+                if rows >= self.max_batch_size or remaining <= 0 or self._closed:
+                    break
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+            self._queue_changed()
+            await self._run_batch(batch)
+
+    async def _next(self) -> _Job | None:
+        """Wait for the first live job; ``None`` once closed and empty."""
+        while True:
+            while self._queue:
+                job = self._queue.popleft()
+                if not job.future.done():
+                    self._queue_changed()
+                    return job
+            self._queue_changed()
+            if self._closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def _gather(self, batch: list[_Job], rows: int) -> int:
+        """Move queued jobs that fit ``batch`` into it; return the batch's rows."""
+        signature = batch[0].signature
+        kept: deque[_Job] = deque()
+        while self._queue:
+            job = self._queue.popleft()
+            if job.future.done():
+                continue  # its caller gave up: its rows are dropped
+            if job.signature == signature and rows + job.rows <= self.max_batch_size:
+                batch.append(job)
+                rows += job.rows
+            else:
+                kept.append(job)
+        self._queue = kept
+        return rows
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        live = [job for job in batch if not job.future.done()]
+        if not live:
+            return
+        loop = asyncio.get_running_loop()
+        rows = sum(job.rows for job in live)
+        self._running = True
+        try:
+            merged = {
+                name: (
+                    live[0].inputs[name]
+                    if len(live) == 1
+                    else np.concatenate([job.inputs[name] for job in live], axis=0)
+                )
+                for name in live[0].inputs
+            }
+            start = loop.time()
+            outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            self._metrics.inference_seconds.labels(self.model).observe(loop.time() - start)
+            self._metrics.batch_rows.labels(self.model).observe(rows)
+            self._metrics.batch_requests.labels(self.model).observe(len(live))
+            self._split(live, rows, outputs)
+        except Exception as exc:  # the loop must survive any failure of one batch
+            if not isinstance(exc, ServerError):
+                logger.warning("inference of a batch of %s failed: %s", self.model, exc)
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+        finally:
+            self._running = False
+
+    def _split(self, live: list[_Job], rows: int, outputs: dict[str, Array]) -> None:
+        for name, array in outputs.items():
+            if array.ndim == 0 or array.shape[0] != rows:
+                raise ServerError(
+                    f"model {self.model} returned {name} with shape {list(array.shape)} "
+                    f"for a batch of {rows} rows; it cannot be split per request",
+                    code="bad_model_output",
+                )
+        offset = 0
+        for job in live:
+            end = offset + job.rows
+            if not job.future.done():
+                job.future.set_result({name: array[offset:end] for name, array in outputs.items()})
+            offset = end

@@ -1,0 +1,104 @@
+"""Prometheus metrics of one app, in a registry of its own (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """The server's metrics; :meth:`render` gives the Prometheus text format.
+
+    Attributes:
+        registry: The app's own registry, so that two apps in one process never mix.
+        requests: Predict requests by model and HTTP status code.
+        latency: Predict request latency in seconds by model and status code.
+        batch_rows: Rows per inference, by model.
+        batch_requests: Requests per inference, by model (more than one: batching worked).
+        inference_seconds: Time of one inference, by model.
+        queue_depth: Requests waiting for a batch, by model.
+        in_flight: Predict requests in flight.
+        loaded_models: Model versions loaded now.
+        model_load_failures: Failed model loads, by model.
+    """
+
+    def __init__(self) -> None:
+        """Create the metrics in a fresh registry."""
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "as_deploy_requests",
+            "Predict requests by model and HTTP status code.",
+            ["model", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "as_deploy_request_duration_seconds",
+            "Predict request latency by model and HTTP status code.",
+            ["model", "code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_rows = Histogram(
+            "as_deploy_batch_size",
+            "Rows (batch size) of each inference, by model.",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.batch_requests = Histogram(
+            "as_deploy_batch_requests",
+            "Requests merged into each inference, by model.",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.inference_seconds = Histogram(
+            "as_deploy_inference_duration_seconds",
+            "Time of one inference, by model.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "as_deploy_queue_depth",
+            "Requests waiting to be batched, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "as_deploy_in_flight_requests", "Predict requests in flight.", registry=registry
+        )
+        self.loaded_models = Gauge(
+            "as_deploy_loaded_models", "Model versions loaded now.", registry=registry
+        )
+        self.model_load_failures = Counter(
+            "as_deploy_model_load_failures",
+            "Model loads that failed, by model.",
+            ["model"],
+            registry=registry,
+        )
+
+    def render(self) -> bytes:
+        """Return every metric in the Prometheus text format."""
+        return generate_latest(self.registry)
