@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -119,11 +120,13 @@ def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes], timeout:
 @contextlib.contextmanager
 def running(spec: ServerSpec, port: int) -> Iterator[subprocess.Popen[bytes]]:
     command = [part.replace("{port}", str(port)) for part in spec.command]
+    # The server's output goes to a file: a pipe nobody reads would fill and block it.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         command,
         env={**os.environ, **spec.env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # LitServe starts worker processes: stop the whole group
     )
     try:
@@ -131,7 +134,8 @@ def running(spec: ServerSpec, port: int) -> Iterator[subprocess.Popen[bytes]]:
         yield process
     except RuntimeError:
         process.kill()
-        err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        log.seek(0)
+        err = log.read().decode(errors="replace")
         raise RuntimeError(f"{spec.name}: {err[-2000:]}") from None
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -141,6 +145,7 @@ def running(spec: ServerSpec, port: int) -> Iterator[subprocess.Popen[bytes]]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        log.close()
 
 
 def _batch_histogram(port: int) -> tuple[float, float] | None:
@@ -164,7 +169,11 @@ def _batch_histogram(port: int) -> tuple[float, float] | None:
 
 def servers(repo: Path, model_path: Path) -> list[ServerSpec]:
     predict = f"/v1/models/{MODEL}/predict"
-    deploy = [sys.executable, "-m", "as_deploy", "serve", "--repo", str(repo), "--port", "{port}"]
+    # Both servers log warnings only (LitServe's log_level="warning"): no access log lines.
+    deploy = [
+        *(sys.executable, "-m", "as_deploy", "serve", "--repo", str(repo), "--port", "{port}"),
+        *("--log-level", "warning"),
+    ]
     batching = {
         "AS_DEPLOY__BATCHING__MAX_BATCH_SIZE": str(MAX_BATCH),
         "AS_DEPLOY__BATCHING__MAX_WAIT_MS": str(MAX_WAIT_S * 1000),
@@ -251,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 after = _batch_histogram(port) if spec.metrics else None
                 mean_batch = None
-                if before and after and after[1] > before[1]:
+                before = before or (0.0, 0.0)  # no batch yet: the histogram is empty
+                if after and after[1] > before[1]:
                     mean_batch = (after[0] - before[0]) / (after[1] - before[1])
                 row = {
                     "server": spec.name,

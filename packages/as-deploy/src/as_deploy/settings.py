@@ -98,12 +98,15 @@ class RuntimeSettings(ConfigSection):
         inference_workers: Threads that run inferences (all models together).
         providers: ONNX Runtime execution providers in order of preference; ``None``
             uses the CPU provider.
+        spin_wait: Let ONNX Runtime's idle threads spin waiting for work (off: in a
+            server they take CPU from request parsing; see the benchmark in the README).
     """
 
     intra_op_threads: _PositiveInt | None = None
     inter_op_threads: _PositiveInt | None = None
     inference_workers: _PositiveInt = 4
     providers: list[str] | None = None
+    spin_wait: bool = False
 
 
 class ServerSettings(AsSettings):

@@ -72,11 +72,13 @@ class RunnerOptions:
         intra_op_threads: Threads inside one operator; ``None`` lets the runtime choose.
         inter_op_threads: Threads across operators; ``None`` lets the runtime choose.
         providers: ONNX Runtime execution providers in order; ``None`` is the CPU.
+        spin_wait: Whether ONNX Runtime's idle worker threads spin waiting for work.
     """
 
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     providers: tuple[str, ...] | None = None
+    spin_wait: bool = False
 
 
 @runtime_checkable

@@ -161,6 +161,7 @@ def _lifespan(state: ServerState) -> Any:
             max_workers=settings.runtime.inference_workers, thread_name_prefix="as-deploy-infer"
         )
         state.models = ModelManager(state.repository, settings, state.executor, state.metrics)
+        state.models.arriving = lambda: state.arriving
         # In the background: /health answers while the models load, /ready says when done.
         state.preload_task = asyncio.get_running_loop().create_task(
             state.models.preload(settings.preload), name="as-deploy preload"
@@ -382,13 +383,21 @@ async def _predict(request: Request, name: NameParam, version: VersionQuery = No
     manager = _manager(state)
     limits = state.settings.limits
     _check_json(request)
-    data = parse_json(await request.body(), limits.max_json_depth)
-    entry = await manager.acquire(name, version)
+    state.arriving += 1
+    try:
+        data = parse_json(await request.body(), limits.max_json_depth)
+        entry = await manager.acquire(name, version)
+    except BaseException:
+        state.arriving -= 1
+        raise
     try:
         manifest = entry.manifest
         request.scope[MODEL_SCOPE_KEY] = manifest.name
-        arrays = to_arrays(data, manifest, limits.max_elements)
-        rows = batch_rows(arrays, manifest) or 1
+        try:
+            arrays = to_arrays(data, manifest, limits.max_elements)
+            rows = batch_rows(arrays, manifest) or 1
+        finally:
+            state.arriving -= 1
         try:
             outputs = await asyncio.wait_for(
                 entry.unit.submit(arrays, rows), limits.request_timeout_s

@@ -114,8 +114,11 @@ class Batcher:
         executor: The thread pool.
         metrics: Where to record batch sizes, queue depth and inference time.
         max_batch_size: Most rows per inference (a bigger request runs alone).
-        max_wait_s: How long the first request waits for others.
+        max_wait_s: How long the first request waits for others, at most.
         max_queue_size: Most waiting requests; more get :class:`OverloadedError`.
+        arriving: How many requests are being read and checked on their way to a
+            batcher. The batch waits for more rows only while this is above zero: a
+            lone request runs at once instead of paying ``max_wait_s`` for nothing.
     """
 
     def __init__(
@@ -128,8 +131,10 @@ class Batcher:
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         max_queue_size: int = 1024,
+        arriving: Callable[[], int] | None = None,
     ) -> None:
         """Create the batcher; :meth:`start` starts its loop."""
+        self._arriving = arriving
         self.model = model
         self._run = run
         self._executor = executor
@@ -203,6 +208,8 @@ class Batcher:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if rows >= self.max_batch_size or remaining <= 0 or self._closed:
                     break
+                if self._arriving is not None and self._arriving() == 0:
+                    break  # nothing else is on its way: waiting would only add latency
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), remaining)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -118,10 +119,13 @@ class ModelManager:
         self.settings = settings
         self.executor = executor
         self.metrics = metrics
+        # How many requests are on their way to a batcher (set by the app).
+        self.arriving: Callable[[], int] = lambda: 0
         self.options = RunnerOptions(
             intra_op_threads=settings.runtime.intra_op_threads,
             inter_op_threads=settings.runtime.inter_op_threads,
             providers=tuple(settings.runtime.providers) if settings.runtime.providers else None,
+            spin_wait=settings.runtime.spin_wait,
         )
         self._entries: OrderedDict[Key, ModelEntry] = OrderedDict()
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -297,6 +301,7 @@ class ModelManager:
                 max_batch_size=batching.max_batch_size,
                 max_wait_s=batching.max_wait_ms / 1000,
                 max_queue_size=batching.max_queue_size,
+                arriving=self.arriving,
             )
             batcher.start()
             return batcher

@@ -25,6 +25,8 @@ class ServerState:
         models: The model manager; ``None`` until the lifespan starts.
         executor: The inference thread pool; ``None`` until the lifespan starts.
         in_flight: Predict requests in flight now.
+        arriving: Predict requests being read and checked, not yet handed to a model: the
+            batchers wait for more rows only while some are on their way.
         draining: Set when a shutdown begins (``/ready`` answers 503 from then on).
         preload_task: The task loading the preload models.
     """
@@ -35,5 +37,6 @@ class ServerState:
     models: ModelManager | None = None
     executor: ThreadPoolExecutor | None = None
     in_flight: int = 0
+    arriving: int = 0
     draining: bool = False
     preload_task: asyncio.Task[None] | None = None
