@@ -549,11 +549,16 @@ def pytest_sessionfinish(session):
 """
 
 
+# The stand-in "xdist" plugin lacks xdist's hook specs; other installed plugins that add
+# xdist hooks when they see it (schemathesis) would fail to register, so they stay out.
+NO_XDIST_AWARE_PLUGINS = ("-p", "no:schemathesis")
+
+
 def test_an_xdist_controller_prints_the_message_once(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(XDIST_CONTROLLER_CONFTEST)
     # The controller runs no tests itself; these stand in for the workers' reports.
     pytester.makepyfile(test_plain="def test_a():\n    pass\n")
-    result = pytester.runpytest(*QUICK, "--numprocesses", "2")
+    result = pytester.runpytest(*QUICK, *NO_XDIST_AWARE_PLUGINS, "--numprocesses", "2")
     result.assert_outcomes(passed=1)
     assert result.stdout.str().count(XDIST_MESSAGE) == 1
 
@@ -565,7 +570,9 @@ def test_an_xdist_controller_without_benchmarks_prints_nothing(
         XDIST_CONTROLLER_CONFTEST.replace('{"as_bench_unmeasured_calls": 2}', "{}")
     )
     pytester.makepyfile(test_plain="def test_a():\n    pass\n")
-    result = pytester.runpytest(*BASE, "--no-header", "--numprocesses", "2")
+    result = pytester.runpytest(
+        *BASE, *NO_XDIST_AWARE_PLUGINS, "--no-header", "--numprocesses", "2"
+    )
     result.assert_outcomes(passed=1)
     assert "as-bench" not in _lines(result).lower()
 
