@@ -35,6 +35,7 @@ EXPECTED = {
     "__version__",
     "deep_merge",
     "dump_settings",
+    "write_text_atomic",
     "load_settings",
     "read_config_file",
 }

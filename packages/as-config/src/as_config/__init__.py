@@ -18,7 +18,7 @@ Define settings as a subclass of `AsSettings`, then build them with `load_settin
 Precedence, highest first: arguments, environment, profile, file, defaults.
 """
 
-from as_config._dump import SECRET_MASK, dump_settings
+from as_config._dump import SECRET_MASK, dump_settings, write_text_atomic
 from as_config._formats import SUFFIXES, ConfigFormat
 from as_config._layers import PROFILES_KEY, deep_merge
 from as_config._loader import load_settings
@@ -60,4 +60,5 @@ __all__ = [
     "dump_settings",
     "load_settings",
     "read_config_file",
+    "write_text_atomic",
 ]

@@ -55,11 +55,17 @@ def _file_mode(path: Path, reveal_secrets: bool) -> int:
     return 0o600 if reveal_secrets else 0o644
 
 
-def write_atomic(path: Path, text: str, mode: int) -> None:
+def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Write ``text`` to ``path`` so that a crash leaves the old file or the new, never half.
 
-    The text goes to a temporary file in the same directory (so the rename stays on one
-    file system), is flushed to disk, then renamed over ``path``.
+    The text (UTF-8, Unix line ends) goes to a temporary file in the same directory (so
+    the rename stays on one file system), is flushed to disk, given ``mode``, then renamed
+    over ``path``. Readers never see half a file; of two writers, the last rename wins.
+
+    Args:
+        path: The file to write; its folder is created if missing.
+        text: The content.
+        mode: The file's permissions (``0o644``: readable by all; ``0o600``: owner only).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -121,5 +127,5 @@ def dump_settings(
         chosen = format_for_name(fmt) if fmt is not None else format_for_path(path)
     text = render(settings_data(settings, reveal_secrets=reveal_secrets), chosen)
     if path is not None:
-        write_atomic(path, text, _file_mode(path, reveal_secrets))
+        write_text_atomic(path, text, _file_mode(path, reveal_secrets))
     return text

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from as_config import write_text_atomic
 from as_deploy._version import __version__
 from as_deploy.exceptions import (
     AsDeployError,
@@ -744,20 +745,6 @@ def check_dockerfile_target(repo: Path, out: Path | None = None, *, force: bool 
     return dockerfile
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).chmod(0o644)  # mkstemp makes it 0600; the file is meant to be shared
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _copy_wheels(source: Path, dest: Path, names: Sequence[str]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -820,8 +807,8 @@ def write_docker_context(
         plan = _with_wheels(plan, Path(wheels))
         if plan.wheels_source is not None and plan.wheels is not None:
             _copy_wheels(plan.wheels_source, plan.context / plan.wheels, plan.wheel_files)
-    _atomic_write(plan.dockerfile, _render(plan))
-    _atomic_write(plan.dockerignore, _render_dockerignore(plan))
+    write_text_atomic(plan.dockerfile, _render(plan))
+    write_text_atomic(plan.dockerignore, _render_dockerignore(plan))
     logger.info("wrote %s and %s", plan.dockerfile, plan.dockerignore)
     return plan
 

@@ -273,7 +273,7 @@ def convert_module(model: Any, precision: str = "fp32") -> MLXModel:
     program = _Program(builder.dtype, torch.fx.Node)
     modules = dict(graph_module.named_modules())
     for node in graph_module.graph.nodes:
-        if node.op == "placeholder":
+        if node.op == "placeholder":  # torch.fx's name for a graph input
             program.inputs.append(node.name)
         elif node.op == "call_module":
             module = modules[node.target]

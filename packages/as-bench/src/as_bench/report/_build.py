@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -16,6 +14,7 @@ from as_bench.report._markdown import render_markdown
 from as_bench.report._model import Figure, build_data, figure_title
 from as_bench.report._recommend import latest_per_benchmark
 from as_bench.results import BenchmarkResult
+from as_config import write_text_atomic
 
 if TYPE_CHECKING:
     from as_bench.compare import Comparison
@@ -41,21 +40,6 @@ class ReportFiles:
     markdown: Path
     html: Path
     images: list[Path]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # A reader (a browser refreshing, CI archiving) never sees half a report.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp_path = Path(tmp)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        # mkstemp makes the file private (0600); a report is meant to be shared.
-        tmp_path.chmod(0o644)
-        tmp_path.replace(path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
 
 
 def _draw(
@@ -122,8 +106,9 @@ def build_report(
     markdown = out_dir / "report.md"
     page = out_dir / "report.html"
     try:
-        _write_atomic(markdown, render_markdown(data))
-        _write_atomic(page, render_html(data, out_dir))
+        # A reader (a browser refreshing, CI archiving) never sees half a report.
+        write_text_atomic(markdown, render_markdown(data))
+        write_text_atomic(page, render_html(data, out_dir))
     except OSError as exc:
         if isinstance(exc, ResultStoreError):
             raise
