@@ -22,6 +22,7 @@ from as_bench.devices._base import (
     InvalidDeviceSpecError,
     make_call_loop,
 )
+from as_bench.devices._clock import Clock, CpuTimes, read_cpu_times
 from as_bench.devices._host_memory import MemoryTracker, current_rss_bytes
 from as_bench.devices.cpu import CpuDevice
 from as_bench.devices.cuda import CudaDevice
@@ -31,7 +32,9 @@ from as_bench.devices.mps import MpsDevice
 __all__ = [
     "VALID_FORMS",
     "CallLoop",
+    "Clock",
     "CpuDevice",
+    "CpuTimes",
     "CudaDevice",
     "Device",
     "DeviceKind",
@@ -43,6 +46,7 @@ __all__ = [
     "current_rss_bytes",
     "get_device",
     "make_call_loop",
+    "read_cpu_times",
 ]
 
 _SPEC = re.compile(r"(cpu|cuda|mps|mlx)(?::(\d+))?")

@@ -3,7 +3,7 @@
 A :class:`Device` is what the engine times a function on. It hides the four ways of
 knowing that a call has finished and how long it took:
 
-- **cpu**: the call returns when it is done; ``time.perf_counter_ns`` around it.
+- **cpu**: the call returns when it is done; the clock around it.
 - **cuda**: kernels are queued; device time from a pair of CUDA events per sample with
   one synchronize at the end of a batch of samples, latency from
   synchronize / clock / calls / synchronize / clock.
@@ -13,6 +13,10 @@ knowing that a call has finished and how long it took:
 
 Timed regions hold nothing but the clock reads, the synchronisations and one call of a
 *call loop* (:func:`make_call_loop`): ``for _ in repeat(None, n): fn(*args, **kwargs)``.
+
+The clock is the device's :attr:`Device.clock` (``time.perf_counter_ns`` unless one is
+given), and the engine reads all its time from it: a device with a fake clock
+(:mod:`as_bench.testing`) makes a whole measurement run on fake time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, ClassVar, Literal
 
+from as_bench.devices._clock import Clock, CpuTimes, read_cpu_times
 from as_bench.devices._host_memory import MemoryTracker
 from as_bench.exceptions import DeviceUnavailableError
 from as_bench.measurement import TimerKind
@@ -143,6 +148,35 @@ class Device(ABC):
     device_timer: ClassVar[TimerKind | None] = None
     device_label: ClassVar[str | None] = None
     extra: ClassVar[str | None] = None
+    _clock: Clock | None = None
+
+    @property
+    def clock(self) -> Clock:
+        """The clock that times samples, and the engine's phases: integer nanoseconds.
+
+        ``time.perf_counter_ns`` unless another was set (a fake in tests, see
+        :mod:`as_bench.testing`). Isolated measurements (``isolate=True``) need the
+        default: the child process recreates the device from its name.
+        """
+        return self._clock if self._clock is not None else time.perf_counter_ns
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+
+    @property
+    def has_default_clock(self) -> bool:
+        """Whether :attr:`clock` is ``time.perf_counter_ns`` (no other clock was set)."""
+        return self._clock is None or self._clock is time.perf_counter_ns
+
+    def cpu_times(self) -> CpuTimes | None:
+        """CPU time used so far by the machine and by this process (``None``: unknown).
+
+        The engine compares two readings to warn when other processes competed for the
+        CPUs while it measured. The kernel's accounting (psutil) by default; a fake
+        device reports fake CPU time that matches its fake clock.
+        """
+        return read_cpu_times()
 
     @property
     def name(self) -> str:
@@ -213,7 +247,7 @@ class Device(ABC):
             ``count`` durations in nanoseconds, each for ``inner`` calls.
         """
         sync = self.synchronize
-        clock = time.perf_counter_ns
+        clock = self.clock
         body = loop
         if self.asynchronous and inner > 1:
 

@@ -1,15 +1,15 @@
-"""The CPU: calls are complete on return, timed with ``time.perf_counter_ns``."""
+"""The CPU: calls are complete on return, timed with ``time.perf_counter_ns`` by default."""
 
 from __future__ import annotations
 
 import os
 import platform
-import time
 from typing import Any, ClassVar
 
 import psutil
 
 from as_bench.devices._base import CallLoop, Device, DeviceKind
+from as_bench.devices._clock import Clock
 from as_bench.measurement import TimerKind
 
 __all__ = ["CpuDevice"]
@@ -23,6 +23,15 @@ class CpuDevice(Device):
     latency_timer: ClassVar[TimerKind] = "perf_counter"
     latency_label: ClassVar[str] = "wall clock (perf_counter_ns)"
 
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        """The CPU, timed with ``clock`` (``time.perf_counter_ns`` when ``None``).
+
+        Args:
+            clock: Another clock, e.g. :class:`as_bench.testing.FakeClock` in tests.
+        """
+        if clock is not None:
+            self.clock = clock
+
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Never: there is always a CPU."""
@@ -33,7 +42,7 @@ class CpuDevice(Device):
 
     def latency_samples(self, loop: CallLoop, inner: int, count: int) -> list[int]:
         """``clock, loop(inner), clock`` per sample; no synchronisation to pay for."""
-        clock = time.perf_counter_ns
+        clock = self.clock
         out = [0] * count
         for i in range(count):
             t0 = clock()

@@ -8,11 +8,11 @@ we compare the whole machine's busy CPU time with our own process's over the mea
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import psutil
+from as_bench.devices import Clock, CpuTimes, read_cpu_times
 
 __all__ = ["ContentionMeter"]
 
@@ -20,56 +20,51 @@ __all__ = ["ContentionMeter"]
 # of the machine: a background daemon waking now and then is not worth a warning.
 _MIN_CORES = 0.3
 _MIN_FRACTION = 0.2
-
-
-def _system_busy_s() -> float:
-    times = psutil.cpu_times()
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return float(sum(times) - idle)
-
-
-def _own_busy_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+# Below this many seconds the kernel's tick-based accounting means little.
+_MIN_WALL_S = 0.05
 
 
 @dataclass
 class ContentionMeter:
-    """Start it before measuring; :meth:`warning` afterwards says whether others competed."""
+    """Start it before measuring; :meth:`warning` afterwards says whether others competed.
 
-    _process: psutil.Process | None = None
-    _wall: float = 0.0
-    _system: float = 0.0
-    _own: float = 0.0
+    Attributes:
+        clock: Where wall time is read (integer nanoseconds): the device's clock.
+        cpu_times: Where CPU time is read: the device's :meth:`~as_bench.devices.Device.cpu_times`
+            (the kernel's accounting, or a fake device's).
+    """
+
+    clock: Clock = time.perf_counter_ns
+    cpu_times: Callable[[], CpuTimes | None] = read_cpu_times
+    _start: CpuTimes | None = field(default=None, init=False)
+    _wall_ns: int = field(default=0, init=False)
 
     def start(self) -> None:
         """Take the starting readings."""
-        try:
-            self._process = psutil.Process(os.getpid())
-            self._system = _system_busy_s()
-            self._own = _own_busy_s(self._process)
-        except (psutil.Error, OSError):  # containers may hide /proc/stat: then say nothing
-            self._process = None
-        self._wall = time.perf_counter()
+        self._start = self.cpu_times()
+        self._wall_ns = self.clock()
 
     def others_cores(self) -> float | None:
-        """Average number of cores other processes kept busy since :meth:`start`."""
-        if self._process is None:
+        """Average number of cores other processes kept busy since :meth:`start`.
+
+        ``None`` when the CPU accounting cannot be read or less than 50 ms passed.
+        """
+        if self._start is None:
             return None
-        wall = time.perf_counter() - self._wall
-        if wall <= 0.05:  # too short for the kernel's tick-based accounting to mean much
+        wall = (self.clock() - self._wall_ns) * 1e-9
+        if wall <= _MIN_WALL_S:
             return None
-        try:
-            system = _system_busy_s() - self._system
-            own = _own_busy_s(self._process) - self._own
-        except (psutil.Error, OSError):
+        now = self.cpu_times()
+        if now is None:
             return None
-        return max(0.0, (system - own) / wall)
+        machine = now.machine_busy_s - self._start.machine_busy_s
+        own = now.own_busy_s - self._start.own_busy_s
+        return max(0.0, (machine - own) / wall)
 
     def warning(self) -> str | None:
         """A warning in words when other processes competed for the CPUs, else ``None``."""
         cores = self.others_cores()
-        count = psutil.cpu_count() or 1
+        count = self._start.cpu_count if self._start is not None else 1
         if cores is None or cores < max(_MIN_CORES, _MIN_FRACTION * count):
             return None
         return (

@@ -141,11 +141,20 @@ def run_isolated(
     """Measure in a fresh spawned process (see the module docstring).
 
     Raises:
-        MeasurementError: Not picklable; the child raised, crashed or timed out.
+        MeasurementError: Not picklable; the device has a clock of its own (the child could
+            not use it); the child raised, crashed or timed out.
         DeviceUnavailableError: The device cannot be used (checked here first).
     """
     payload = _check_picklable(fn, args, kwargs, setup)
-    device_name = get_device(device).name  # fail here, early, on a bad or missing device
+    chosen = get_device(device)  # fail here, early, on a bad or missing device
+    if not chosen.has_default_clock:
+        msg = (
+            f"isolate=True recreates the device from its name ({chosen.name!r}) in a fresh "
+            f"process, so {chosen!r}'s own clock cannot go with it: measure a device with "
+            "another clock (a fake in tests) with isolate=False"
+        )
+        raise MeasurementError(msg)
+    device_name = chosen.name
     child_options = options.model_copy(update={"isolate": False}).model_dump_json()
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)

@@ -11,11 +11,14 @@ every sampling round):
 
 Host memory is sampled by a background thread during the cold call and the warm-up only
 (see :mod:`as_bench.devices._host_memory`); device peaks span the whole measurement.
+
+All time is read from the device's clock (:attr:`as_bench.devices.Device.clock`), and the
+CPU accounting behind the contention warning from its ``cpu_times()``: a device with a
+fake clock (:mod:`as_bench.testing`) runs the whole measurement on fake time.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -161,7 +164,8 @@ def run_measurement(
     Raises:
         MeasurementError: ``fn`` or ``setup`` raised; the original is chained.
     """
-    start = time.perf_counter()
+    clock = device.clock
+    start = clock()
     name = describe_callable(fn)
     loop = device.make_call_loop(fn, args, kwargs)
     guarded = _guarded_setup(setup)
@@ -169,7 +173,7 @@ def run_measurement(
     if options.track_memory:
         tracker = device.memory_tracker(options.memory_poll_interval_s)
     phase = "the cold call"
-    contention = ContentionMeter()
+    contention = ContentionMeter(clock=clock, cpu_times=device.cpu_times)
     contention.start()
     with torch_threads(options.threads) as torch_set:
         threads = thread_settings(options.threads)
@@ -222,7 +226,7 @@ def run_measurement(
         inner_loops=cal.inner_loops,
         converged=outcome.converged,
         stop_reason=outcome.stop_reason,
-        total_seconds=time.perf_counter() - start,
+        total_seconds=(clock() - start) * 1e-9,
         memory=memory,
         threads=threads,
         isolated=False,

@@ -21,7 +21,6 @@ samples per series), so the checks are frequent without costing much.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +69,8 @@ class _Rounds:
         self.device_s: list[float] = []
         self.per_sample_s = max(sample_time_s, 1e-9)
         self.rounds = 0
-        self.start = time.perf_counter()
+        self.clock = device.clock
+        self.start = self.clock()
 
     @property
     def n(self) -> int:
@@ -78,7 +78,7 @@ class _Rounds:
         return len(self.device_s) if self.use_events else len(self.latency_ns)
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return (self.clock() - self.start) * 1e-9
 
     def size(self, options: MeasureOptions) -> int:
         """Samples per series in the next round."""
@@ -92,7 +92,7 @@ class _Rounds:
 
     def take(self, k: int) -> None:
         """One round: ``k`` latency samples, then ``k`` device-time samples."""
-        t0 = time.perf_counter()
+        t0 = self.clock()
         self.latency_ns.extend(self.device.latency_samples(self.loop, self.inner, k))
         if self.use_events:
             got = self.device.device_time_samples(self.loop, self.inner, k)
@@ -102,7 +102,7 @@ class _Rounds:
                 self.device_s.extend(got)
         self.rounds += 1
         taken = 2 * k if self.use_events else k
-        self.per_sample_s = max((time.perf_counter() - t0) / taken, 1e-9)
+        self.per_sample_s = max((self.clock() - t0) * 1e-9 / taken, 1e-9)
 
     def primary_stats(self, options: MeasureOptions) -> Stats:
         """Statistics of the primary series, per call."""
@@ -165,6 +165,8 @@ def sample(
     setup: Callable[[], Any] | None = None,
 ) -> SamplingOutcome:
     """Take rounds of samples of ``inner`` calls until the stopping rule says stop.
+
+    Time (the limits, the size of a round) is read from ``device.clock``.
 
     Args:
         device: Where the calls run.

@@ -12,7 +12,6 @@ the more recent). A function still unstable at ``warmup_max_time_s`` ends warm-u
 from __future__ import annotations
 
 import statistics
-import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -53,7 +52,7 @@ def _halves(window: deque[int]) -> tuple[float, float]:
 def warm_up(device: Device, loop: CallLoop, options: MeasureOptions) -> WarmupOutcome:
     """Warm ``loop`` up on ``device`` (see the module docstring for the rule).
 
-    At least one call is made, whatever the options.
+    At least one call is made, whatever the options. Time is read from ``device.clock``.
     """
     window: deque[int] = deque(maxlen=options.warmup_window)
     calls = 0
@@ -62,12 +61,13 @@ def warm_up(device: Device, loop: CallLoop, options: MeasureOptions) -> WarmupOu
     m1: float | None = None
     m2: float | None = None
     rel: float | None = None
-    start = time.perf_counter()
+    clock = device.clock
+    start = clock()
     while True:
         samples = device.latency_samples(loop, 1, chunk)
         window.extend(samples)
         calls += chunk
-        elapsed = time.perf_counter() - start
+        elapsed = (clock() - start) * 1e-9
         if calls >= options.warmup_min_iters and elapsed >= options.warmup_min_time_s:
             if len(window) >= 2:
                 m1, m2 = _halves(window)
@@ -80,7 +80,7 @@ def warm_up(device: Device, loop: CallLoop, options: MeasureOptions) -> WarmupOu
         typical = statistics.median(samples) * 1e-9
         fits = int(_CHECK_EVERY_S / typical) if typical > 0 else _MAX_CHUNK
         chunk = max(1, min(_MAX_CHUNK, fits))
-    seconds = time.perf_counter() - start
+    seconds = (clock() - start) * 1e-9
     if m2 is None:  # never checked (a single slow call): that call is the estimate
         m2 = float(window[-1])
     report = WarmupReport(
