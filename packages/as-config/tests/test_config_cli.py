@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import as_config
-from as_config.cli import app
+from as_config.cli import app, main
 
 SCHEMA_MODULE = "cfg_cli_schema"
 SCHEMA = f"{SCHEMA_MODULE}:CliSettings"
@@ -60,8 +62,16 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+    """Run the command line as its console script does: main() with its error handling."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main() always exits
+            code = 0
+    return code, out.getvalue(), err.getvalue()
 
 
 def test_version() -> None:
@@ -108,7 +118,7 @@ def test_validate_parse_error(workdir: Path) -> None:
     code, _, err = invoke("validate", "broken.json", "--schema", SCHEMA)
     assert code == 1
     assert err.startswith(
-        "error: broken.json:3:3: duplicate key 'repeats' (first defined at line 2)\n"
+        "error: broken.json:3:3: duplicate key 'repeats' (first defined at line 2) "
     )
     assert "hint: remove one of the two entries" in err
     assert "Traceback" not in err

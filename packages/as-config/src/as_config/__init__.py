@@ -18,7 +18,8 @@ Define settings as a subclass of `AsSettings`, then build them with `load_settin
 Precedence, highest first: arguments, environment, profile, file, defaults.
 """
 
-from as_config._dump import SECRET_MASK, dump_settings, write_text_atomic
+# write_text_atomic lives in as-core, the shared base; it stays importable from here.
+from as_config._dump import SECRET_MASK, dump_settings
 from as_config._formats import SUFFIXES, ConfigFormat
 from as_config._layers import PROFILES_KEY, deep_merge
 from as_config._loader import load_settings
@@ -37,6 +38,7 @@ from as_config.exceptions import (
     ProfileNotFoundError,
     UnsupportedFormatError,
 )
+from as_core.fs import write_text_atomic
 
 __all__ = [
     "PROFILES_KEY",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -12,6 +10,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from as_config._formats import FORMATS, ConfigFormat, format_for_name, format_for_path, render
+from as_core.fs import write_text_atomic
 
 SECRET_MASK = "**********"
 """What a secret looks like in a dump: pydantic's own mask."""
@@ -53,34 +52,6 @@ def _file_mode(path: Path, reveal_secrets: bool) -> int:
         return path.stat().st_mode & 0o777
     # A file that holds plain-text secrets is for its owner's eyes only.
     return 0o600 if reveal_secrets else 0o644
-
-
-def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves the old file or the new, never half.
-
-    The text (UTF-8, Unix line ends) goes to a temporary file in the same directory (so
-    the rename stays on one file system), is flushed to disk, given ``mode``, then renamed
-    over ``path``. Readers never see half a file; of two writers, the last rename wins.
-
-    Args:
-        path: The file to write; its folder is created if missing.
-        text: The content.
-        mode: The file's permissions (``0o644``: readable by all; ``0o600``: owner only).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.chmod(mode)
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def dump_settings(

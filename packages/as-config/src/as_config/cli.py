@@ -11,16 +11,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.traceback import Traceback
 
 from as_config._dump import dump_settings
 from as_config._formats import format_for_path
@@ -35,6 +31,7 @@ from as_config.exceptions import (
     ProfileNotFoundError,
     UnsupportedFormatError,
 )
+from as_core.cli import CommandLine, version_callback
 
 app = typer.Typer(
     name="as-config",
@@ -45,10 +42,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# soft_wrap: never break a path or a key in the middle to fit the terminal.
-_stdout = Console(soft_wrap=True, highlight=False, emoji=False)
-_stderr = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
-
 # Errors in what the person typed, rather than in the config file's contents.
 _USAGE_ERRORS = (
     ConfigFileNotFoundError,
@@ -58,45 +51,26 @@ _USAGE_ERRORS = (
 )
 
 
-class OutputFormat(StrEnum):
-    """Formats ``show`` writes."""
-
-    yaml = "yaml"
-    json = "json"
-    toml = "toml"
-
-
 class SchemaError(Exception):
     """``--schema`` does not name an importable `AsSettings` subclass (a usage error)."""
 
     hint = "pass --schema package.module:ClassName for a subclass of as_config.AsSettings"
 
 
-def _fail(exc: BaseException, code: int, debug: bool) -> NoReturn:
-    if debug:
-        _stderr.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
-    _stderr.print(f"[bold red]error:[/] {escape(str(exc))}")
-    hint = getattr(exc, "hint", None)
-    if hint:
-        _stderr.print(f"[dim]hint:[/] {escape(hint)}")
-    raise typer.Exit(code)
+_cli = CommandLine(
+    app,
+    "as-config",
+    package_error=AsConfigError,
+    usage_errors=(SchemaError, *_USAGE_ERRORS),
+)
 
 
-@contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """Turn exceptions into one error block and the documented exit code."""
-    try:
-        yield
-    except (SchemaError, *_USAGE_ERRORS) as exc:
-        _fail(exc, 2, debug)
-    except AsConfigError as exc:
-        _fail(exc, 1, debug)
-    except Exception as exc:
-        if debug:
-            _fail(exc, 1, debug)
-        _stderr.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}")
-        _stderr.print("[dim]hint:[/] run again with --debug for the traceback")
-        raise typer.Exit(1) from None
+class OutputFormat(StrEnum):
+    """Formats ``show`` writes."""
+
+    yaml = "yaml"
+    json = "json"
+    toml = "toml"
 
 
 def load_schema(spec: str) -> type[AsSettings]:
@@ -146,17 +120,16 @@ def environment_mapping(prefix: str, delimiter: str = "__") -> dict[str, Any]:
     return data
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"as-config {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version",
+            callback=version_callback("as-config", __version__),
+            is_eager=True,
+            help="Show the version.",
+        ),
     ] = False,
 ) -> None:
     """Validate as-toolkit config files and show the settings they resolve to."""
@@ -191,11 +164,11 @@ def validate(
     debug: DebugOpt = False,
 ) -> None:
     """Check FILE (with its profile and the environment) against a settings class."""
-    with _errors(debug):
-        model = load_schema(schema)
-        load_settings(model, file, profile=profile, env_prefix=env_prefix)
+    _cli.debug = debug
+    model = load_schema(schema)
+    load_settings(model, file, profile=profile, env_prefix=env_prefix)
     suffix = f" with profile {profile!r}" if profile else ""
-    _stdout.print(f"[green]valid:[/] {escape(str(file))}{escape(suffix)} for {model.__name__}")
+    _cli.stdout.print(f"[green]valid:[/] {escape(str(file))}{escape(suffix)} for {model.__name__}")
 
 
 @app.command()
@@ -224,26 +197,30 @@ def show(
     Without it, the merged mapping is printed as written, with variables starting with
     --env-prefix laid on top as strings.
     """
-    with _errors(debug):
-        if file is None and schema is None:
-            raise SchemaError("show needs a FILE, a --schema, or both")
-        data: Any
-        if schema is not None:
-            model = load_schema(schema)
-            data = load_settings(model, file, profile=profile, env_prefix=env_prefix)
-        else:
-            data = merge_layers(file_layers(file, profile))
-            if env_prefix:
-                data = deep_merge(data, environment_mapping(env_prefix))
-        if fmt is not None:
-            chosen = fmt.value
-        else:
-            chosen = format_for_path(file) if file is not None else "yaml"
-        text = dump_settings(data, chosen)
+    _cli.debug = debug
+    if file is None and schema is None:
+        raise SchemaError("show needs a FILE, a --schema, or both")
+    data: Any
+    if schema is not None:
+        model = load_schema(schema)
+        data = load_settings(model, file, profile=profile, env_prefix=env_prefix)
+    else:
+        data = merge_layers(file_layers(file, profile))
+        if env_prefix:
+            data = deep_merge(data, environment_mapping(env_prefix))
+    if fmt is not None:
+        chosen = fmt.value
+    else:
+        chosen = format_for_path(file) if file is not None else "yaml"
+    text = dump_settings(data, chosen)
     # typer.echo, not rich: config text may hold [brackets] that rich would read as markup.
     typer.echo(text, nl=False)
 
 
-def main() -> None:
-    """Run the ``as-config`` command line."""
-    app(prog_name="as-config")
+def main(argv: list[str] | None = None) -> None:
+    """Run the ``as-config`` command line (also ``python -m as_config``).
+
+    Args:
+        argv: The arguments (without the program name); ``sys.argv[1:]`` when ``None``.
+    """
+    _cli.run(argv)
