@@ -1,10 +1,16 @@
-"""measure() on the CPU: phases, calibration, stopping, warnings, errors, memory, threads."""
+"""measure(): phases, calibration, stopping, warnings, errors, memory, threads.
+
+The engine's decisions (the inner loop, warm-up stability, when sampling stops and why)
+are tested on a :class:`~as_bench.testing.FakeDevice`, whose calls cost exact fake time,
+so they hold on a busy machine. A few ``timing`` tests measure real time, loosely.
+"""
 
 from __future__ import annotations
 
 import itertools
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +20,9 @@ from as_bench.devices import CpuDevice
 from as_bench.engine import MeasureOptions, measure
 from as_bench.exceptions import MeasurementError
 from as_bench.measurement import Measurement
+from as_bench.testing import CLOCK_READ_NS, FakeDevice
+
+READ_S = CLOCK_READ_NS * 1e-9  # what one read of a FakeDevice's clock costs
 
 
 def busy_wait(seconds: float) -> None:
@@ -21,6 +30,26 @@ def busy_wait(seconds: float) -> None:
     end = time.perf_counter_ns() + int(seconds * 1e9)
     while time.perf_counter_ns() < end:
         pass
+
+
+def noop() -> None:
+    """The measured function of fake-time tests: its cost is the FakeDevice's."""
+
+
+def noisy(seconds: float, spread: float = 0.1, seed: int = 0) -> Callable[[int], float]:
+    """A cost of ``seconds`` ±``spread`` (uniform, seeded) per call."""
+    rng = random.Random(seed)
+    return lambda _: seconds * rng.uniform(1 - spread, 1 + spread)
+
+
+def per_call(cost_s: float, inner: int) -> float:
+    """What a sample of ``inner`` calls of ``cost_s`` reads per call on the fake clock."""
+    return (inner * cost_s + READ_S) / inner
+
+
+def sampling_seconds(m: Measurement) -> float:
+    """The samples' own time (calls and clock reads), seconds."""
+    return sum(m.latency.samples_s) * m.inner_loops
 
 
 def _check_consistent(m: Measurement) -> None:
@@ -36,148 +65,200 @@ def _check_consistent(m: Measurement) -> None:
 
 
 def test_a_10_us_call_gets_an_inner_loop_and_an_accurate_median() -> None:
-    m = measure(busy_wait, 10e-6, options=MeasureOptions(max_time_s=2.0))
+    m = measure(noop, device=FakeDevice(10e-6), options=MeasureOptions(max_time_s=2.0))
     _check_consistent(m)
-    assert m.inner_loops > 1
-    assert m.latency.stats.median == pytest.approx(10e-6, rel=0.25)
+    # 50 ns of clock overhead must be at most 0.01% of a sample: 500 µs, 50 calls.
+    assert m.inner_loops == 50
+    assert m.latency.stats.median == pytest.approx(per_call(10e-6, 50), rel=1e-9)
+    assert m.latency.stats.median == pytest.approx(10e-6, rel=1e-3)
     assert m.latency.timer == "perf_counter"
     assert m.device_time is None and m.primary is m.latency
+    assert not any("overhead" in w for w in m.warnings)
+
+
+@pytest.mark.timing
+def test_a_real_10_us_busy_wait_gets_an_inner_loop_and_a_plausible_median() -> None:
+    m = measure(busy_wait, 10e-6, options=MeasureOptions.quick())
+    _check_consistent(m)
+    assert m.inner_loops > 1
+    assert 0.5 * 10e-6 <= m.latency.stats.median <= 5 * 10e-6
+    assert m.latency.timer == "perf_counter"
 
 
 def test_a_20_ms_call_is_timed_one_call_per_sample() -> None:
-    m = measure(busy_wait, 0.02, options=MeasureOptions.quick(min_samples=5))
+    m = measure(noop, device=FakeDevice(0.02), options=MeasureOptions.quick(min_samples=5))
     _check_consistent(m)
     assert m.inner_loops == 1
-    assert m.latency.stats.median == pytest.approx(0.02, rel=0.25)
+    assert m.latency.stats.median == pytest.approx(0.02 + READ_S, rel=1e-9)
+
+
+def test_a_call_just_under_calibrate_below_s_gets_an_inner_loop() -> None:
+    # 50 ns / 1e-5 asks for 5 ms samples: 6 calls of 0.9 ms, but 1 ms calls stay single.
+    options = MeasureOptions.quick(calibrate_below_s=1e-3, max_overhead_ratio=1e-5)
+    assert measure(noop, device=FakeDevice(1e-3), options=options).inner_loops == 1
+    assert measure(noop, device=FakeDevice(0.9e-3), options=options).inner_loops == 6
 
 
 def test_fixed_inner_loops_skip_calibration() -> None:
-    m = measure(busy_wait, 1e-5, options=MeasureOptions.quick(inner_loops=7))
+    device = FakeDevice(1e-5)
+    m = measure(noop, device=device, options=MeasureOptions.quick(inner_loops=7))
     assert m.inner_loops == 7
+    # Calibration only measured the overhead (empty samples): no sample of n calls.
+    warm_and_cold = 1 + m.warmup.iterations
+    assert device.calls == warm_and_cold + 7 * m.latency.stats.n
 
 
 def test_the_inner_loop_respects_its_caps() -> None:
-    m = measure(len, "x", options=MeasureOptions.quick(max_inner_loops=50, max_overhead_ratio=1e-6))
-    assert m.inner_loops <= 50
-    assert any("overhead" in w for w in m.warnings)
+    options = MeasureOptions.quick(max_inner_loops=50, max_overhead_ratio=1e-6)
+    m = measure(noop, device=FakeDevice(1e-7), options=options)
+    assert m.inner_loops == 50
+    overhead = [w for w in m.warnings if "overhead" in w]
+    assert overhead and "held back by max_inner_loops" in overhead[0], m.warnings
+
+
+def test_the_inner_loop_keeps_a_sample_under_max_sample_time() -> None:
+    # 50 ns / 1e-4 asks for 500 µs samples; the cap allows 100 µs: 10 calls of 10 µs.
+    options = MeasureOptions.quick(max_sample_time_s=100e-6, overhead_warn_factor=1)
+    m = measure(noop, device=FakeDevice(10e-6), options=options)
+    assert m.inner_loops == 10
+    assert any("held back by max_sample_time_s" in w for w in m.warnings), m.warnings
 
 
 # -- stopping --------------------------------------------------------------------------
 
 
-def test_a_constant_time_function_converges_quickly() -> None:
-    m = measure(busy_wait, 200e-6)
+def test_a_stable_function_converges_once_min_time_has_passed() -> None:
+    options = MeasureOptions()
+    m = measure(noop, device=FakeDevice(noisy(200e-6)), options=options)
     _check_consistent(m)
     assert m.converged
     assert m.stop_reason.startswith("converged")
-    assert m.latency.stats.ci_halfwidth_relative <= 0.01
-    assert m.total_seconds < MeasureOptions().max_time_s
+    assert m.latency.stats.ci_halfwidth_relative <= options.target_rel_ci
+    assert options.min_time_s <= sampling_seconds(m) < options.min_time_s + options.batch_time_s
+    assert m.total_seconds < options.max_time_s
     assert not any("did not converge" in w for w in m.warnings)
 
 
 def test_default_options_measure_a_1_ms_function_in_well_under_3_s() -> None:
-    start = time.perf_counter()
-    m = measure(busy_wait, 1e-3)
-    assert time.perf_counter() - start < 3.0
+    m = measure(noop, device=FakeDevice(1e-3))
+    assert m.total_seconds < 3.0  # fake seconds: the engine's own budget, exactly
     assert m.converged
-    assert m.latency.stats.median == pytest.approx(1e-3, rel=0.1)
+    assert m.latency.stats.median == pytest.approx(1e-3 + READ_S, rel=1e-9)
 
 
-_bimodal = random.Random(1234)
-
-
-def bimodal() -> None:
+def bimodal(seed: int = 1234) -> Callable[[int], float]:
     """Half the calls take 50 µs, half 2 ms: the median's CI straddles both modes."""
-    busy_wait(2e-3 if _bimodal.random() < 0.5 else 50e-6)
+    rng = random.Random(seed)
+    return lambda _: 2e-3 if rng.random() < 0.5 else 50e-6
 
 
 def test_a_very_noisy_function_hits_the_time_limit_unconverged() -> None:
     options = MeasureOptions(max_time_s=0.4, min_time_s=0.05, inner_loops=1)
-    start = time.perf_counter()
-    m = measure(bimodal, options=options)
-    assert time.perf_counter() - start < 0.4 + 2.0 + 1.0  # sampling + warm-up cap + slack
+    m = measure(noop, device=FakeDevice(bimodal()), options=options)
     assert not m.converged
     assert m.stop_reason.startswith("time limit: max_time_s=0.4")
+    # Sampling stops at the limit, within a round (at most batch_size slow samples).
+    assert 0.4 <= sampling_seconds(m) < 0.4 + options.batch_size * 2e-3
     assert any(w.startswith("did not converge") for w in m.warnings)
     assert any("noisy" in w for w in m.warnings)
 
 
-def test_min_samples_are_respected() -> None:
-    m = measure(
-        busy_wait,
-        1e-3,
-        options=MeasureOptions.quick(min_samples=40, max_time_s=0.05, min_time_s=0.0),
+def test_min_samples_are_respected_past_the_time_limit() -> None:
+    options = MeasureOptions.quick(
+        min_samples=40, max_time_s=0.01, min_time_s=0.0, target_rel_ci=1e-9
     )
-    assert m.latency.stats.n >= 40
+    m = measure(noop, device=FakeDevice(noisy(1e-3)), options=options)
+    assert m.latency.stats.n == 40  # 10 ms allows 10 samples of 1 ms; min_samples wins
+    assert m.stop_reason.startswith("time limit: max_time_s=0.01 reached after 40 samples")
 
 
 def test_min_time_is_respected() -> None:
-    m = measure(busy_wait, 1e-3, options=MeasureOptions.quick(min_time_s=0.3, max_time_s=1.0))
-    sampled = sum(m.latency.samples_s) * m.inner_loops
-    assert sampled >= 0.3 * 0.9
+    options = MeasureOptions.quick(min_time_s=0.3, max_time_s=1.0)
+    m = measure(noop, device=FakeDevice(1e-3), options=options)
+    assert m.converged  # a constant function meets the CI target at once ...
+    assert 0.3 <= sampling_seconds(m) < 0.3 + options.batch_time_s  # ... but waits
     assert "after" in m.stop_reason
 
 
 def test_max_samples_stops_sampling() -> None:
     options = MeasureOptions.quick(max_samples=12, min_samples=5, target_rel_ci=1e-9, batch_size=5)
-    m = measure(busy_wait, 1e-4, options=options)
+    m = measure(noop, device=FakeDevice(noisy(1e-4)), options=options)
     assert m.latency.stats.n == 12
     assert not m.converged
-    assert m.stop_reason.startswith("sample limit")
+    assert m.stop_reason.startswith("sample limit: max_samples=12")
+
+
+def test_rounds_last_about_batch_time() -> None:
+    # 1 ms per sample, 5.5 ms rounds: 5 samples a round although batch_size allows 10.
+    device = FakeDevice(1e-3)
+    marks: list[int] = []
+    options = MeasureOptions.quick(inner_loops=1, batch_size=10, batch_time_s=5.5e-3)
+    measure(noop, device=device, options=options, setup=lambda: marks.append(len(device.requests)))
+    # setup ran before the cold call, warm-up and calibration, then before each round
+    rounds = [count for _, count in device.requests[marks[3] :]]
+    assert len(rounds) == len(marks) - 3  # one batch per round
+    assert rounds[:-1] == [5] * (len(rounds) - 1)
+    assert 1 <= rounds[-1] <= 5  # the last may be cut short by the time limit
 
 
 # -- phases ------------------------------------------------------------------------------
 
 
 def test_cold_start_is_reported_apart_from_the_samples() -> None:
-    first = itertools.count()
-
-    def slow_first_call() -> None:
-        busy_wait(0.05 if next(first) == 0 else 1e-4)
-
-    m = measure(slow_first_call, options=MeasureOptions.quick())
-    assert m.cold_start_s >= 0.05
-    # No sample is the cold call; loosely bounded, since a loaded machine stretches calls.
-    assert 0.9e-4 <= m.latency.stats.median < 0.01
-    assert m.latency.stats.p90 < 0.05
+    device = FakeDevice(lambda i: 0.05 if i == 0 else 1e-4)
+    m = measure(noop, device=device, options=MeasureOptions.quick())
+    assert m.cold_start_s == pytest.approx(0.05 + READ_S, rel=1e-9)
+    assert m.latency.stats.median == pytest.approx(per_call(1e-4, m.inner_loops), rel=1e-9)
+    assert max(m.latency.samples_s) < 0.05 / m.inner_loops  # no sample holds the cold call
 
 
 def test_warm_up_report_respects_its_minimums() -> None:
     options = MeasureOptions.quick(warmup_min_iters=7, warmup_min_time_s=0.03)
-    m = measure(busy_wait, 1e-4, options=options)
+    m = measure(noop, device=FakeDevice(1e-4), options=options)
     w = m.warmup
     assert w.iterations >= 7 and w.seconds >= 0.03
-    assert w.first_half_median_s is not None and w.second_half_median_s is not None
-    assert w.second_half_median_s >= 0.9e-4
-    # A constant busy-wait settles at once unless the machine is very busy; either way the
-    # report and the warnings agree.
-    unstable_warned = any(x.startswith("warm-up did not stabilise") for x in m.warnings)
-    assert w.stable != unstable_warned
+    assert w.stable
+    assert w.first_half_median_s == w.second_half_median_s == pytest.approx(1e-4 + READ_S)
+    assert not any(x.startswith("warm-up did not stabilise") for x in m.warnings)
+
+
+def test_warm_up_lasts_until_a_slow_start_has_passed() -> None:
+    # Calls start at 1 ms and get 3% faster each (a cache filling), down to 100 µs from
+    # call 76 on: the halves of a window differ by more than 5% until then.
+    device = FakeDevice(lambda i: max(1e-4, 1e-3 * 0.97**i))
+    options = MeasureOptions.quick(warmup_min_iters=2, warmup_min_time_s=0.01)
+    m = measure(noop, device=device, options=options)
+    assert m.warmup.stable
+    assert m.warmup.iterations > 76
+    assert m.warmup.second_half_median_s == pytest.approx(1e-4 + READ_S)
+    assert m.latency.stats.median == pytest.approx(per_call(1e-4, m.inner_loops), rel=1e-9)
 
 
 def test_warm_up_that_never_settles_is_reported_unstable() -> None:
-    calls = itertools.count()
-
-    def ever_slower() -> None:
-        busy_wait(20e-6 * (1 + next(calls)))  # 20 µs longer every call
-
     options = MeasureOptions.quick(warmup_max_time_s=0.05, max_time_s=0.05, inner_loops=1)
-    m = measure(ever_slower, options=options)
+    m = measure(noop, device=FakeDevice(lambda i: 20e-6 * (1 + i)), options=options)
     assert not m.warmup.stable
-    assert m.warmup.seconds >= 0.05
+    assert 0.05 <= m.warmup.seconds < 0.06  # stops at warmup_max_time_s, within a call
+    assert m.warmup.first_half_median_s is not None
+    assert m.warmup.first_half_median_s < m.warmup.second_half_median_s  # ever slower
     assert any(w.startswith("warm-up did not stabilise") for w in m.warnings)
 
 
 def test_setup_is_called_untimed_before_each_phase_and_round() -> None:
+    device = FakeDevice(1e-4)
     count = itertools.count()
 
     def setup() -> None:
         next(count)
-        time.sleep(0.01)  # would dominate the samples if it were timed
+        device.fake_clock.advance(0.01)  # 10 ms: would dominate the samples if timed
 
-    m = measure(busy_wait, 1e-4, options=MeasureOptions.quick(), setup=setup)
-    assert next(count) >= 4  # cold call, warm-up, calibration, at least one round
-    assert m.latency.stats.median < 1e-3
+    m = measure(noop, device=device, options=MeasureOptions.quick(), setup=setup)
+    calls = next(count)
+    # cold call, warm-up, calibration, then one per round
+    rounds = sum(1 for kind, _ in device.requests if kind == "latency") - calls + 3
+    assert calls >= 4 and rounds >= 1
+    assert m.latency.stats.median == pytest.approx(per_call(1e-4, m.inner_loops), rel=1e-9)
+    assert m.total_seconds >= 0.01 * calls  # the untimed setup still took its time
 
 
 def test_keyword_arguments_reach_the_function() -> None:
