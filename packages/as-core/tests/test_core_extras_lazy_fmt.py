@@ -57,7 +57,7 @@ def test_lazy_exports_import_on_first_use_and_cache(monkeypatch: pytest.MonkeyPa
     getattr_, dir_ = lazy_exports(
         "fake_pkg_lazy", {"rgb_to_hsv": "colorsys", "dumps": ("json", "dumps")}, ["other"]
     )
-    package.__getattr__ = getattr_  # type: ignore[attr-defined]
+    vars(package)["__getattr__"] = getattr_
     assert "colorsys" not in sys.modules
     func = package.rgb_to_hsv
     assert "colorsys" in sys.modules
