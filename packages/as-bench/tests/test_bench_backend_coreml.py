@@ -221,8 +221,9 @@ def test_backend_imports_coremltools_under_warnings_as_errors():
     # bytecode, -W error turns them into a SyntaxError unless the backend's import
     # tolerates that one message (pytest.importorskip above hides all warnings).
     code = (
-        "from as_bench.backends._export import quiet_require; "
-        "quiet_require('coremltools', 'coreml')"
+        "from as_core.extras import require; "
+        "from as_bench.exceptions import MissingExtraError; "
+        "require('coremltools', 'coreml', error=MissingExtraError)"
     )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True, env=env)

@@ -122,10 +122,10 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_require_of_an_absent_module_names_the_extra() -> None:
-    from as_bench._extras import require
+    from as_core.extras import require
 
     with pytest.raises(MissingExtraError) as caught:
-        require("as_bench_fake_runtime_that_does_not_exist", "onnx")
+        require("as_bench_fake_runtime_that_does_not_exist", "onnx", error=MissingExtraError)
     assert 'uv add "as-bench[onnx]"' in str(caught.value)
     assert isinstance(caught.value, ImportError)
 

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 import as_logging
-from as_bench._format import format_seconds
 from as_bench.cli import main
 from as_bench.measurement import Measurement, MemoryReport, TimingSeries, WarmupReport
 from as_bench.report import ReportFiles, build_report
 from as_bench.results import BenchmarkResult, OutputCheck, read_result_objects
 from as_bench.stats import summarize
+from as_core.fmt import format_seconds
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n"

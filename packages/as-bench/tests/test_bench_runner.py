@@ -332,7 +332,7 @@ def test_coreml_off_macos_is_skipped_with_the_reason(tmp_path: Path) -> None:
 
 
 def _installed(module: str) -> bool:
-    from as_bench._extras import is_installed
+    from as_core.extras import is_installed
 
     return is_installed(module)
 
@@ -341,14 +341,16 @@ def test_unavailable_backends_say_what_to_install(
     tmp_path: Path, test_backends: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import as_bench.backends.onnxruntime as ort_backend
+    from as_core import install_hint
 
     real = ort_backend.is_installed
     monkeypatch.setattr(ort_backend, "is_installed", lambda m: m != "onnxscript" and real(m))
     todo, skipped = plan(_suite(tmp_path, backends=["torch", "onnxruntime", "absent"]))
     assert {c.backend for c in todo} == {"torch"}
     reasons = {o.combination.backend: o.message for o in skipped}
-    assert reasons["absent"] == 'not installed here: uv add "as-bench[absent]"'
-    assert reasons["onnxruntime"] == 'some of its libraries are missing: uv add "as-bench[onnx]"'
+    assert reasons["absent"] == f"not installed here: {install_hint('as-bench', 'absent')}"
+    onnx = install_hint("as-bench", "onnx")
+    assert reasons["onnxruntime"] == f"some of its libraries are missing: {onnx}"
 
 
 def test_cuda_where_there_is_none_is_skipped_and_nothing_to_run_is_an_error(

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from as_bench._format import format_seconds
 from as_bench.compare import (
     BenchmarkComparison,
     Comparison,
@@ -25,6 +24,7 @@ from as_bench.compare import (
     load_thresholds,
     parse_threshold,
 )
+from as_core.fmt import format_seconds
 
 __all__ = ["comparison_table", "print_comparison", "run_compare", "threshold_set"]
 

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from as_bench._format import format_bytes, format_rate, format_seconds
 from as_bench.runner import Combination, Outcome, RunReport, run_suite
 from as_bench.suite import Suite
+from as_core.fmt import format_bytes, format_rate, format_seconds
 
 __all__ = ["outcome_row", "run_with_progress", "summary_table"]
 

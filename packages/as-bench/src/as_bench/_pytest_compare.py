@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from as_bench._format import format_seconds
 from as_bench._pytest_session import Line, format_table
 from as_bench.compare import (
     BenchmarkComparison,
@@ -24,6 +23,7 @@ from as_bench.compare import (
 )
 from as_bench.exceptions import AsBenchError, ThresholdError
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_seconds
 
 __all__ = ["Gate", "load_baseline", "parse_fail_on", "run_gate"]
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pydantic import ValidationError
 
-from as_bench._format import format_seconds
 from as_bench._pytest_options import PluginSettings
 from as_bench.engine import MeasureOptions
 from as_bench.results import BenchmarkResult, GitInfo, ResultStore, git_info
+from as_core.fmt import format_seconds
 
 if TYPE_CHECKING:
     from as_bench._pytest_compare import Gate

@@ -21,6 +21,9 @@ subclass also derives from the built-in exception a caller would expect, so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
+
+import as_core
 
 __all__ = [
     "AsBenchError",
@@ -42,18 +45,16 @@ class AsBenchError(Exception):
     """Base class of every error as-bench raises on purpose."""
 
 
-class MissingExtraError(AsBenchError, ImportError):
-    """An optional dependency is missing; the message names the command that installs it."""
+class MissingExtraError(AsBenchError, as_core.MissingExtraError):
+    """An optional dependency is missing; the message names the command that installs it.
 
-    def __init__(self, module: str, extra: str) -> None:
-        """Record which module is missing and which extra of as-bench provides it."""
-        self.module = module
-        self.extra = extra
-        super().__init__(
-            f"{module!r} is not installed; it comes with the {extra!r} extra: "
-            f'uv add "as-bench[{extra}]"  (or: pip install "as-bench[{extra}]")',
-            name=module,
-        )
+    ``MissingExtraError(module, extra)`` (and an optional ``feature``, what needed it);
+    the message and :attr:`hint` name ``uv add "as-bench[<extra>]"``. It is also an
+    :class:`as_core.MissingExtraError`, so code that handles any package's missing extra
+    catches it, and an :class:`ImportError`.
+    """
+
+    package: ClassVar[str] = "as-bench"
 
 
 class DeviceUnavailableError(AsBenchError, RuntimeError):

@@ -34,6 +34,7 @@ from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError
 from as_bench.results import BenchmarkResult, GitInfo, OutputCheck, ResultStore, git_info
 from as_bench.suite import Suite
 from as_bench.workloads import Workload, get_workload
+from as_core import install_hint
 
 __all__ = ["Combination", "Outcome", "RunReport", "plan", "run_suite"]
 
@@ -138,7 +139,7 @@ def plan(suite: Suite) -> tuple[list[Combination], list[Outcome]]:
 
 def _unavailable_reason(backend: Backend) -> str:
     """Why a backend whose :meth:`~Backend.is_available` is false cannot run here."""
-    install = f'uv add "as-bench[{backend.extra}]"'
+    install = install_hint(MissingExtraError.package, backend.extra)
     try:
         # Cheap for an unavailable backend: its library is missing (MissingExtraError at
         # once) or its platform check answers without importing it.

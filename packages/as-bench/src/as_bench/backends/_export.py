@@ -8,19 +8,17 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from as_bench._extras import require
-from as_bench.exceptions import BackendError
+from as_bench.exceptions import BackendError, MissingExtraError
 from as_bench.workloads._base import Workload
+from as_core.extras import require
 
 __all__ = [
     "TensorSpec",
@@ -29,7 +27,6 @@ __all__ = [
     "env_default",
     "load_torch_model",
     "path_size",
-    "quiet_require",
     "torch_args",
 ]
 
@@ -38,21 +35,6 @@ logger = logging.getLogger(__name__)
 Array = npt.NDArray[Any]
 #: (name, shape, dtype) of one model input or output, as a runtime reports it.
 TensorSpec = tuple[str, tuple[int, ...], np.dtype[Any]]
-
-
-def quiet_require(module: str, extra: str) -> ModuleType:
-    r""":func:`~as_bench._extras.require` that tolerates old escape sequences in docstrings.
-
-    coremltools and torchao (pulled in by litert-torch) ship modules with invalid escape
-    sequences such as ``"\."`` in docstrings. Where no bytecode is cached, compiling them
-    warns, and under ``-W error`` (our test suite, careful users) that warning becomes a
-    ``SyntaxError`` that breaks the import. Only that message is silenced, only here.
-    """
-    with warnings.catch_warnings():
-        # Python 3.11 reports it as DeprecationWarning, 3.12+ as SyntaxWarning.
-        for category in (DeprecationWarning, SyntaxWarning):
-            warnings.filterwarnings("ignore", message="invalid escape sequence", category=category)
-        return require(module, extra)
 
 
 def dist_version(distribution: str) -> str | None:
@@ -65,7 +47,7 @@ def dist_version(distribution: str) -> str | None:
 
 def load_torch_model(workload: Workload, backend: str) -> Any:
     """Build the workload's torch model in eval mode, or raise a :class:`BackendError`."""
-    torch = quiet_require("torch", "torch")
+    torch = require("torch", "torch", error=MissingExtraError)
     try:
         model = workload.make_model()
     except Exception as exc:
@@ -82,7 +64,7 @@ def load_torch_model(workload: Workload, backend: str) -> Any:
 
 def torch_args(inputs: Sequence[Array]) -> tuple[Any, ...]:
     """The NumPy inputs as CPU torch tensors that share their memory."""
-    torch = quiet_require("torch", "torch")
+    torch = require("torch", "torch", error=MissingExtraError)
     return tuple(torch.from_numpy(np.ascontiguousarray(array)) for array in inputs)
 
 

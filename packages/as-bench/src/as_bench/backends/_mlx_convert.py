@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from as_bench._extras import require
 from as_bench.backends import _mlx_ops as ops
 from as_bench.backends._mlx_ops import Value
-from as_bench.exceptions import BackendError
+from as_bench.exceptions import BackendError, MissingExtraError
+from as_core.extras import require
 
 __all__ = ["SUPPORTED_MODULES", "MLXModel", "convert_module"]
 
@@ -74,8 +74,8 @@ class _Builder:
     """Turns torch layers into MLX closures, collecting the weights they capture."""
 
     def __init__(self, dtype: Any) -> None:
-        self.mx = require("mlx.core", "mlx")
-        self.nn = require("mlx.nn", "mlx")
+        self.mx = require("mlx.core", "mlx", error=MissingExtraError)
+        self.nn = require("mlx.nn", "mlx", error=MissingExtraError)
         self.dtype = dtype
         self.parameters: list[Any] = []
 
@@ -262,8 +262,8 @@ def convert_module(model: Any, precision: str = "fp32") -> MLXModel:
         BackendError: The model cannot be traced, or uses a layer, function or tensor
             method outside the supported set (the message names it).
     """
-    torch = require("torch", "torch")
-    mx = require("mlx.core", "mlx")
+    torch = require("torch", "torch", error=MissingExtraError)
+    mx = require("mlx.core", "mlx", error=MissingExtraError)
     builder = _Builder({"fp32": mx.float32, "fp16": mx.float16}[precision])
     try:
         graph_module = torch.fx.symbolic_trace(model.eval())
@@ -304,7 +304,7 @@ class _Program:
     """The converted steps in graph order, and the forward function that runs them."""
 
     def __init__(self, dtype: Any, node_type: type[Any]) -> None:
-        self.mx = require("mlx.core", "mlx")
+        self.mx = require("mlx.core", "mlx", error=MissingExtraError)
         self.dtype = dtype
         self.node_type = node_type
         self.inputs: list[str] = []

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from as_bench._extras import require
+from as_bench.exceptions import MissingExtraError
+from as_core.extras import require
 
 __all__ = ["SUPPORTED_CALLS", "Value", "logical", "lookup", "nhwc"]
 
@@ -36,7 +37,7 @@ SUPPORTED_CALLS = (
 
 @functools.cache
 def _mx() -> ModuleType:
-    return require("mlx.core", "mlx")
+    return require("mlx.core", "mlx", error=MissingExtraError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,7 @@ def _binary(fn: Callable[[Any, Any], Any]) -> Callable[..., Value]:
 
 @functools.cache
 def _functions() -> dict[Any, Callable[..., Value]]:
-    torch = require("torch", "torch")
+    torch = require("torch", "torch", error=MissingExtraError)
     functional = torch.nn.functional
     add, sub, mul = _binary(operator.add), _binary(operator.sub), _binary(operator.mul)
     return {

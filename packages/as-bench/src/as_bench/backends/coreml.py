@@ -34,7 +34,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from as_bench._extras import is_installed
 from as_bench.backends._base import Array, Backend, PreparedModel
 from as_bench.backends._export import (
     TensorSpec,
@@ -42,11 +41,11 @@ from as_bench.backends._export import (
     dist_version,
     load_torch_model,
     path_size,
-    quiet_require,
     torch_args,
 )
-from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload
+from as_core.extras import is_installed, require
 
 __all__ = ["COMPUTE_UNITS", "CoreMLBackend", "Precision"]
 
@@ -195,7 +194,7 @@ class CoreMLBackend(Backend):
         """The ``coreml-*`` devices usable here; empty off macOS (no prediction there)."""
         if not _on_macos():
             return []
-        quiet_require("coremltools", self.extra)
+        require("coremltools", self.extra, error=MissingExtraError)
         names = list(COMPUTE_UNITS)
         if platform.machine() != "arm64":
             names.remove("coreml-ane")
@@ -233,8 +232,8 @@ class CoreMLBackend(Backend):
         if path.is_dir():
             logger.debug("reusing %s", path)
             return path
-        ct = quiet_require("coremltools", self.extra)
-        torch = quiet_require("torch", "torch")
+        ct = require("coremltools", self.extra, error=MissingExtraError)
+        torch = require("torch", "torch", error=MissingExtraError)
         model = load_torch_model(workload, self.name)
         arrays = workload.inputs(batch_size)
         args = torch_args(arrays)
@@ -278,7 +277,7 @@ class CoreMLBackend(Backend):
             ``{"spec_version": int, "inputs": [...], "outputs": [...]}`` where each
             input or output is ``{"name", "shape", "dtype"}``.
         """
-        ct = quiet_require("coremltools", self.extra)
+        ct = require("coremltools", self.extra, error=MissingExtraError)
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
         return {"spec_version": int(spec.specificationVersion), **_io_from_spec(ct, spec)}
 
@@ -297,7 +296,7 @@ class CoreMLBackend(Backend):
         if device not in self.devices():
             msg = f"coreml: unknown device {device!r}; available: {self.devices()}"
             raise DeviceUnavailableError(msg)
-        ct = quiet_require("coremltools", self.extra)
+        ct = require("coremltools", self.extra, error=MissingExtraError)
         path = self.convert(workload, batch_size, workdir)
         compute_units = getattr(ct.ComputeUnit, COMPUTE_UNITS[device])
         try:

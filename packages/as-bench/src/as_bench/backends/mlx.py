@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from as_bench._extras import is_installed, require
 from as_bench.backends._base import Array, Backend, PreparedModel
 from as_bench.backends._export import dist_version, load_torch_model
 from as_bench.backends._mlx_convert import SUPPORTED_MODULES, convert_module
-from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload
+from as_core.extras import is_installed, require
 
 __all__ = ["SUPPORTED_MODULES", "MLXBackend"]
 
@@ -64,7 +64,7 @@ class MLXBackend(Backend):
 
     def devices(self) -> list[str]:
         """``["mlx"]``: MLX chooses the processor itself (see the module docstring)."""
-        require("mlx.core", self.extra)
+        require("mlx.core", self.extra, error=MissingExtraError)
         return ["mlx"]
 
     def prepare(
@@ -81,7 +81,7 @@ class MLXBackend(Backend):
         """
         if device != "mlx":
             raise DeviceUnavailableError(f"mlx runs on device 'mlx' only, not {device!r}")
-        mx = require("mlx.core", self.extra)
+        mx = require("mlx.core", self.extra, error=MissingExtraError)
         converted = convert_module(load_torch_model(workload, self.name), self.precision)
         forward = mx.compile(converted.forward) if self.compile else converted.forward
         size, layers = converted.nbytes, dict(converted.layers)

@@ -18,10 +18,10 @@ import logging
 import re
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
-from as_bench._extras import is_installed
 from as_bench.backends._base import Array, Backend, PreparedModel
 from as_bench.backends._export import (
     TensorSpec,
@@ -29,18 +29,20 @@ from as_bench.backends._export import (
     dist_version,
     load_torch_model,
     path_size,
-    quiet_require,
     torch_args,
 )
-from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
+from as_bench.export import DEFAULT_OPSET
 from as_bench.workloads._base import Workload
+from as_core.extras import is_installed, require
+from as_core.runtime import GraphOptimization, ProviderSpec, RuntimeOptions, onnxruntime_session
 
 __all__ = ["OnnxRuntimeBackend"]
 
 logger = logging.getLogger(__name__)
 
-_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                 "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}  # fmt: skip
+#: The graph optimization levels a backend accepts (ONNX Runtime's, by name).
+_OPTIMIZATION: tuple[str, ...] = get_args(GraphOptimization)
 
 
 class _DropFoldingNoise(logging.Filter):
@@ -66,11 +68,20 @@ _REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
 class OnnxRuntimeBackend(Backend):
     """Runs workloads as ONNX models in ONNX Runtime.
 
+    The session is opened by :func:`as_core.runtime.onnxruntime_session` with the
+    backend's :class:`~as_core.runtime.RuntimeOptions` (:attr:`runtime`), as as-deploy's
+    server opens its sessions, so a benchmark measures what the server runs; idle worker
+    threads do not spin unless ``spin_wait`` is set. ``info["runtime_options"]`` records them.
+
     Args:
-        opset: ONNX opset to export with (18 is supported by every current runtime).
+        opset: ONNX opset to export with (:data:`as_bench.export.DEFAULT_OPSET` by default,
+            supported by every current runtime).
         intra_op_num_threads: Threads for one operator; ``0`` lets ORT choose (one per
-            physical core).
+            physical core). ``RuntimeOptions.intra_op_threads``.
         graph_optimization_level: ``"disable"``, ``"basic"``, ``"extended"`` or ``"all"``.
+            ``RuntimeOptions.graph_optimization``.
+        spin_wait: Whether idle ORT worker threads spin waiting for work (faster to answer
+            back-to-back calls, but they burn cores). ``RuntimeOptions.spin_wait``.
     """
 
     name = "onnxruntime"
@@ -79,9 +90,10 @@ class OnnxRuntimeBackend(Backend):
     def __init__(
         self,
         *,
-        opset: int = 18,
+        opset: int = DEFAULT_OPSET,
         intra_op_num_threads: int = 0,
         graph_optimization_level: str = "all",
+        spin_wait: bool = False,
     ) -> None:
         """Record the export and session options (see the class docstring)."""
         if graph_optimization_level not in _OPTIMIZATION:
@@ -97,6 +109,12 @@ class OnnxRuntimeBackend(Backend):
         self.opset = opset
         self.intra_op_num_threads = intra_op_num_threads
         self.graph_optimization_level = graph_optimization_level
+        #: The session options, CPU provider; :meth:`prepare` sets the device's providers.
+        self.runtime = RuntimeOptions(
+            intra_op_threads=intra_op_num_threads or None,
+            spin_wait=spin_wait,
+            graph_optimization=cast(GraphOptimization, graph_optimization_level),
+        )
 
     def is_available(self) -> bool:
         """Whether ONNX Runtime and the exporter (torch, onnx, onnxscript) are installed."""
@@ -104,7 +122,7 @@ class OnnxRuntimeBackend(Backend):
 
     def devices(self) -> list[str]:
         """``cpu``, plus ``cuda:N`` and ``coreml`` where this ORT build provides them."""
-        ort = quiet_require("onnxruntime", self.extra)
+        ort = require("onnxruntime", self.extra, error=MissingExtraError)
         providers = ort.get_available_providers()
         devices = ["cpu"]
         if "CUDAExecutionProvider" in providers:
@@ -118,7 +136,7 @@ class OnnxRuntimeBackend(Backend):
             devices.append("coreml")
         return devices
 
-    def _providers(self, device: str) -> list[Any]:
+    def _providers(self, device: str) -> list[ProviderSpec]:
         if device == "cpu":
             return ["CPUExecutionProvider"]
         if device == "coreml":
@@ -135,8 +153,8 @@ class OnnxRuntimeBackend(Backend):
         Raises:
             BackendError: The export failed (the message carries the exporter's reason).
         """
-        torch = quiet_require("torch", self.extra)
-        quiet_require("onnxscript", self.extra)
+        torch = require("torch", self.extra, error=MissingExtraError)
+        require("onnxscript", self.extra, error=MissingExtraError)
         model = load_torch_model(workload, self.name)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "model.onnx"
@@ -168,7 +186,7 @@ class OnnxRuntimeBackend(Backend):
         workload: Workload,
         dynamic_shapes: tuple[dict[int, Any], ...] | None,
     ) -> None:
-        torch = quiet_require("torch", self.extra)
+        torch = require("torch", self.extra, error=MissingExtraError)
         noise = _DropFoldingNoise()
         for name in (_FOLDING_LOGGER, _REGISTRATION_LOGGER):
             logging.getLogger(name).addFilter(noise)
@@ -213,7 +231,7 @@ class OnnxRuntimeBackend(Backend):
             BackendError: Export or session creation failed, or the model's inputs are
                 not what the workload provides.
         """
-        ort = quiet_require("onnxruntime", self.extra)
+        ort = require("onnxruntime", self.extra, error=MissingExtraError)
         device = {"cuda": "cuda:0"}.get(device.strip().lower(), device.strip().lower())
         available = self.devices()
         if device not in available:
@@ -226,14 +244,10 @@ class OnnxRuntimeBackend(Backend):
         )
         export_seconds = time.perf_counter() - start
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.intra_op_num_threads
-        options.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, _OPTIMIZATION[self.graph_optimization_level]
-        )
         requested = self._providers(device)
+        runtime = replace(self.runtime, providers=tuple(requested))
         try:
-            session = ort.InferenceSession(str(path), options, providers=requested)
+            session = onnxruntime_session(path, runtime)
         except Exception as exc:
             msg = f"onnxruntime: loading {path} on {device} failed: {type(exc).__name__}: {exc}"
             raise BackendError(msg) from exc
@@ -284,6 +298,7 @@ class OnnxRuntimeBackend(Backend):
             "dynamic_batch": dynamic,
             "intra_op_num_threads": self.intra_op_num_threads,
             "graph_optimization_level": self.graph_optimization_level,
+            "runtime_options": runtime.describe(),
             "export_seconds": export_seconds,
             "model_path": str(path),
         }

@@ -9,7 +9,6 @@ while it exists. The interpreter's call copies inputs in and outputs out, so wha
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from as_bench._extras import is_installed
 from as_bench.backends._base import Array, Backend, PreparedModel
 from as_bench.backends._export import (
     TensorSpec,
@@ -26,11 +24,12 @@ from as_bench.backends._export import (
     env_default,
     load_torch_model,
     path_size,
-    quiet_require,
     torch_args,
 )
-from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload
+from as_core.extras import is_installed, require
+from as_core.runtime import RuntimeOptions, available_cpus, litert_interpreter
 
 __all__ = ["TFLiteBackend"]
 
@@ -40,13 +39,6 @@ logger = logging.getLogger(__name__)
 # on-device runtimes have no int64 kernels), so token ids arrive as int64 and go in as
 # int32. That is the only dtype change we make on the caller's behalf.
 _ALLOWED_CASTS = frozenset({("int64", "int32")})
-
-
-def _default_threads() -> int:
-    """CPUs this process may use (cgroup/affinity-aware on Linux)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _by_position(names: Sequence[str]) -> list[str]:
@@ -119,9 +111,14 @@ class _Runner:
 class TFLiteBackend(Backend):
     """Runs workloads as LiteRT (``.tflite``) models on the CPU.
 
+    The interpreter is opened by :func:`as_core.runtime.litert_interpreter` with the
+    backend's :class:`~as_core.runtime.RuntimeOptions` (:attr:`runtime`), as as-deploy
+    opens it; ``info["runtime_options"]`` records them.
+
     Args:
-        num_threads: Interpreter threads; ``None`` means every CPU this process may use.
-            Only some kernels (convolutions, fully connected through XNNPACK) use them.
+        num_threads: Interpreter threads (``RuntimeOptions.intra_op_threads``); ``None``
+            means every CPU this process may use. Only some kernels (convolutions, fully
+            connected through XNNPACK) use them.
     """
 
     name = "tflite"
@@ -132,6 +129,7 @@ class TFLiteBackend(Backend):
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         self.num_threads = num_threads
+        self.runtime = RuntimeOptions(intra_op_threads=num_threads)
 
     def is_available(self) -> bool:
         """Whether the converter, the runtime and torch are installed (no import)."""
@@ -139,7 +137,7 @@ class TFLiteBackend(Backend):
 
     def devices(self) -> list[str]:
         """``["cpu"]``: this backend uses the interpreter's CPU kernels only."""
-        quiet_require("ai_edge_litert.interpreter", self.extra)
+        require("ai_edge_litert.interpreter", self.extra, error=MissingExtraError)
         return ["cpu"]
 
     def convert(self, workload: Workload, batch_size: int, workdir: Path) -> Path:
@@ -161,7 +159,7 @@ class TFLiteBackend(Backend):
         if path.is_file():
             logger.debug("reusing %s", path)
             return path
-        litert_torch = quiet_require("litert_torch", self.extra)
+        litert_torch = require("litert_torch", self.extra, error=MissingExtraError)
         model = load_torch_model(workload, self.name)
         args = torch_args(workload.inputs(batch_size))
         logger.info("converting %r (batch size %d) to %s", workload.name, batch_size, path)
@@ -193,13 +191,11 @@ class TFLiteBackend(Backend):
         """
         if device != "cpu":
             raise DeviceUnavailableError(f"tflite runs on 'cpu' only, not {device!r}")
-        interpreter_mod = quiet_require("ai_edge_litert.interpreter", self.extra)
+        require("ai_edge_litert.interpreter", self.extra, error=MissingExtraError)
         path = self.convert(workload, batch_size, workdir)
-        threads = self.num_threads or _default_threads()
+        threads = self.runtime.intra_op_threads or available_cpus()
         try:
-            interpreter = interpreter_mod.Interpreter(model_path=str(path), num_threads=threads)
-            interpreter.allocate_tensors()
-            runner = _Runner(interpreter)
+            runner = _Runner(litert_interpreter(path, self.runtime))
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"tflite: loading {path} failed: {exc}") from exc
 
@@ -217,6 +213,7 @@ class TFLiteBackend(Backend):
             "converter": f"litert-torch {dist_version('litert-torch')}",
             "runtime": f"ai-edge-litert {dist_version('ai-edge-litert')}",
             "num_threads": threads,
+            "runtime_options": self.runtime.describe(),
             "model_path": str(path),
             "inputs": _describe(runner.inputs),
             "outputs": _describe(runner.outputs),

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from as_bench._extras import is_installed, require
 from as_bench.backends._base import Array, Backend, PreparedModel
 from as_bench.backends._export import TensorSpec, check_inputs, load_torch_model
-from as_bench.exceptions import BackendError, DeviceUnavailableError
+from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload
+from as_core.extras import is_installed, require
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def torch_devices() -> list[str]:
     """Devices torch can use here: ``cpu``, then ``cuda:N`` and ``mps`` when present."""
-    require("torch", "torch")
+    require("torch", "torch", error=MissingExtraError)
     import torch
 
     devices = ["cpu"]
@@ -107,7 +107,7 @@ class TorchEagerBackend(Backend):
             DeviceUnavailableError: torch cannot use ``device`` here.
             BackendError: The model cannot be built or fails on its inputs.
         """
-        require("torch", self.extra)
+        require("torch", self.extra, error=MissingExtraError)
         import torch
 
         device = _normalise(device)

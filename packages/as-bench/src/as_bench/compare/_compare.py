@@ -13,7 +13,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from as_bench._format import format_seconds
 from as_bench.compare._environment import environment_differences
 from as_bench.compare._stats import bootstrap_ratio_ci, mann_whitney_u, point_estimates
 from as_bench.compare._thresholds import Threshold, ThresholdSet
@@ -22,6 +21,7 @@ from as_bench.measurement import Measurement, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, GitInfo, read_result_objects, read_results
 from as_bench.results._export import format_for
 from as_bench.stats import summarize
+from as_core.fmt import format_seconds
 
 __all__ = [
     "CI_LEVEL",

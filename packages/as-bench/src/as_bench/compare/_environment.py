@@ -31,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from as_bench._format import format_bytes
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_bytes
 
 __all__ = ["environment_differences"]
 

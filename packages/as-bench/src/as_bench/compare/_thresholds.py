@@ -29,8 +29,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from as_bench._format import format_seconds
 from as_bench.exceptions import ThresholdError
+from as_core.fmt import format_seconds
 
 __all__ = ["Metric", "Threshold", "ThresholdSet", "load_thresholds", "parse_threshold"]
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 from types import ModuleType
 
-from as_bench._extras import is_installed, require
+from as_bench.exceptions import MissingExtraError
+from as_core import install_hint
+from as_core.extras import is_installed, require
 
 __all__ = ["TORCH_MISSING", "load_torch", "torch_if_installed"]
 
-TORCH_MISSING = 'torch is not installed (it comes with the "torch" extra: uv add "as-bench[torch]")'
+TORCH_MISSING = (
+    'torch is not installed (it comes with the "torch" extra: '
+    f"{install_hint(MissingExtraError.package, 'torch')})"
+)
 
 
 def torch_if_installed() -> ModuleType | None:
@@ -24,4 +29,4 @@ def torch_if_installed() -> ModuleType | None:
 
 def load_torch() -> ModuleType:
     """Import torch or raise :class:`~as_bench.exceptions.MissingExtraError`."""
-    return require("torch", "torch")
+    return require("torch", "torch", error=MissingExtraError)

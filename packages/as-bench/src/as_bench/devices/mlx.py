@@ -16,14 +16,18 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-from as_bench._extras import is_installed, require
 from as_bench.devices._base import CallLoop, Device, DeviceKind, make_call_loop
-from as_bench.exceptions import DeviceUnavailableError
+from as_bench.exceptions import DeviceUnavailableError, MissingExtraError
 from as_bench.measurement import TimerKind
+from as_core import install_hint
+from as_core.extras import is_installed, require
 
 __all__ = ["MlxDevice"]
 
-MLX_MISSING = 'mlx is not installed (it comes with the "mlx" extra: uv add "as-bench[mlx]")'
+MLX_MISSING = (
+    'mlx is not installed (it comes with the "mlx" extra: '
+    f"{install_hint(MissingExtraError.package, 'mlx')})"
+)
 
 
 def _mlx_function(mx: ModuleType, name: str) -> Any:
@@ -54,7 +58,7 @@ class MlxDevice(Device):
         if reason is not None:
             msg = f"mlx is not available: {reason}"
             raise DeviceUnavailableError(msg)
-        self._mx = require("mlx.core", "mlx")
+        self._mx = require("mlx.core", "mlx", error=MissingExtraError)
         self._sync = getattr(self._mx, "synchronize", None)
 
     @classmethod
@@ -63,7 +67,7 @@ class MlxDevice(Device):
         if not is_installed("mlx"):
             return MLX_MISSING
         try:
-            require("mlx.core", "mlx")
+            require("mlx.core", "mlx", error=MissingExtraError)
         except ImportError as exc:
             return f"mlx.core failed to import: {exc}"
         return None

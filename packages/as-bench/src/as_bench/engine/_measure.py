@@ -32,6 +32,7 @@ from as_bench.engine.options import MeasureOptions
 from as_bench.exceptions import MeasurementError
 from as_bench.measurement import Measurement, MemoryReport, TimingSeries
 from as_bench.stats import summarize
+from as_core.fmt import format_seconds
 
 __all__ = ["describe_callable", "format_seconds", "run_measurement"]
 
@@ -43,14 +44,6 @@ def describe_callable(fn: Callable[..., Any]) -> str:
     if isinstance(qualname, str):
         return f"{module}.{qualname}" if isinstance(module, str) else qualname
     return repr(fn)
-
-
-def format_seconds(seconds: float) -> str:
-    """``1.23 µs``, ``45.6 ms``, ``2.00 s``."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 def _guarded_setup(setup: Callable[[], Any] | None) -> Callable[[], None] | None:

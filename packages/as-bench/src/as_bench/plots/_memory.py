@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from as_bench._format import format_bytes
 from as_bench.plots._data import by_workload
 from as_bench.plots._files import draw
 from as_bench.plots._style import (
@@ -20,6 +19,7 @@ from as_bench.plots._style import (
     scale_bytes,
 )
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

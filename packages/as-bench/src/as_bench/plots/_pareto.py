@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from as_bench._format import format_bytes
 from as_bench.plots._data import by_workload, result_label
 from as_bench.plots._files import draw
 from as_bench.plots._labels import place_labels
@@ -24,6 +23,7 @@ from as_bench.plots._style import (
     scale_seconds,
 )
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from as_bench._extras import is_installed
 from as_bench.exceptions import ProbeError
 from as_bench.probe._common import run_command
 from as_bench.probe._model import CudaDeviceInfo
+from as_core.extras import is_installed
 
 __all__ = [
     "NVIDIA_SMI_QUERY",

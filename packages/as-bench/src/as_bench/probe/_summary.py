@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from as_bench._format import format_bytes as _format_bytes
 from as_bench.probe._model import (
     AppleSiliconInfo,
     CudaDeviceInfo,
     HardwareInfo,
     LinuxInfo,
 )
+from as_core.fmt import format_bytes as _format_bytes
 
 __all__ = ["format_bytes", "summary_rows"]
 

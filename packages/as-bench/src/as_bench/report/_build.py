@@ -14,7 +14,7 @@ from as_bench.report._markdown import render_markdown
 from as_bench.report._model import Figure, build_data, figure_title
 from as_bench.report._recommend import latest_per_benchmark
 from as_bench.results import BenchmarkResult
-from as_config import write_text_atomic
+from as_core.fs import write_text_atomic
 
 if TYPE_CHECKING:
     from as_bench.compare import Comparison

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from as_bench._format import format_bytes, format_seconds
 from as_bench.probe import AppleSiliconInfo
 from as_bench.report._hardware import (
     MISSING,
@@ -23,6 +22,7 @@ from as_bench.report._hardware import (
 )
 from as_bench.report._recommend import latest_per_benchmark
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_bytes, format_seconds
 
 __all__ = ["MEMORY_WARN_FRACTION", "Insight", "apple_silicon_insights"]
 

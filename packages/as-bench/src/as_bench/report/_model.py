@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from as_bench._format import format_bytes, format_rate, format_seconds
 from as_bench.probe import summary_rows
 from as_bench.report._hardware import hardware_of, machine_label
 from as_bench.report._insights import Insight, apple_silicon_insights
@@ -27,6 +26,7 @@ from as_bench.report._recommend import (
     recommend,
 )
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_bytes, format_rate, format_seconds
 
 if TYPE_CHECKING:
     from as_bench.compare import Comparison

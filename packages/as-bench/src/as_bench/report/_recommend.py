@@ -18,9 +18,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from as_bench._format import format_rate, format_seconds
 from as_bench.report._hardware import machine_label
 from as_bench.results import BenchmarkResult
+from as_core.fmt import format_rate, format_seconds
 
 __all__ = [
     "ACCURACY_TOLERANCE",

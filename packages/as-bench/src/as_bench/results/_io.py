@@ -1,24 +1,22 @@
 """Files of results: atomic writes and reads that name the file and the fault.
 
-A write goes to a temporary file in the target's folder, is flushed to disk, then renamed
-over the target with :meth:`pathlib.Path.replace` (``os.replace``): a reader sees the old
-file or the new one, never half of one, and a crash leaves at worst a stray hidden
-``*.tmp`` file that readers ignore.
+Writes go through :mod:`as_core.fs`: a temporary file in the target's folder, flushed to
+disk, then renamed over the target, so a reader sees the old file or the new one, never
+half of one, and a crash leaves at worst a stray hidden ``*.tmp`` file
+(:data:`~as_core.fs.TEMP_SUFFIX`) that readers ignore.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from as_bench.exceptions import CorruptResultError, ResultStoreError
 from as_bench.results._schema import BenchmarkResult, parse_result
+from as_core.fs import TEMP_SUFFIX, write_bytes_atomic
 
 __all__ = [
     "TEMP_SUFFIX",
@@ -30,29 +28,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TEMP_SUFFIX = ".tmp"
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself is durable only once the folder's entry is on disk. Not every
-    # platform can open a folder (Windows cannot); there the rename is as good as it gets.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` atomically: ``write`` fills a temporary file that then replaces it.
+    """Write ``path`` atomically (:func:`as_core.fs.write_bytes_atomic`): ``write`` fills it.
 
     Args:
-        path: The file to create or replace.
+        path: The file to create or replace; its folder is created if missing.
         write: Writes the content to the binary file object it is given.
 
     Returns:
@@ -61,26 +42,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     Raises:
         ResultStoreError: The file could not be written (the message names it).
     """
-    folder = path.parent
-    # A unique hidden name in the same folder (same file system, so the rename is atomic);
-    # "x" mode never reuses a name another writer holds, and respects the umask.
-    temp = folder / f".{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     try:
-        with temp.open("xb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink(missing_ok=True)
-        raise ResultStoreError(f"could not write {path}: {exc}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink(missing_ok=True)
+        return write_bytes_atomic(path, write)
+    except ResultStoreError:
         raise
-    _fsync_dir(folder)
-    return path
+    except OSError as exc:
+        raise ResultStoreError(f"could not write {path}: {exc}") from exc
 
 
 def read_json(path: Path) -> object:

