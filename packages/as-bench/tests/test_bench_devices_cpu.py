@@ -1,4 +1,4 @@
-"""The CPU device: call loops, perf_counter timers, overhead, memory tracking."""
+"""The CPU device: call loops, its clock, overhead, memory tracking."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from as_bench.devices import CpuDevice, MemoryTracker, make_call_loop
 from as_bench.measurement import MemoryReport
+from as_bench.testing import FakeClock
 
 
 def test_call_loop_makes_exactly_n_calls_with_arguments() -> None:
@@ -28,17 +29,30 @@ def test_call_loop_makes_exactly_n_calls_with_arguments() -> None:
     assert finished == [42, 42, 1]
 
 
-def test_cpu_latency_samples_time_the_calls() -> None:
-    device = CpuDevice()
-    loop = device.make_call_loop(time.sleep, (0.002,))
+def test_cpu_latency_samples_time_the_calls_on_the_devices_clock() -> None:
+    clock = FakeClock(step_ns=30)  # every read costs 30 ns
+    device = CpuDevice(clock=clock)
+    assert device.clock is clock and not device.has_default_clock
+    loop = device.make_call_loop(clock.advance, (0.002,))  # each call "takes" 2 ms
     samples = device.latency_samples(loop, 2, 3)
-    assert len(samples) == 3
-    assert all(isinstance(v, int) for v in samples)
-    assert all(4_000_000 <= v < 200_000_000 for v in samples)  # two 2 ms sleeps each
+    assert samples == [2 * 2_000_000 + 30] * 3  # two calls and one read, exactly
     assert device.device_time_samples(loop, 1, 2) is None
     device.synchronize()  # a no-op that exists
 
 
+def test_the_default_clock_is_perf_counter_ns() -> None:
+    device = CpuDevice()
+    assert device.clock is time.perf_counter_ns and device.has_default_clock
+    samples = device.latency_samples(device.make_call_loop(time.sleep, (0.001,)), 1, 2)
+    assert all(isinstance(v, int) and v >= 1_000_000 for v in samples)  # sleeps >= 1 ms
+
+
+def test_timer_overhead_is_the_cost_of_an_empty_sample() -> None:
+    device = CpuDevice(clock=FakeClock(step_ns=40))
+    assert device.timer_overhead_ns(device.make_call_loop(lambda: None)) == 40.0
+
+
+@pytest.mark.timing
 def test_timer_overhead_is_small_and_positive() -> None:
     device = CpuDevice()
     overhead = device.timer_overhead_ns(device.make_call_loop(lambda: None))
@@ -60,7 +74,7 @@ def test_memory_tracker_sees_a_200_mb_allocation() -> None:
     tracker.start()
     assert tracker.sampling
     block = np.ones(25_000_000)  # 200 MB, every page touched
-    time.sleep(0.02)
+    tracker.stop_sampling()  # takes a last sample: the block is still there
     del block
     report = tracker.report()
     assert not tracker.sampling
@@ -84,11 +98,15 @@ def test_memory_tracker_misuse() -> None:
 
 
 def test_a_failing_device_poll_stops_polling_but_not_the_tracker() -> None:
+    polls: list[int] = []
+
     def broken() -> None:
+        polls.append(1)
         raise RuntimeError("poll failed")
 
     tracker = MemoryTracker(poll_interval_s=0.001, poll_device=broken)
-    tracker.start()
-    time.sleep(0.01)
-    report = tracker.report()
+    tracker.start()  # polls once at the start: the failure happens here
+    report = tracker.report()  # the thread and the last sample no longer poll
     assert report.host_peak_rss_bytes is not None
+    assert polls == [1]
+    assert tracker.samples_taken >= 2
