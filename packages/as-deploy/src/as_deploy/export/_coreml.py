@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from as_deploy.exceptions import ExportError
 from as_deploy.export._extras import require, translated_extras
-from as_deploy.export._formats import Converted, FormatOptions, dtype_name, tensor_spec
+from as_deploy.export._formats import Converted, dtype_name, tensor_spec
+from as_deploy.export._options import ExportOptions
 
 __all__ = ["DEVICES", "NOT_ON_MACOS", "PACKAGE", "convert_coreml", "package_files"]
 
@@ -90,10 +91,10 @@ def _fill_output_shapes(workload: Any, outputs: list[Any], batch_size: int) -> l
         return outputs
     import torch
 
-    from as_bench.backends._export import load_torch_model, torch_args
+    from as_bench.export import load_torch_model, torch_inputs
 
     with torch.inference_mode():
-        result = load_torch_model(workload, "coreml")(*torch_args(workload.inputs(batch_size)))
+        result = load_torch_model(workload, "coreml")(*torch_inputs(workload.inputs(batch_size)))
     arrays = result if isinstance(result, tuple | list) else (result,)
     return [
         spec if spec.shape else spec.model_copy(update={"shape": list(array.shape)})
@@ -104,7 +105,7 @@ def _fill_output_shapes(workload: Any, outputs: list[Any], batch_size: int) -> l
 def convert_coreml(
     workload: Any,
     scratch: Path,
-    options: FormatOptions,
+    options: ExportOptions,
     descriptions: tuple[str | None, str | None] = (None, None),
 ) -> Converted:
     """Convert ``workload`` to an ML program in ``scratch``; on macOS, load it to run.
@@ -118,20 +119,23 @@ def convert_coreml(
     Raises:
         ExportError: Conversion failed, or loading the package on macOS failed.
     """
-    from as_bench.backends.coreml import CoreMLBackend
     from as_bench.exceptions import BackendError, DeviceUnavailableError
+    from as_bench.export import convert_coreml as convert
+    from as_bench.export import describe_coreml
 
     require("coremltools", "coreml")
     batch_size = options.batch_size or 1
-    backend = CoreMLBackend(
-        precision=options.precision,  # type: ignore[arg-type]
-        minimum_deployment_target=MINIMUM_DEPLOYMENT_TARGET,
-    )
     cache = scratch / "coreml"
     with translated_extras("coreml"):
         try:
-            converted = backend.convert(workload, batch_size, cache)
-            described = backend.describe(converted)
+            converted = convert(
+                workload,
+                batch_size,
+                cache,
+                precision=options.precision,
+                minimum_deployment_target=MINIMUM_DEPLOYMENT_TARGET,
+            )
+            described = describe_coreml(converted)
         except BackendError as exc:
             raise ExportError(str(exc)) from exc
     staging = scratch / "version"
@@ -163,8 +167,15 @@ def convert_coreml(
     )
     if not _on_macos():
         return result
+    from as_bench.backends import get_backend
+
     device = DEVICES[options.compute_units]
     with translated_extras("coreml"):
+        backend = get_backend(
+            "coreml",
+            precision=options.precision,
+            minimum_deployment_target=MINIMUM_DEPLOYMENT_TARGET,
+        )
         if device not in backend.devices():
             result.not_run_reason = (
                 f"Core ML compute units {options.compute_units} are not available on this Mac"

@@ -1,19 +1,20 @@
 """Which as-deploy extra each export format needs, and the exact hint when it is missing.
 
-Each format is its own extra: ``export`` (ONNX: torch, onnx, onnxscript), ``coreml``
+Exporting is not part of as-deploy's core install (the server needs none of it): each
+format is its own extra, ``export`` (ONNX: as-bench, torch, onnx, onnxscript), ``coreml``
 (coremltools) and ``tflite`` (litert-torch, ai-edge-litert). Nothing heavy is imported
-here: :func:`check_format` looks the modules up without importing them.
+here: :func:`check_format` looks the modules up without importing them, and a missing one
+raises :class:`~as_deploy.exceptions.MissingExtraError` whose message is the
+``uv add "as-deploy[<extra>]"`` command.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
-import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
+from as_core import extras as _core_extras
 from as_deploy.exceptions import MissingExtraError
 
 __all__ = [
@@ -28,11 +29,12 @@ __all__ = [
 #: The as-deploy extra that installs what each format needs.
 FORMAT_EXTRAS: dict[str, str] = {"onnx": "export", "coreml": "coreml", "tflite": "tflite"}
 
-#: The modules each format needs, in the order they are checked.
+#: The modules each format needs, in the order they are checked. as-bench comes first:
+#: without it (a server-only install) nothing can be exported at all.
 FORMAT_MODULES: dict[str, tuple[str, ...]] = {
-    "onnx": ("torch", "onnx", "onnxscript", "onnxruntime"),
-    "coreml": ("torch", "coremltools"),
-    "tflite": ("torch", "litert_torch", "ai_edge_litert"),
+    "onnx": ("as_bench", "torch", "onnx", "onnxscript", "onnxruntime"),
+    "coreml": ("as_bench", "torch", "coremltools"),
+    "tflite": ("as_bench", "torch", "litert_torch", "ai_edge_litert"),
 }
 
 # as-bench extras whose modules every as-deploy format extra also installs: a module of
@@ -41,11 +43,13 @@ _COVERED_BENCH_EXTRAS = frozenset({"torch", "onnx", "coreml", "tflite"})
 
 
 def is_installed(module: str) -> bool:
-    """Whether ``module`` can be imported, without importing it."""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    """Whether ``module`` can be imported, without importing it (tests replace this)."""
+    return _core_extras.is_installed(module)
+
+
+def feature(fmt: str) -> str:
+    """What needs the format's modules, in words (``"exporting to onnx"``)."""
+    return f"exporting to {fmt}"
 
 
 def check_format(fmt: str) -> None:
@@ -54,29 +58,16 @@ def check_format(fmt: str) -> None:
     Raises:
         MissingExtraError: The message and hint name ``uv add "as-deploy[<extra>]"``.
     """
-    extra = FORMAT_EXTRAS[fmt]
     for module in FORMAT_MODULES[fmt]:
         if not is_installed(module):
-            raise MissingExtraError(module, extra, f"exporting to {fmt}")
+            raise MissingExtraError(module, FORMAT_EXTRAS[fmt], feature(fmt))
 
 
 def require(module: str, fmt: str) -> ModuleType:
-    """Import ``module`` for format ``fmt``, or raise :class:`MissingExtraError`.
-
-    Old escape sequences in the docstrings of coremltools and torchao warn when compiled
-    (an error under ``-W error``); only that warning is silenced, as as-bench does.
-    """
-    try:
-        with warnings.catch_warnings():
-            for category in (DeprecationWarning, SyntaxWarning):
-                warnings.filterwarnings(
-                    "ignore", message="invalid escape sequence", category=category
-                )
-            return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.split(".")[0] != exc.name.split(".")[0]:
-            raise  # the module exists but one of its own imports is missing: show that
-        raise MissingExtraError(module, FORMAT_EXTRAS[fmt], f"exporting to {fmt}") from exc
+    """Import ``module`` for format ``fmt``, or raise :class:`MissingExtraError`."""
+    return _core_extras.require(
+        module, FORMAT_EXTRAS[fmt], error=MissingExtraError, feature=feature(fmt)
+    )
 
 
 @contextlib.contextmanager
@@ -94,4 +85,4 @@ def translated_extras(fmt: str) -> Iterator[None]:
     except BenchMissingExtra as exc:
         if exc.extra not in _COVERED_BENCH_EXTRAS:
             raise
-        raise MissingExtraError(exc.module, FORMAT_EXTRAS[fmt], f"exporting to {fmt}") from exc
+        raise MissingExtraError(exc.module, FORMAT_EXTRAS[fmt], feature(fmt)) from exc

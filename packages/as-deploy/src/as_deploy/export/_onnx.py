@@ -1,5 +1,9 @@
 """ONNX export: as-bench's exporter (``torch.onnx.export(dynamo=True)``), run in ONNX Runtime.
 
+The session is opened by :func:`as_core.runtime.onnxruntime_session` with the server's
+default :class:`~as_core.runtime.RuntimeOptions`, so the parity check runs the model as the
+server will.
+
 The batch axis is dynamic where the model allows it. A model under 2 GB is stored as one
 self-contained ``model.onnx`` (the exporter writes weights to ``model.onnx.data``; they
 are folded back in); a larger one keeps its weights in ``model.onnx.data`` beside it, listed
@@ -17,9 +21,11 @@ from typing import Any
 
 import numpy.typing as npt
 
+from as_core.runtime import RuntimeOptions, onnxruntime_session
 from as_deploy.exceptions import ExportError
 from as_deploy.export._extras import require, translated_extras
-from as_deploy.export._formats import Converted, FormatOptions, tensor_spec
+from as_deploy.export._formats import Converted, tensor_spec
+from as_deploy.export._options import ExportOptions
 
 __all__ = ["ORT_DTYPES", "convert_onnx"]
 
@@ -98,7 +104,7 @@ def _self_contained(exported: Path, staging: Path) -> dict[str, tuple[Path, str]
 def convert_onnx(
     workload: Any,
     scratch: Path,
-    options: FormatOptions,
+    options: ExportOptions,
     descriptions: tuple[str | None, str | None] = (None, None),
 ) -> Converted:
     """Export ``workload`` to ONNX in ``scratch`` and open it in ONNX Runtime.
@@ -112,16 +118,16 @@ def convert_onnx(
     Raises:
         ExportError: The export failed or ONNX Runtime cannot load the result.
     """
-    from as_bench.backends.onnxruntime import OnnxRuntimeBackend
     from as_bench.exceptions import BackendError
+    from as_bench.export import export_onnx
 
-    ort = require("onnxruntime", "onnx")
+    require("onnxruntime", "onnx")
     # A dynamic export traces with at least two rows; a static fallback uses this batch.
     example_batch = options.batch_size or 1
     with translated_extras("onnx"), _quiet_exporter_logs():
         try:
-            exported, dynamic = OnnxRuntimeBackend(opset=options.opset).export(
-                workload, example_batch, scratch / "exported"
+            exported, dynamic = export_onnx(
+                workload, example_batch, scratch / "exported", opset=options.opset
             )
         except BackendError as exc:
             raise ExportError(str(exc)) from exc
@@ -129,7 +135,7 @@ def convert_onnx(
     shutil.rmtree(scratch / "exported", ignore_errors=True)
     path = files[MODEL_FILE][0]
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime_session(path, RuntimeOptions())
     except Exception as exc:
         raise ExportError(f"onnx: ONNX Runtime cannot load {path}: {exc}") from exc
     onnx = require("onnx", "onnx")

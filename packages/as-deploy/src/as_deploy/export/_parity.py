@@ -1,6 +1,6 @@
 """The parity check: the exported file, run in its runtime, against eager PyTorch.
 
-Outputs are compared with :func:`as_bench.backends.quality.compare_outputs`: every element
+Outputs are compared with :func:`as_bench.backends.compare_outputs`: every element
 within ``atol + rtol * |reference|``, plus, for classifiers, a floor on the fraction of
 inputs whose arg-max class agrees (and for embeddings, on each row's cosine similarity).
 
@@ -28,13 +28,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from as_deploy.exceptions import ExportError, ParityError, UsageError
 from as_deploy.manifest import ParityReport
+
+if TYPE_CHECKING:
+    from as_bench.workloads import Task
 
 __all__ = [
     "REFERENCE",
@@ -212,7 +215,7 @@ def check_parity(
     candidate: Sequence[Array],
     *,
     fmt: str,
-    task: str,
+    task: Task,
     tolerances: Tolerances,
     runtime: str,
     data: str | None = None,
@@ -235,12 +238,12 @@ def check_parity(
         ParityError: A difference is beyond the tolerances, a floor is not met, an output
             is missing or of another shape, or the candidate produced NaN or inf.
     """
-    from as_bench.backends.quality import compare_outputs
+    from as_bench.backends import compare_outputs
 
     result = compare_outputs(
         reference,
         candidate,
-        task=task,  # type: ignore[arg-type]
+        task=task,
         atol=tolerances.atol,
         rtol=tolerances.rtol,
         min_top1_agreement=tolerances.min_top1_agreement,

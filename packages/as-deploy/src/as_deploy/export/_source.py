@@ -2,7 +2,7 @@
 
 ``source`` is an as-bench built-in workload name (``digits-cnn``, ``mlp``, ``minilm``) or a
 ``pkg.module:factory`` spec; :func:`load_source` hands it to
-:func:`as_bench.workloads.get_workload`. A malformed spec or an unknown name is a usage
+:func:`as_bench.export.load_workload`. A malformed spec or an unknown name is a usage
 error; a factory that fails to import or run is an export error.
 """
 
@@ -44,8 +44,8 @@ def load_source(source: str, fmt: str) -> Any:
         ExportError: The factory's module failed to import, or the factory failed.
     """
     from as_bench.exceptions import WorkloadError
-    from as_bench.workloads import builtin_workloads, get_workload
-    from as_bench.workloads._loader import parse_spec
+    from as_bench.export import load_workload, parse_factory_spec
+    from as_bench.workloads import builtin_workloads
 
     spec = source.strip()
     builtins = builtin_workloads()
@@ -56,12 +56,12 @@ def load_source(source: str, fmt: str) -> Any:
                 hint=f"give a built-in ({', '.join(builtins)}) or 'pkg.module:factory'",
             )
         try:
-            parse_spec(spec)
+            parse_factory_spec(spec)
         except WorkloadError as exc:
             raise UsageError(str(exc), hint="write it as 'pkg.module:factory'") from exc
     try:
         with translated_extras(fmt):
-            return get_workload(spec)
+            return load_workload(spec)
     except WorkloadError as exc:
         raise ExportError(f"could not load the model {source!r}: {exc}") from exc
 

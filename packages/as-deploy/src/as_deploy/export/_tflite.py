@@ -1,5 +1,8 @@
 """TFLite export: litert-torch converts (as as-bench does), ai-edge-litert runs the file.
 
+The parity check runs the file in an interpreter opened by
+:func:`as_core.runtime.litert_interpreter`, as the server's runner opens it.
+
 litert-torch bakes one batch size into the file, so the manifest's shapes are the real
 ones (no dynamic dimension) and ``runtime_options.batch_size`` says which. The file's own
 tensor names are generic (``args_0``, ``output_0``); the manifest uses the model's names
@@ -8,45 +11,47 @@ and ``runtime_options.tensor_names`` maps them to the signature's.
 
 from __future__ import annotations
 
-import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from as_core.runtime import RuntimeOptions, litert_interpreter
 from as_deploy.exceptions import ExportError
 from as_deploy.export._extras import require, translated_extras
-from as_deploy.export._formats import Converted, FormatOptions, dtype_name, tensor_spec
+from as_deploy.export._formats import Converted, dtype_name, tensor_spec
+from as_deploy.export._options import ExportOptions
+from as_deploy.runtime.tflite import signature_tensors
 
 __all__ = ["MODEL_FILE", "convert_tflite"]
 
 MODEL_FILE = "model.tflite"
 
 
-def _by_position(names: list[str]) -> list[str]:
-    """Signature names (``args_0``, ``args_10``, ``args_2``) in argument order."""
-    keyed = []
-    for name in names:
-        match = re.search(r"(\d+)$", name)
-        if match is None:
-            return names
-        keyed.append((int(match.group(1)), name))
-    return [name for _, name in sorted(keyed)]
+Array = npt.NDArray[Any]
 
 
-def _signature(path: Path) -> tuple[str | None, list[str], list[str]]:
-    interpreter_mod = require("ai_edge_litert.interpreter", "tflite")
-    interpreter = interpreter_mod.Interpreter(model_path=str(path))
+def _signature_key(interpreter: Any) -> str | None:
     signatures = interpreter.get_signature_list()
-    if len(signatures) != 1:
-        return None, [], []
-    key, entry = next(iter(signatures.items()))
-    return key, _by_position(list(entry["inputs"])), _by_position(list(entry["outputs"]))
+    return next(iter(signatures)) if len(signatures) == 1 else None
+
+
+def _named(details: list[dict[str, Any]], names: Sequence[str]) -> list[tuple[str, str, list[int]]]:
+    """``(name, dtype, shape)`` of each tensor, named as the workload names them."""
+    own = list(names) if len(names) == len(details) else [str(d["name"]) for d in details]
+    return [
+        (name, np.dtype(d["dtype"]).name, [int(dim) for dim in d["shape"]])
+        for name, d in zip(own, details, strict=True)
+    ]
 
 
 def convert_tflite(
     workload: Any,
     scratch: Path,
-    options: FormatOptions,
+    options: ExportOptions,
     descriptions: tuple[str | None, str | None] = (None, None),
 ) -> Converted:
     """Convert ``workload`` to ``.tflite`` in ``scratch`` and load it in ai-edge-litert.
@@ -60,45 +65,57 @@ def convert_tflite(
     Raises:
         ExportError: Conversion or loading failed.
     """
-    from as_bench.backends.tflite import TFLiteBackend
     from as_bench.exceptions import BackendError
+    from as_bench.export import convert_tflite as convert
 
     require("litert_torch", "tflite")
     require("ai_edge_litert.interpreter", "tflite")
     batch_size = options.batch_size or 1
-    backend = TFLiteBackend()
-    cache = scratch / "tflite"
     with translated_extras("tflite"):
         try:
-            converted = backend.convert(workload, batch_size, cache)
-            prepared = backend.prepare(workload, "cpu", batch_size, cache)
+            converted = convert(workload, batch_size, scratch / "tflite")
         except BackendError as exc:
             raise ExportError(str(exc)) from exc
     staging = scratch / "version"
     staging.mkdir(parents=True, exist_ok=True)
     target = staging / MODEL_FILE
     shutil.copyfile(converted, target)
-    key, in_names, out_names = _signature(target)
-    described_in, described_out = prepared.info["inputs"], prepared.info["outputs"]
+    try:
+        interpreter = litert_interpreter(target, RuntimeOptions())
+        in_details, out_details = signature_tensors(interpreter)
+    except (RuntimeError, ValueError) as exc:
+        raise ExportError(f"tflite: LiteRT cannot load {target}: {exc}") from exc
+    key = _signature_key(interpreter)
+    described_in = _named(in_details, workload.input_names)
+    described_out = _named(out_details, workload.output_names)
     specs = []
     for items, description in ((described_in, descriptions[0]), (described_out, descriptions[1])):
         specs.append(
             [
                 tensor_spec(
-                    item["name"],
-                    dtype_name(item["dtype"], "tflite"),
-                    item["shape"],
+                    name,
+                    dtype_name(dtype, "tflite"),
+                    shape,
                     description if position == 0 else None,
                 )
-                for position, item in enumerate(items)
+                for position, (name, dtype, shape) in enumerate(items)
             ]
         )
+    holder: list[Any] = [interpreter]
+
+    def run(batch: tuple[Array, ...]) -> list[Array]:
+        active = holder[0]
+        for detail, array in zip(in_details, batch, strict=True):
+            active.set_tensor(int(detail["index"]), np.ascontiguousarray(array, detail["dtype"]))
+        active.invoke()
+        return [np.array(active.get_tensor(int(detail["index"]))) for detail in out_details]
+
     tensor_names = {}
-    if len(in_names) == len(described_in) and len(out_names) == len(described_out):
+    if key is not None:
         tensor_names = {
-            item["name"]: signature_name
-            for item, signature_name in zip(
-                [*described_in, *described_out], [*in_names, *out_names], strict=True
+            name: str(detail["name"])
+            for (name, _, _), detail in zip(
+                [*described_in, *described_out], [*in_details, *out_details], strict=True
             )
         }
     return Converted(
@@ -108,11 +125,11 @@ def convert_tflite(
         outputs=specs[1],
         runtime="ai-edge-litert",
         batch_size=batch_size,
-        run=prepared.predict,
+        run=run,
         runtime_options={
             "batch_size": batch_size,
             "signature": key,
             "tensor_names": tensor_names,
         },
-        close=prepared.close,
+        close=holder.clear,
     )
