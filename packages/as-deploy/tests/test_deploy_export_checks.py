@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -17,8 +18,15 @@ from as_deploy.exceptions import (
     UsageError,
     install_hint,
 )
+from as_deploy.export import (
+    DEFAULT_OPSET,
+    ExportOptions,
+    default_name,
+    default_tolerances,
+    export_model,
+    export_to_repository,
+)
 from as_deploy.export import _extras as extras
-from as_deploy.export import default_name, default_tolerances, export_model, export_to_repository
 from as_deploy.export._parity import check_parity, not_run_report, run_batched
 from as_deploy.export._source import load_source, parity_data
 
@@ -54,8 +62,9 @@ def test_api_checks_names_before_exporting(tmp_path: Path) -> None:
         export_to_repository("digits-cnn", "onnx", tmp_path, name="../x", version="1")
     with pytest.raises(InvalidNameError, match="invalid model version"):
         export_to_repository("digits-cnn", "onnx", tmp_path, name="x", version="..")
-    with pytest.raises(TypeError, match="unknown options"):
-        export_to_repository("digits-cnn", "onnx", tmp_path, name="x", version="1", opst=17)
+    with pytest.raises(TypeError, match="opst"):
+        ExportOptions.parse(format="onnx", opst=17)  # type: ignore[call-arg]
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -74,12 +83,31 @@ def test_api_checks_names_before_exporting(tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
+    # Options are checked once, when they are made: from strings (the CLI's way) or typed.
     fmt = kwargs.pop("fmt")
     with pytest.raises(UsageError, match=message):
-        export_model("digits-cnn", fmt, tmp_path / "out", **kwargs)
+        ExportOptions.parse(format=fmt, **kwargs)
     with pytest.raises(UsageError, match=message):
-        export_to_repository("digits-cnn", fmt, tmp_path / "repo", name="m", version="1", **kwargs)
+        ExportOptions(format=fmt, **kwargs)
+    if set(kwargs) == set():  # a bad format name given straight to the API
+        with pytest.raises(UsageError, match=message):
+            export_model("digits-cnn", fmt, tmp_path / "out")
+        with pytest.raises(UsageError, match=message):
+            export_to_repository("digits-cnn", fmt, tmp_path / "repo", name="m", version="1")
     assert not (tmp_path / "out").exists() and not (tmp_path / "repo").exists()
+
+
+def test_export_options_are_frozen_and_parse_normalises() -> None:
+    from as_bench.export import DEFAULT_OPSET as BENCH_OPSET
+
+    options = ExportOptions.parse(format=" ONNX ", compute_units="cpu_only", labels=["a"])
+    assert options == ExportOptions(format="onnx", compute_units="CPU_ONLY", labels=("a",))
+    assert options.opset == DEFAULT_OPSET == BENCH_OPSET  # one default, shared with as-bench
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.opset = 17  # type: ignore[misc]
+    assert options.for_format("coreml").format == "coreml"
+    with pytest.raises(UsageError, match="labels has duplicates"):
+        ExportOptions(labels=("a", "a"))
 
 
 def test_existing_output_is_refused(tmp_path: Path) -> None:

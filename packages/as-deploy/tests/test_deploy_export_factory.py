@@ -10,6 +10,7 @@ import pytest
 from as_deploy import ModelRepository
 from as_deploy.cli import main
 from as_deploy.exceptions import ParityError, UsageError
+from as_deploy.export import ExportOptions
 
 pytestmark = [pytest.mark.slow]
 
@@ -62,10 +63,8 @@ def test_factory_source_exports_with_derived_name(tmp_path: Path, factory: str) 
     name = default_name(f"{factory}:build")
     assert name == f"{factory}-build"
     repo = tmp_path / "repo"
-    result = export_to_repository(
-        f"{factory}:build", "onnx", repo, name=name, version="0.1",
-        labels=["a", "b", "c"], description="three scores",
-    )  # fmt: skip
+    options = ExportOptions.parse(format="onnx", labels=["a", "b", "c"], description="three scores")
+    result = export_to_repository(f"{factory}:build", options, repo, name=name, version="0.1")
     manifest = ModelRepository(repo).load(name).manifest
     assert manifest == result.manifest
     assert manifest.labels == ["a", "b", "c"]
@@ -86,8 +85,8 @@ def test_labels_must_match_the_class_count(tmp_path: Path, factory: str) -> None
 
     with pytest.raises(UsageError, match="2 labels for an output of 3 classes"):
         export_to_repository(
-            f"{factory}:build", "onnx", tmp_path / "repo", name="m", version="1",
-            labels=["a", "b"],
+            f"{factory}:build", ExportOptions(labels=("a", "b")), tmp_path / "repo",
+            name="m", version="1",
         )  # fmt: skip
     assert not (tmp_path / "repo" / "m").exists()
 
@@ -145,7 +144,11 @@ def test_zero_tolerance_fails_on_fp32_rounding(tmp_path: Path) -> None:
 
     with pytest.raises(ParityError) as info:
         export_to_repository(
-            "digits-cnn", "onnx", tmp_path / "repo", name="d", version="1", atol=0.0, rtol=0.0
+            "digits-cnn",
+            ExportOptions(atol=0.0, rtol=0.0),
+            tmp_path / "repo",
+            name="d",
+            version="1",
         )
     assert info.value.atol == 0.0
     assert 0 < info.value.max_abs_error < 1e-3  # rounding, not a wrong model

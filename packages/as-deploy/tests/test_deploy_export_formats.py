@@ -46,21 +46,20 @@ def onnx_export(repo: Path) -> Any:
 def tflite_export(repo: Path) -> Any:
     pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_litert")
-    from as_deploy.export import export_to_repository
+    from as_deploy.export import ExportOptions, export_to_repository
 
-    return export_to_repository(
-        "digits-cnn", "tflite", repo, name="digits-tflite", version="1", parity_inputs=64
-    )
+    options = ExportOptions(format="tflite", parity_inputs=64)
+    return export_to_repository("digits-cnn", options, repo, name="digits-tflite", version="1")
 
 
 def _coreml(repo: Path, precision: str) -> Any:
     pytest.importorskip("coremltools")
-    from as_deploy.export import export_to_repository
+    from as_deploy.export import ExportOptions, export_to_repository
 
+    options = ExportOptions.parse(format="coreml", precision=precision, compute_units="CPU_ONLY")
     return export_to_repository(
-        "digits-cnn", "coreml", repo, name=f"digits-coreml-{precision}", version="1",
-        precision=precision, compute_units="CPU_ONLY",
-    )  # fmt: skip
+        "digits-cnn", options, repo, name=f"digits-coreml-{precision}", version="1"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -31,28 +31,23 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
-from as_deploy.dockerfile import (
-    DEFAULT_PORT,
-    DEFAULT_PYTHON,
-    DEFAULT_TAG,
+from as_deploy.docker import (
     DockerContext,
+    DockerOptions,
     check_dockerfile_target,
     write_docker_context,
 )
 from as_deploy.exceptions import UnsafePathError, UsageError, VersionExistsError
+from as_deploy.export._options import FORMATS, ExportOptions, Format
 from as_deploy.manifest import Manifest, check_name
 from as_deploy.repository import ModelRepository
-
-if TYPE_CHECKING:
-    from as_deploy.export import Format
 
 __all__ = ["PACK_FORMATS", "PackResult", "PackedVersion", "model_name_for", "pack"]
 
 logger = logging.getLogger(__name__)
 
-PACK_FORMATS: tuple[str, ...] = ("onnx", "coreml", "tflite")
+PACK_FORMATS: tuple[Format, ...] = FORMATS
 """The formats :func:`pack` exports."""
 
 
@@ -93,11 +88,12 @@ def model_name_for(name: str, fmt: str) -> str:
     return check_name(name if fmt == "onnx" else f"{name}-{fmt}")
 
 
-def _check_formats(formats: Sequence[str]) -> list[str]:
-    chosen: list[str] = []
-    for fmt in formats:
-        if fmt not in PACK_FORMATS:
-            raise UsageError(f"unknown format {fmt!r}", hint=f"use {', '.join(PACK_FORMATS)}")
+def _check_formats(formats: Sequence[str]) -> list[Format]:
+    chosen: list[Format] = []
+    for name in formats:
+        fmt = next((known for known in PACK_FORMATS if known == name), None)
+        if fmt is None:
+            raise UsageError(f"unknown format {name!r}", hint=f"use {', '.join(PACK_FORMATS)}")
         if fmt not in chosen:
             chosen.append(fmt)
     if not chosen:
@@ -112,7 +108,7 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     return chosen
 
 
-def _check_free(repo: Path, names: dict[str, str], version: str) -> None:
+def _check_free(repo: Path, names: dict[Format, str], version: str) -> None:
     if repo.is_symlink():
         raise UnsafePathError(f"the model repository {repo} is a symlink; symlinks are refused")
     for name in names.values():
@@ -128,20 +124,9 @@ def pack(
     name: str,
     version: str,
     formats: Sequence[str] = ("onnx",),
+    options: ExportOptions | None = None,
     dockerfile: Path | None = None,
-    precision: str = "fp32",
-    opset: int = 18,
-    compute_units: str = "ALL",
-    parity_inputs: int = 32,
-    atol: float | None = None,
-    rtol: float | None = None,
-    labels: list[str] | None = None,
-    description: str | None = None,
-    port: int = DEFAULT_PORT,
-    python: str = DEFAULT_PYTHON,
-    wheels: Path | None = None,
-    build_wheels: bool = False,
-    tag: str = DEFAULT_TAG,
+    docker: DockerOptions | None = None,
     force: bool = False,
     workdir: Path | None = None,
 ) -> PackResult:
@@ -155,22 +140,11 @@ def pack(
             (see :func:`model_name_for`).
         version: The version to write for each format; none may exist yet.
         formats: The formats, ``"onnx"`` (default), ``"tflite"``, ``"coreml"``.
+        options: How to export and check (precision, opset, tolerances, labels, ...);
+            its ``format`` is replaced by each of ``formats``. Defaults when ``None``.
         dockerfile: The Dockerfile's path, or a folder for it; next to ``repo`` when
             ``None``. Its folder is the build context and must contain ``repo``.
-        precision: ``"fp32"``, or ``"fp16"`` (Core ML only).
-        opset: The ONNX opset.
-        compute_units: Core ML compute units.
-        parity_inputs: How many inputs the parity check compares.
-        atol: Absolute parity tolerance; ``None`` takes the format's default.
-        rtol: Relative parity tolerance; ``None`` takes the format's default.
-        labels: Class labels in output order; ``None`` takes the source's.
-        description: What the model does, in words.
-        port: The server's port in the container.
-        python: The base image's Python version.
-        wheels: Install as-deploy in the image from these wheels (see
-            :func:`~as_deploy.dockerfile.write_docker_context`); ``None`` uses the index.
-        build_wheels: Build those wheels first with ``uv build``.
-        tag: The image name in the printed commands.
+        docker: The image's port, Python, wheels and tag; defaults when ``None``.
         force: Overwrite a Dockerfile or ``.dockerignore`` that as-deploy did not write.
         workdir: Where the temporary repository and intermediate files go; ``None`` uses
             the system's temporary folder.
@@ -189,6 +163,9 @@ def pack(
     from as_deploy.export import export_to_repository
 
     chosen = _check_formats(formats)
+    base = options if options is not None else ExportOptions()
+    per_format = {fmt: base.for_format(fmt) for fmt in chosen}  # checks each combination
+    image = docker if docker is not None else DockerOptions()
     check_name(name)
     check_name(version, "version")
     names = {fmt: model_name_for(name, fmt) for fmt in chosen}
@@ -205,18 +182,10 @@ def pack(
             logger.info("exporting %s to %s as %s/%s", source, fmt, names[fmt], version)
             result = export_to_repository(
                 source,
-                cast("Format", fmt),  # checked against PACK_FORMATS
+                per_format[fmt],
                 staging,
                 name=names[fmt],
                 version=version,
-                precision=precision,
-                opset=opset,
-                compute_units=compute_units,
-                parity_inputs=parity_inputs,
-                atol=atol,
-                rtol=rtol,
-                labels=labels,
-                description=description,
                 workdir=Path(scratch) / "work",
             )
             staged.append((fmt, result.manifest, result.directory))
@@ -227,14 +196,14 @@ def pack(
             files = {entry.path: directory / entry.path for entry in manifest.files}
             final = repository.add(manifest, files)
             packed.append(PackedVersion(format=fmt, manifest=manifest, directory=final))
-    docker = write_docker_context(
+    context = write_docker_context(
         repo,
         dockerfile,
-        port=port,
-        python=python,
-        wheels=wheels,
-        build=build_wheels,
-        tag=tag,
+        port=image.port,
+        python=image.python,
+        wheels=image.wheels,
+        build=image.build_wheels,
+        tag=image.tag,
         force=force,
     )
-    return PackResult(versions=tuple(packed), docker=docker)
+    return PackResult(versions=tuple(packed), docker=context)

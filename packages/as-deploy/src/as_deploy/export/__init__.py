@@ -2,10 +2,15 @@
 
 ::
 
-    from as_deploy.export import export_to_repository
+    from as_deploy.export import ExportOptions, export_to_repository
 
-    result = export_to_repository("digits-cnn", "onnx", Path("models"), name="digits", version="1")
+    options = ExportOptions.parse(format="onnx", parity_inputs=64)
+    result = export_to_repository("digits-cnn", options, Path("models"), name="digits", version="1")
     result.manifest.parity.max_abs_error, result.directory
+
+Every option of an export lives in one frozen :class:`ExportOptions`, checked when it is
+made (:meth:`ExportOptions.parse` takes plain strings, as the command line has them); a
+format name alone (``"onnx"``) stands for the defaults.
 
 The source is an as-bench workload: a built-in (``digits-cnn``, ``mlp``, ``minilm``) or
 ``pkg.module:factory``, a factory returning ``(torch_module, example_inputs)`` or an
@@ -56,31 +61,43 @@ What a version folder holds, by format (paths relative to ``<repo>/<name>/<versi
     manifest's input/output names -> the signature's ``args_0``/``output_0`` names).
 
 Each format is an extra of as-deploy: ``export`` (ONNX), ``coreml`` and ``tflite``; a
-missing library fails with the exact ``uv add "as-deploy[<extra>]"`` command.
+missing library fails with the exact ``uv add "as-deploy[<extra>]"`` command. as-deploy's
+core install (the server) has none of them: importing this package needs no as-bench or
+torch, only running an export does.
 """
 
 from __future__ import annotations
 
 from as_deploy.exceptions import ExportError, MissingExtraError, ParityError
 from as_deploy.export._api import (
-    COMPUTE_UNITS,
-    FORMATS,
     ExportedModel,
     ExportResult,
-    Format,
-    Precision,
     export_model,
     export_to_repository,
 )
-from as_deploy.export._extras import FORMAT_EXTRAS
+from as_deploy.export._extras import FORMAT_EXTRAS, check_format
+from as_deploy.export._options import (
+    COMPUTE_UNITS,
+    DEFAULT_OPSET,
+    FORMATS,
+    PRECISIONS,
+    ComputeUnits,
+    ExportOptions,
+    Format,
+    Precision,
+)
 from as_deploy.export._parity import Tolerances, default_tolerances
 from as_deploy.export._source import default_name
 
 __all__ = [
     "COMPUTE_UNITS",
+    "DEFAULT_OPSET",
     "FORMATS",
     "FORMAT_EXTRAS",
+    "PRECISIONS",
+    "ComputeUnits",
     "ExportError",
+    "ExportOptions",
     "ExportResult",
     "ExportedModel",
     "Format",
@@ -88,6 +105,7 @@ __all__ = [
     "ParityError",
     "Precision",
     "Tolerances",
+    "check_format",
     "default_name",
     "default_tolerances",
     "export_model",

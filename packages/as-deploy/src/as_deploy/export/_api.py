@@ -10,11 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from as_deploy.exceptions import ExportError, UsageError, VersionExistsError
 from as_deploy.export._extras import check_format
-from as_deploy.export._formats import Converted, FormatOptions
+from as_deploy.export._formats import Converted
+from as_deploy.export._options import (
+    COMPUTE_UNITS,
+    FORMATS,
+    ExportOptions,
+    Format,
+    Precision,
+)
 from as_deploy.export._parity import (
     check_parity,
     default_tolerances,
@@ -37,6 +44,7 @@ from as_deploy.repository import ModelRepository, sha256_file
 __all__ = [
     "COMPUTE_UNITS",
     "FORMATS",
+    "ExportOptions",
     "ExportResult",
     "ExportedModel",
     "Format",
@@ -46,17 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Format = Literal["onnx", "coreml", "tflite"]
-"""The export formats."""
-
-Precision = Literal["fp32", "fp16"]
-"""Compute precision: ``fp16`` is a Core ML option."""
-
-FORMATS: tuple[str, ...] = get_args(Format)
-
-#: Core ML compute units (``coremltools.ComputeUnit`` members) a model may be loaded with.
-COMPUTE_UNITS: tuple[str, ...] = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 
 # The top-level entry each format writes into out_dir.
 _OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
@@ -106,11 +103,13 @@ class ExportedModel:
     def file_entries(self) -> list[FileEntry]:
         """The manifest's file list: each file's path, sha256, size and role."""
         return [
-            FileEntry(
-                path=relative,
-                sha256=sha256_file(path),
-                size_bytes=path.stat().st_size,
-                role=self.roles[relative],  # type: ignore[arg-type]
+            FileEntry.model_validate(
+                {
+                    "path": relative,
+                    "sha256": sha256_file(path),
+                    "size_bytes": path.stat().st_size,
+                    "role": self.roles[relative],
+                }
             )
             for relative, path in sorted(self.files.items())
         ]
@@ -154,42 +153,6 @@ class ExportResult:
     exported: ExportedModel
 
 
-def _check_options(
-    fmt: str,
-    precision: str = "fp32",
-    compute_units: str = "ALL",
-    opset: int = 18,
-    batch_size: int | None = None,
-    parity_inputs: int | None = 32,
-    atol: float | None = None,
-    rtol: float | None = None,
-) -> str:
-    """Check the options of :func:`export_model`; return the compute units, normalised."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-    if precision not in get_args(Precision):
-        raise UsageError(f"unknown precision {precision!r}", hint="use fp32 or fp16")
-    if precision == "fp16" and fmt != "coreml":
-        raise UsageError(
-            f"{fmt} export is fp32 only; fp16 is a Core ML option",
-            hint="drop --precision fp16, or export to coreml",
-        )
-    units = compute_units.strip().upper()
-    if units not in COMPUTE_UNITS:
-        raise UsageError(
-            f"unknown Core ML compute units {compute_units!r}",
-            hint=f"use one of {', '.join(COMPUTE_UNITS)}",
-        )
-    if not 7 <= opset <= 30:
-        raise UsageError(f"ONNX opset {opset} is out of range", hint="18 suits every runtime")
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"batch_size must be at least 1, not {batch_size}")
-    if parity_inputs is not None and parity_inputs < 1:
-        raise UsageError(f"parity_inputs must be at least 1, not {parity_inputs}")
-    default_tolerances(fmt, precision, "regression", atol=atol, rtol=rtol)  # checks them
-    return units
-
-
 def _converter(fmt: str) -> Callable[..., Converted]:
     if fmt == "onnx":
         from as_deploy.export._onnx import convert_onnx
@@ -204,14 +167,10 @@ def _converter(fmt: str) -> Callable[..., Converted]:
     return convert_tflite
 
 
-def _check_labels(labels: list[str] | None, outputs: list[TensorSpec]) -> list[str] | None:
-    if labels is None:
+def _check_labels(given: tuple[str, ...] | None, outputs: list[TensorSpec]) -> list[str] | None:
+    if given is None:
         return None
-    labels = [str(label) for label in labels]
-    if not labels or any(not label for label in labels):
-        raise UsageError("labels must be non-empty strings", hint="e.g. --labels cat,dog")
-    if len(set(labels)) != len(labels):
-        raise UsageError(f"labels has duplicates: {labels}")
+    labels = list(given)
     classes = outputs[0].shape[-1] if outputs[0].shape else None
     if classes is not None and classes != len(labels):
         raise UsageError(
@@ -222,20 +181,15 @@ def _check_labels(labels: list[str] | None, outputs: list[TensorSpec]) -> list[s
     return labels
 
 
-def _run_parity(
-    converted: Converted,
-    workload: Any,
-    fmt: str,
-    precision: str,
-    count: int | None,
-    atol: float | None,
-    rtol: float | None,
-) -> ParityReport:
-    from as_bench.backends._export import load_torch_model
+def _run_parity(converted: Converted, workload: Any, options: ExportOptions) -> ParityReport:
     from as_bench.exceptions import BackendError
+    from as_bench.export import load_torch_model
 
-    tolerances = default_tolerances(fmt, precision, workload.task, atol=atol, rtol=rtol)
-    data = parity_data(workload, count)
+    fmt = options.format
+    tolerances = default_tolerances(
+        fmt, options.precision, workload.task, atol=options.atol, rtol=options.rtol
+    )
+    data = parity_data(workload, options.parity_inputs)
     if converted.run is None:
         reason = converted.not_run_reason or "the runtime cannot run here"
         logger.warning("%s parity check not run: %s", fmt, reason)
@@ -279,48 +233,30 @@ def _place(converted: Converted, out_dir: Path) -> dict[str, Path]:
     return {relative: out_dir / relative for relative in converted.files}
 
 
+def _options(options: ExportOptions | str) -> ExportOptions:
+    return options if isinstance(options, ExportOptions) else ExportOptions.parse(format=options)
+
+
 def export_model(
     source: str,
-    fmt: Format,
+    options: ExportOptions | str,
     out_dir: Path,
     *,
-    precision: Precision = "fp32",
-    opset: int = 18,
-    compute_units: str = "ALL",
-    parity_inputs: int | None = 32,
-    atol: float | None = None,
-    rtol: float | None = None,
-    labels: list[str] | None = None,
-    description: str | None = None,
     workdir: Path | None = None,
-    batch_size: int | None = None,
 ) -> ExportedModel:
-    """Export ``source`` to ``fmt`` in ``out_dir`` after checking parity with PyTorch.
+    """Export ``source`` as ``options`` say into ``out_dir`` after checking parity with PyTorch.
 
     See :mod:`as_deploy.export` for the formats, the file layout and the tolerances.
 
     Args:
         source: An as-bench built-in workload (``digits-cnn``, ``mlp``, ``minilm``) or
             ``pkg.module:factory``.
-        fmt: ``"onnx"``, ``"coreml"`` or ``"tflite"``.
+        options: The format and everything else about the export and its parity check;
+            a format name (``"onnx"``) takes the defaults for the rest.
         out_dir: Where the files go (created if missing); the format's file or package
             must not exist there yet. Nothing is written there if parity fails.
-        precision: ``"fp32"``, or ``"fp16"`` (Core ML only).
-        opset: ONNX opset.
-        compute_units: Core ML compute units recorded for (and used by) prediction:
-            ``ALL``, ``CPU_ONLY``, ``CPU_AND_GPU`` or ``CPU_AND_NE``.
-        parity_inputs: Inputs to compare, from the workload's held-out data where it has
-            some (repeated if it has fewer), else its example inputs; ``None`` takes every
-            held-out example.
-        atol: Absolute tolerance; ``None`` takes the format's default.
-        rtol: Relative tolerance; ``None`` takes the format's default.
-        labels: Class labels in output order; ``None`` takes the built-in's (``"0"``..
-            ``"9"`` for the digits classifiers) or none.
-        description: What the model does, in words; defaults to the workload's.
         workdir: Folder for intermediate files (a temporary folder inside it is used and
             removed); ``None`` uses the system's temporary folder.
-        batch_size: The fixed batch size of Core ML and TFLite models (default 1); for
-            ONNX, the batch traced when the batch axis cannot be dynamic (default 1).
 
     Returns:
         The exported model: its files in ``out_dir`` and everything its manifest needs.
@@ -333,9 +269,8 @@ def export_model(
         ExportError: Loading the source, converting or running the model failed.
         ParityError: The outputs differ beyond the tolerances (nothing is written).
     """
-    units = _check_options(
-        fmt, precision, compute_units, opset, batch_size, parity_inputs, atol, rtol
-    )
+    options = _options(options)
+    fmt = options.format
     out_dir = Path(out_dir)
     for top in _OUTPUT_NAMES[fmt]:
         if (out_dir / top).exists():
@@ -343,9 +278,6 @@ def export_model(
     check_format(fmt)
     workload = load_source(source, fmt)
     about = describe_source(workload)
-    options = FormatOptions(
-        precision=precision, opset=opset, compute_units=units, batch_size=batch_size
-    )
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="as-deploy-export-", dir=workdir))
@@ -359,11 +291,12 @@ def export_model(
         )
         logger.info("converted %s to %s in %.1f s", source, fmt, time.perf_counter() - start)
         try:
-            parity = _run_parity(converted, workload, fmt, precision, parity_inputs, atol, rtol)
+            parity = _run_parity(converted, workload, options)
         finally:
             converted.close()
+        given = options.labels
         chosen_labels = _check_labels(
-            labels if labels is not None else about["labels"], converted.outputs
+            given if given is not None else _labels(about["labels"]), converted.outputs
         )
         files = _place(converted, out_dir)
     finally:
@@ -384,31 +317,35 @@ def export_model(
             tool_versions=tool_versions(),
             git_commit=git_commit(),
         ),
-        description=description if description is not None else workload.description,
+        description=(
+            options.description if options.description is not None else workload.description
+        ),
         runtime_options=converted.runtime_options,
     )
 
 
+def _labels(found: list[str] | None) -> tuple[str, ...] | None:
+    return None if found is None else tuple(found)
+
+
 def export_to_repository(
     source: str,
-    fmt: Format,
+    options: ExportOptions | str,
     repo: Path,
     *,
     name: str,
     version: str,
-    **options: Any,
+    workdir: Path | None = None,
 ) -> ExportResult:
-    """Export ``source`` to ``fmt``, check parity, and add it to the repository ``repo``.
+    """Export ``source`` as ``options`` say, check parity, and add it to the repository ``repo``.
 
     Args:
         source: As for :func:`export_model`.
-        fmt: As for :func:`export_model`.
+        options: As for :func:`export_model`.
         repo: The model repository's folder (created if missing).
         name: The model's name in the repository.
         version: The version to write; it must not exist yet.
-        **options: The keyword options of :func:`export_model` (``precision``, ``opset``,
-            ``compute_units``, ``parity_inputs``, ``atol``, ``rtol``, ``labels``,
-            ``description``, ``workdir``, ``batch_size``).
+        workdir: Folder for the temporary export; ``None`` uses the system's.
 
     Returns:
         The manifest and the version folder.
@@ -423,42 +360,18 @@ def export_to_repository(
     """
     check_name(name)
     check_name(version, "version")
-    unknown = set(options) - _EXPORT_OPTIONS
-    if unknown:
-        raise TypeError(f"export_to_repository() got unknown options {sorted(unknown)}")
-    _check_options(fmt, **{key: value for key, value in options.items() if key in _CHECKED_OPTIONS})
+    options = _options(options)
     repository = ModelRepository(Path(repo))
     existing = Path(repo) / name / version
     if existing.exists() or existing.is_symlink():
         raise VersionExistsError(f"{name}/{version} already exists at {existing}")
-    workdir = options.pop("workdir", None)
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="as-deploy-repo-", dir=workdir) as scratch:
         exported = export_model(
-            source, fmt, Path(scratch) / "out", workdir=Path(scratch) / "work", **options
+            source, options, Path(scratch) / "out", workdir=Path(scratch) / "work"
         )
         manifest = exported.manifest(name, version)
         directory = repository.add(manifest, exported.files)
-    logger.info("wrote %s/%s (%s) to %s", name, version, fmt, directory)
+    logger.info("wrote %s/%s (%s) to %s", name, version, options.format, directory)
     return ExportResult(manifest=manifest, directory=directory, exported=exported)
-
-
-_EXPORT_OPTIONS = frozenset(
-    {
-        "precision",
-        "opset",
-        "compute_units",
-        "parity_inputs",
-        "atol",
-        "rtol",
-        "labels",
-        "description",
-        "workdir",
-        "batch_size",
-    }
-)
-
-_CHECKED_OPTIONS = frozenset(
-    {"precision", "compute_units", "opset", "batch_size", "parity_inputs", "atol", "rtol"}
-)

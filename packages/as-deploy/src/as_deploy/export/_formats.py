@@ -13,7 +13,7 @@ import numpy.typing as npt
 from as_deploy.exceptions import ExportError
 from as_deploy.manifest import TensorSpec
 
-__all__ = ["Converted", "FormatOptions", "dtype_name", "tensor_spec"]
+__all__ = ["Converted", "dtype_name", "tensor_spec"]
 
 Array = npt.NDArray[Any]
 
@@ -21,16 +21,6 @@ _DTYPES = {
     "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8",
     "bool", "string",
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FormatOptions:
-    """The conversion options of :func:`as_deploy.export.export_model`, checked."""
-
-    precision: str = "fp32"
-    opset: int = 18
-    compute_units: str = "ALL"
-    batch_size: int | None = None
 
 
 @dataclass
@@ -81,4 +71,6 @@ def tensor_spec(name: str, dtype: str, shape: Any, description: str | None = Non
     dims: list[int | None] = []
     for dim in shape:
         dims.append(int(dim) if isinstance(dim, int | np.integer) and int(dim) >= 0 else None)
-    return TensorSpec(name=name, dtype=dtype, shape=dims, description=description)  # type: ignore[arg-type]
+    return TensorSpec.model_validate(
+        {"name": name, "dtype": dtype, "shape": dims, "description": description}
+    )
