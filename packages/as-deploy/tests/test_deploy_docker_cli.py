@@ -158,7 +158,7 @@ def test_deploy_docker_cli_build_wheels_fills_the_context(
     assert run_cli(["dockerfile", str(repo), "--build-wheels"]) == 0
     out = capsys.readouterr().out
     wheels = sorted(p.name.split("-")[0] for p in (repo.parent / "wheels").glob("*.whl"))
-    assert wheels == ["as_bench", "as_config", "as_deploy", "as_logging"]
+    assert wheels == ["as_config", "as_core", "as_deploy", "as_logging"]
     text = (repo.parent / "Dockerfile").read_text()
     assert "as-deploy @ file:///tmp/wheels/as_deploy-" in text
     assert "until it is published there" not in out

@@ -40,7 +40,7 @@ from as_deploy import (
     UnsafePathError,
     __version__,
 )
-from as_deploy.dockerfile import (
+from as_deploy.docker import (
     GENERATED_MARKER,
     build_wheels,
     prepare_docker_context,
@@ -470,7 +470,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.network  # uv build fetches the build backend (hatchling) unless cached
 def test_docker_wheels_variant_installs_local_wheels_by_file(repo: Path, wheels: Path) -> None:
     names = sorted(p.name for p in wheels.glob("*.whl"))
-    assert [n.split("-")[0] for n in names] == ["as_bench", "as_config", "as_deploy", "as_logging"]
+    assert [n.split("-")[0] for n in names] == ["as_config", "as_core", "as_deploy", "as_logging"]
     plan = write_docker_context(repo, wheels=wheels)
     # Wheels outside the context are copied into it.
     assert plan.wheels == "wheels"

@@ -6,20 +6,22 @@
 - :func:`create_app` / ``as-deploy serve``: the FastAPI model server (ONNX Runtime by
   default, dynamic batching, limits, Prometheus metrics), configured by
   :class:`ServerSettings`.
+- :class:`ExportOptions`: every option of an export in one frozen, checked object.
 - :func:`write_dockerfile` / ``as-deploy dockerfile`` and ``as_deploy.pack.pack`` /
   ``as-deploy pack``: a container for a repository; export to Dockerfile in one step.
   (``pack`` is not re-exported here: the name would clash with the ``as_deploy.pack``
   module once that is imported.)
 
 Importing the package is cheap: the exporter, the server and their libraries load on
-first use of the names that need them.
+first use of the names that need them (:func:`as_core.lazy.lazy_exports`). The exporter
+needs an extra (``uv add "as-deploy[export]"``); the server is the core install.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from as_core.lazy import lazy_exports
 from as_deploy._version import __version__
 from as_deploy.exceptions import (
     AsDeployError,
@@ -49,20 +51,21 @@ from as_deploy.manifest import (
 from as_deploy.repository import LoadedModel, ModelRepository, sha256_file
 
 if TYPE_CHECKING:
-    from as_deploy.dockerfile import render_dockerfile, write_dockerfile
-    from as_deploy.export import ExportResult, export_model, export_to_repository
+    from as_deploy.docker import render_dockerfile, write_dockerfile
+    from as_deploy.export import ExportOptions, ExportResult, export_model, export_to_repository
     from as_deploy.pack import PackResult
     from as_deploy.server import create_app
     from as_deploy.settings import ServerSettings
 
 # Public names that live in modules with heavier imports, loaded on first access.
 _LAZY: dict[str, str] = {
+    "ExportOptions": "as_deploy.export",
     "ExportResult": "as_deploy.export",
     "export_model": "as_deploy.export",
     "export_to_repository": "as_deploy.export",
     "PackResult": "as_deploy.pack",
-    "render_dockerfile": "as_deploy.dockerfile",
-    "write_dockerfile": "as_deploy.dockerfile",
+    "render_dockerfile": "as_deploy.docker",
+    "write_dockerfile": "as_deploy.docker",
     "create_app": "as_deploy.server",
     "ServerSettings": "as_deploy.settings",
 }
@@ -72,6 +75,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AsDeployError",
     "ExportError",
+    "ExportOptions",
     "ExportResult",
     "FileEntry",
     "IntegrityError",
@@ -104,14 +108,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'as_deploy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, _dir = lazy_exports(__name__, _LAZY, __all__)
 
 
 def __dir__() -> list[str]:
+    """The public names only (``__all__``), not the helpers this module imports."""
     return sorted(__all__)

@@ -1,4 +1,4 @@
-"""Errors raised by as-deploy.
+"""Errors raised by as-deploy: one tree, for the exporter, the repository, runners and server.
 
 Every error the package raises on purpose derives from :class:`AsDeployError`; each
 subclass also derives from the built-in exception a caller would expect, so
@@ -8,37 +8,68 @@ subclass also derives from the built-in exception a caller would expect, so
     ├── InvalidNameError (ValueError)
     ├── ManifestError (ValueError)
     ├── UsageError (ValueError)
-    ├── MissingExtraError (ImportError)
+    ├── MissingExtraError (as_core.MissingExtraError, ImportError)
+    │       an extra is not installed; MissingRuntimeError is the same class
     ├── ExportError (RuntimeError)
     │   └── ParityError (ValueError)
-    └── RepositoryError (OSError)
-        ├── ModelNotFoundError (FileNotFoundError)
-        ├── VersionExistsError (FileExistsError)
-        ├── UnsafePathError (PermissionError)
-        └── IntegrityError
+    ├── RepositoryError (OSError)
+    │   ├── ModelNotFoundError (FileNotFoundError)
+    │   ├── VersionExistsError (FileExistsError)
+    │   ├── UnsafePathError (PermissionError)
+    │   └── IntegrityError
+    ├── RunnerError (RuntimeError)          a runner could not load or run a model
+    ├── ListenError (OSError)               ``as-deploy serve`` cannot listen on host:port
+    └── ServerError                         what the server answers with: status_code, code
+        ├── BadRequestError (ValueError)     400: malformed JSON, nesting too deep, bad name
+        ├── NotFoundError (LookupError)      404: no such model, version or route
+        ├── ModelUnavailableError            409: the model exists but failed to load
+        ├── PayloadTooLargeError             413: body or element count over the limit
+        ├── UnsupportedMediaTypeError        415: the body is not application/json
+        ├── InvalidInputError (ValueError)   422: inputs with the wrong names, shape, dtype
+        ├── OverloadedError                  503: too many requests in flight, shutting down
+        └── InferenceTimeoutError            504: the prediction took too long
+
+A :class:`ServerError` becomes the JSON body
+``{"error": {"code": ..., "message": ..., "detail": ...}}``. ``as_deploy.server.errors``
+and ``as_deploy.runtime.errors`` re-export their part of this tree.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import as_core
 
 if TYPE_CHECKING:
     from as_deploy.manifest import ParityReport
 
 __all__ = [
     "AsDeployError",
+    "BadRequestError",
     "ExportError",
+    "InferenceTimeoutError",
     "IntegrityError",
+    "InvalidInputError",
     "InvalidNameError",
+    "ListenError",
     "ManifestError",
     "MissingExtraError",
+    "MissingRuntimeError",
     "ModelNotFoundError",
+    "ModelUnavailableError",
+    "NotFoundError",
+    "OverloadedError",
     "ParityError",
+    "PayloadTooLargeError",
     "RepositoryError",
+    "RunnerError",
+    "ServerError",
     "UnsafePathError",
+    "UnsupportedMediaTypeError",
     "UsageError",
     "VersionExistsError",
+    "install_hint",
 ]
 
 
@@ -105,34 +136,24 @@ class IntegrityError(RepositoryError):
     """A file's size or sha256 does not match the manifest."""
 
 
-class MissingExtraError(AsDeployError, ImportError):
+class MissingExtraError(AsDeployError, as_core.MissingExtraError):
     """An optional library that a feature needs is not installed.
 
     The message and :attr:`hint` give the exact command that installs as-deploy's extra
-    (``uv add "as-deploy[tflite]"``).
-
-    Attributes:
-        module: The import name that is missing (``"litert_torch"``).
-        extra: The as-deploy extra that provides it (``"tflite"``).
-        hint: The install command.
+    (``uv add "as-deploy[tflite]"``); the attributes are :class:`as_core.MissingExtraError`'s
+    (``module``, ``extra``, ``feature``, ``hint``).
     """
 
-    def __init__(self, module: str, extra: str, feature: str = "") -> None:
-        """Record the missing ``module``, the ``extra`` that installs it and the ``feature``."""
-        self.module = module
-        self.extra = extra
-        self.hint = install_hint(extra)
-        what = f" ({feature} needs it)" if feature else ""
-        super().__init__(
-            f"{module!r} is not installed{what}; it comes with as-deploy's {extra!r} extra: "
-            f"{self.hint}"
-        )
-        self.name = module
+    package: ClassVar[str] = "as-deploy"
+
+
+#: A model format's runtime is not installed (the name the runners used): the same class.
+MissingRuntimeError = MissingExtraError
 
 
 def install_hint(extra: str) -> str:
     """The command that installs as-deploy's ``extra``: ``uv add "as-deploy[<extra>]"``."""
-    return f'uv add "as-deploy[{extra}]"  (or: pip install "as-deploy[{extra}]")'
+    return as_core.install_hint(MissingExtraError.package, extra)
 
 
 class ExportError(AsDeployError, RuntimeError):
@@ -193,3 +214,112 @@ class ParityError(ExportError, ValueError):
             f"{max_abs_error:.3g} (atol {atol:g}), max rel error {max_rel_error:.3g} "
             f"(rtol {rtol:g}), top-1 agreement {top1}: " + "; ".join(self.failures)
         )
+
+
+class RunnerError(AsDeployError, RuntimeError):
+    """A runner could not load or run a model; the message names the model and the cause."""
+
+
+class ListenError(AsDeployError, OSError):
+    """The server could not listen on the host and port.
+
+    Attributes:
+        hint: What to do instead (the CLI prints it).
+    """
+
+    def __init__(
+        self, message: str, hint: str = "pick another --port, or stop what uses it"
+    ) -> None:
+        """Create the error with ``message`` and a ``hint``."""
+        super().__init__(message)
+        self.hint = hint
+
+
+class ServerError(AsDeployError):
+    """An error the server answers with instead of a result.
+
+    Attributes:
+        status_code: The HTTP status.
+        code: A stable, machine-readable error code (``"invalid_input"``).
+        message: What went wrong and where, in words.
+        detail: Structured extras (the offending location, the limit), or ``None``.
+        headers: Extra response headers (``Retry-After``).
+    """
+
+    status_code: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Create the error with its ``message`` and optional ``code``, ``detail``, ``headers``."""
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.detail = detail
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON body of the error response."""
+        return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
+
+
+class BadRequestError(ServerError, ValueError):
+    """400: the request cannot be read (malformed JSON, too deep, an invalid name)."""
+
+    status_code = 400
+    default_code = "bad_request"
+
+
+class NotFoundError(ServerError, LookupError):
+    """404: no such model, version or route."""
+
+    status_code = 404
+    default_code = "not_found"
+
+
+class ModelUnavailableError(ServerError):
+    """409: the model exists but cannot be served (integrity check, symlink, bad file)."""
+
+    status_code = 409
+    default_code = "model_unavailable"
+
+
+class PayloadTooLargeError(ServerError):
+    """413: the body or the number of tensor elements is over the limit."""
+
+    status_code = 413
+    default_code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ServerError):
+    """415: the body is not ``application/json``."""
+
+    status_code = 415
+    default_code = "unsupported_media_type"
+
+
+class InvalidInputError(ServerError, ValueError):
+    """422: the inputs do not fit the model (names, shape, dtype, values)."""
+
+    status_code = 422
+    default_code = "invalid_input"
+
+
+class OverloadedError(ServerError):
+    """503: too many requests in flight, the queue is full, or the server is stopping."""
+
+    status_code = 503
+    default_code = "overloaded"
+
+
+class InferenceTimeoutError(ServerError):
+    """504: the prediction did not finish within the request timeout."""
+
+    status_code = 504
+    default_code = "timeout"

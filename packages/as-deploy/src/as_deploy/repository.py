@@ -17,7 +17,6 @@ as strings. It is not PEP 440, just predictable.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -25,11 +24,11 @@ import os
 import re
 import shutil
 import stat
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from as_core.fs import fsync_dir, temp_path_for
 from as_deploy.exceptions import (
     IntegrityError,
     ManifestError,
@@ -344,7 +343,7 @@ class ModelRepository:
             raise RepositoryError(f"could not create {name_dir}: {exc}") from exc
         if final.exists() or final.is_symlink():
             raise VersionExistsError(f"{name}/{version} already exists at {final}")
-        temp = name_dir / f".{version}.{uuid.uuid4().hex}.tmp"
+        temp = temp_path_for(final)
         try:
             temp.mkdir()
             for relative, source in files.items():
@@ -369,7 +368,7 @@ class ModelRepository:
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        _fsync_dir(name_dir)
+        fsync_dir(name_dir)
         logger.info("added %s/%s at %s", name, version, final)
         return final
 
@@ -395,13 +394,3 @@ class ModelRepository:
                 f"{source} (for {entry.path!r}): sha256 is {digest.hexdigest()}, "
                 f"the manifest says {entry.sha256}"
             )
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    with contextlib.suppress(OSError):
-        os.fsync(fd)
-    os.close(fd)

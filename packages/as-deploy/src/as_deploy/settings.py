@@ -12,11 +12,12 @@ command line's options, which win over both::
     limits: {max_body_bytes: 1048576, max_concurrency: 64, request_timeout_s: 30}
     runtime: {intra_op_threads: 2}
 
-This module imports only pydantic and as-config, so reading settings stays cheap.
+This module imports only pydantic, as-config and as-core, so reading settings stays cheap.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,6 +25,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from as_config import AsSettings, ConfigSection
+from as_core.runtime import RuntimeOptions
 from as_deploy.manifest import check_name
 
 __all__ = [
@@ -107,6 +109,17 @@ class RuntimeSettings(ConfigSection):
     inference_workers: _PositiveInt = 4
     providers: list[str] | None = None
     spin_wait: bool = False
+
+    def options(self) -> RuntimeOptions:
+        """The :class:`as_core.runtime.RuntimeOptions` every runner opens its model with."""
+        options = RuntimeOptions(
+            intra_op_threads=self.intra_op_threads,
+            inter_op_threads=self.inter_op_threads,
+            spin_wait=self.spin_wait,
+        )
+        if self.providers:
+            options = replace(options, providers=tuple(self.providers))
+        return options
 
 
 class ServerSettings(AsSettings):

@@ -4,14 +4,16 @@ ONNX Runtime runs ``onnx`` models (the default, always installed). LiteRT runs
 ``tflite`` models (``uv add "as-deploy[tflite]"``) and Core ML runs ``coreml`` models on
 macOS (``uv add "as-deploy[coreml]"``); a missing runtime raises
 :class:`MissingRuntimeError` with that command. Runtimes import when a model loads, not
-when this package does.
+when this package does. Every runner takes :class:`as_core.runtime.RuntimeOptions`
+(``RunnerOptions`` is the same class), the runtime setup the benchmark shares.
 """
 
 from __future__ import annotations
 
+from as_core.runtime import RuntimeOptions
+from as_deploy.exceptions import MissingRuntimeError, RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, ModelRunner, RunnerOptions, numpy_dtype
-from as_deploy.runtime.errors import MissingRuntimeError, RunnerError
 
 __all__ = [
     "Array",
@@ -19,6 +21,7 @@ __all__ = [
     "ModelRunner",
     "RunnerError",
     "RunnerOptions",
+    "RuntimeOptions",
     "create_runner",
     "load_runner",
     "numpy_dtype",

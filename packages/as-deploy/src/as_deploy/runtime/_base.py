@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from as_core import extras
+from as_core.runtime import RuntimeOptions
+from as_deploy.exceptions import MissingExtraError, RunnerError
 from as_deploy.repository import LoadedModel
-from as_deploy.runtime.errors import MissingRuntimeError, RunnerError
 
 __all__ = [
     "Array",
@@ -55,30 +55,20 @@ def numpy_dtype(dtype: str) -> np.dtype[Any]:
 
 
 def require(module: str, extra: str, what: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingRuntimeError` naming the extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.split(".")[0] != exc.name.split(".")[0]:
-            raise  # the module exists but one of its own imports is missing: show that
-        raise MissingRuntimeError(module, extra, what) from exc
+    """Import ``module`` or raise :class:`MissingRuntimeError` naming the extra to install.
 
-
-@dataclass(frozen=True)
-class RunnerOptions:
-    """Options every runner takes; a runner ignores those its runtime has no use for.
-
-    Attributes:
-        intra_op_threads: Threads inside one operator; ``None`` lets the runtime choose.
-        inter_op_threads: Threads across operators; ``None`` lets the runtime choose.
-        providers: ONNX Runtime execution providers in order; ``None`` is the CPU.
-        spin_wait: Whether ONNX Runtime's idle worker threads spin waiting for work.
+    Args:
+        module: The runtime's import name (``"ai_edge_litert.interpreter"``).
+        extra: The as-deploy extra that installs it (``"tflite"``).
+        what: What needs it, for the message (``"the TFLite model m/1"``).
     """
+    return extras.require(module, extra, error=MissingExtraError, feature=what)
 
-    intra_op_threads: int | None = None
-    inter_op_threads: int | None = None
-    providers: tuple[str, ...] | None = None
-    spin_wait: bool = False
+
+RunnerOptions = RuntimeOptions
+"""How the runners run models: :class:`as_core.runtime.RuntimeOptions`, the one runtime
+setup the benchmark (as-bench) shares, so a benchmark measures what the server runs.
+``RunnerOptions`` is the name the runners used before; it is the same class."""
 
 
 @runtime_checkable

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from as_deploy.exceptions import RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, RunnerOptions, require
-from as_deploy.runtime.errors import RunnerError
 
 __all__ = ["CoreMLRunner", "coreml_model_path"]
 

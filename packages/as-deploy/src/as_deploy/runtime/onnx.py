@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from as_core.runtime import onnxruntime_session
+from as_deploy.exceptions import RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, RunnerOptions, check_names
-from as_deploy.runtime.errors import RunnerError
 
 __all__ = ["OnnxRunner"]
 
@@ -22,7 +22,8 @@ class OnnxRunner:
     ``InferenceSession.run`` is thread-safe, so one session serves every worker thread.
 
     Args:
-        options: Thread counts and execution providers.
+        options: Thread counts, spinning and execution providers; the session is opened
+            by :func:`as_core.runtime.onnxruntime_session` with them.
     """
 
     def __init__(self, options: RunnerOptions | None = None) -> None:
@@ -38,24 +39,9 @@ class OnnxRunner:
             RunnerError: ONNX Runtime refused the file, or its inputs and outputs are not
                 the manifest's.
         """
-        ort: Any = importlib.import_module("onnxruntime")  # untyped: no stubs ship
-
-        options = ort.SessionOptions()
-        if self.options.intra_op_threads is not None:
-            options.intra_op_num_threads = self.options.intra_op_threads
-        if self.options.inter_op_threads is not None:
-            options.inter_op_num_threads = self.options.inter_op_threads
-        # Spinning threads answer the next call a little sooner, but in a server they burn
-        # the cores the event loop needs to parse requests between inferences.
-        spin = "1" if self.options.spin_wait else "0"
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-        providers = list(self.options.providers or ["CPUExecutionProvider"])
         manifest = model.manifest
         try:
-            session = ort.InferenceSession(
-                str(model.model_path), sess_options=options, providers=providers
-            )
+            session = onnxruntime_session(model.model_path, self.options)
         except Exception as exc:  # ORT raises its own unrelated exception types
             raise RunnerError(
                 f"{manifest.name}/{manifest.version}: ONNX Runtime could not load "
@@ -76,7 +62,10 @@ class OnnxRunner:
         self._outputs = [spec.name for spec in manifest.outputs]
         self._session = session
         logger.debug(
-            "onnxruntime session for %s/%s on %s", manifest.name, manifest.version, providers
+            "onnxruntime session for %s/%s: %s",
+            manifest.name,
+            manifest.version,
+            self.options.describe(),
         )
 
     def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:

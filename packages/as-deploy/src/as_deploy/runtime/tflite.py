@@ -1,4 +1,8 @@
-"""The LiteRT runner for ``.tflite`` models (the ``tflite`` extra: ai-edge-litert)."""
+"""The LiteRT runner for ``.tflite`` models (the ``tflite`` extra: ai-edge-litert).
+
+The interpreter is opened by :func:`as_core.runtime.litert_interpreter`, the one LiteRT
+setup that the benchmark and the exporter's parity check use as well.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from as_core.runtime import litert_interpreter
+from as_deploy.exceptions import RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, RunnerOptions, require
-from as_deploy.runtime.errors import RunnerError
 
-__all__ = ["TFLiteRunner"]
+__all__ = ["TFLiteRunner", "signature_tensors"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,23 @@ def _by_position(names: list[str]) -> list[str]:
             return names
         keyed.append((int(match.group(1)), name))
     return [name for _, name in sorted(keyed)]
+
+
+def signature_tensors(interpreter: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The interpreter's input and output tensor details, in argument order.
+
+    With one signature, each detail's ``"name"`` is the signature's name (``args_0``),
+    which gives the argument order; otherwise the file's own tensor details.
+    """
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return list(interpreter.get_input_details()), list(interpreter.get_output_details())
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    ins, outs = runner.get_input_details(), runner.get_output_details()
+    return (
+        [{**ins[k], "name": k} for k in _by_position(list(ins))],
+        [{**outs[k], "name": k} for k in _by_position(list(outs))],
+    )
 
 
 def _match(wanted: list[str], details: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -52,7 +74,8 @@ class TFLiteRunner:
     with a :class:`RunnerError`.
 
     Args:
-        options: ``intra_op_threads`` becomes the interpreter's thread count.
+        options: ``intra_op_threads`` becomes the interpreter's thread count (every CPU
+            this process may use when ``None``).
     """
 
     def __init__(self, options: RunnerOptions | None = None) -> None:
@@ -72,21 +95,10 @@ class TFLiteRunner:
         """
         manifest = model.manifest
         where = f"{manifest.name}/{manifest.version}"
-        module = require("ai_edge_litert.interpreter", "tflite", f"the TFLite model {where}")
+        require("ai_edge_litert.interpreter", "tflite", f"the TFLite model {where}")
         try:
-            interpreter = module.Interpreter(
-                model_path=str(model.model_path), num_threads=self.options.intra_op_threads
-            )
-            interpreter.allocate_tensors()
-            signatures = interpreter.get_signature_list()
-            if len(signatures) == 1:
-                runner = interpreter.get_signature_runner(next(iter(signatures)))
-                # Keyed by the signature's names (args_0, ...), which give the argument order.
-                inputs = [{**d, "name": k} for k, d in runner.get_input_details().items()]
-                outputs = [{**d, "name": k} for k, d in runner.get_output_details().items()]
-            else:
-                inputs = interpreter.get_input_details()
-                outputs = interpreter.get_output_details()
+            interpreter = litert_interpreter(model.model_path, self.options)
+            inputs, outputs = signature_tensors(interpreter)
         except (RuntimeError, ValueError) as exc:
             raise RunnerError(f"{where}: LiteRT could not load {model.model_path}: {exc}") from exc
         wanted_in = [spec.name for spec in manifest.inputs]

@@ -8,8 +8,8 @@ This subpackage imports FastAPI and numpy; ``import as_deploy`` does not import 
 
 from __future__ import annotations
 
-from as_deploy.server._app import create_app, default_repository
+from as_deploy.exceptions import ServerError
 from as_deploy.server._state import ServerState
-from as_deploy.server.errors import ServerError
+from as_deploy.server.app import create_app, default_repository
 
 __all__ = ["ServerError", "ServerState", "create_app", "default_repository"]

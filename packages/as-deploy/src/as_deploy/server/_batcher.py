@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from as_deploy.exceptions import OverloadedError, ServerError
 from as_deploy.runtime import Array
 from as_deploy.server._metrics import Metrics
-from as_deploy.server.errors import OverloadedError, ServerError
 
 __all__ = ["Batcher", "DirectRunner", "InferenceFn"]
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from as_deploy.server._state import ServerState
-from as_deploy.server.errors import (
+from as_deploy.exceptions import (
     BadRequestError,
     OverloadedError,
     PayloadTooLargeError,
     ServerError,
 )
+from as_deploy.server._state import ServerState
 
 __all__ = [
     "MODEL_SCOPE_KEY",

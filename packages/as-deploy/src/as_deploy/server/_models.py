@@ -22,31 +22,25 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from as_deploy.exceptions import (
+    BadRequestError,
     IntegrityError,
     InvalidNameError,
     ManifestError,
+    MissingRuntimeError,
     ModelNotFoundError,
+    ModelUnavailableError,
+    NotFoundError,
+    OverloadedError,
     RepositoryError,
+    RunnerError,
+    ServerError,
     UnsafePathError,
 )
 from as_deploy.manifest import Manifest, check_name
 from as_deploy.repository import LoadedModel, ModelRepository
-from as_deploy.runtime import (
-    MissingRuntimeError,
-    ModelRunner,
-    RunnerError,
-    RunnerOptions,
-    load_runner,
-)
+from as_deploy.runtime import ModelRunner, RunnerOptions, load_runner
 from as_deploy.server._batcher import Batcher, DirectRunner
 from as_deploy.server._metrics import Metrics
-from as_deploy.server.errors import (
-    BadRequestError,
-    ModelUnavailableError,
-    NotFoundError,
-    OverloadedError,
-    ServerError,
-)
 from as_deploy.settings import ServerSettings, parse_model_ref
 
 __all__ = ["ModelEntry", "ModelManager"]
@@ -121,12 +115,7 @@ class ModelManager:
         self.metrics = metrics
         # How many requests are on their way to a batcher (set by the app).
         self.arriving: Callable[[], int] = lambda: 0
-        self.options = RunnerOptions(
-            intra_op_threads=settings.runtime.intra_op_threads,
-            inter_op_threads=settings.runtime.inter_op_threads,
-            providers=tuple(settings.runtime.providers) if settings.runtime.providers else None,
-            spin_wait=settings.runtime.spin_wait,
-        )
+        self.options: RunnerOptions = settings.runtime.options()
         self._entries: OrderedDict[Key, ModelEntry] = OrderedDict()
         self._locks: dict[Key, asyncio.Lock] = {}
         self.known_names: set[str] = set()

@@ -1,6 +1,6 @@
 """Reading predict requests: JSON with a nesting limit, and inputs checked into arrays.
 
-Everything here raises a :class:`~as_deploy.server.errors.ServerError` whose message says
+Everything here raises a :class:`~as_deploy.exceptions.ServerError` whose message says
 what is wrong and where (``inputs.input[0][0][3][2] is not finite``), never a bare
 ``ValueError`` or ``RecursionError`` that would become a 500.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from as_deploy.exceptions import BadRequestError, InvalidInputError, PayloadTooLargeError
 from as_deploy.manifest import Manifest, TensorSpec
 from as_deploy.runtime import Array, RunnerError, numpy_dtype
-from as_deploy.server.errors import BadRequestError, InvalidInputError, PayloadTooLargeError
 
 __all__ = [
     "batch_rows",

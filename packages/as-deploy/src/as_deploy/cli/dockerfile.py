@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from as_deploy._version import __version__
-from as_deploy.dockerfile import (
+from as_deploy.cli._common import stdout
+from as_deploy.docker import (
     DEFAULT_PORT,
     DEFAULT_PYTHON,
     DEFAULT_TAG,
@@ -40,7 +41,7 @@ WheelsOption = Annotated[
     typer.Option(
         "--wheels",
         help="Install as-deploy from the wheels in this folder (as-deploy and its siblings "
-        "as-logging, as-config, as-bench) instead of the package index; copied into the "
+        "as-core, as-logging, as-config) instead of the package index; copied into the "
         "build context when outside it.",
     ),
 ]
@@ -63,8 +64,6 @@ ForceOption = Annotated[
 
 def print_context(plan: DockerContext) -> None:
     """Print where the files went, the build context and the commands to run."""
-    from as_deploy.cli import stdout
-
     stdout.print(f"wrote {escape(str(plan.dockerfile))} and {escape(str(plan.dockerignore))}")
     stdout.print("serves: " + ", ".join(f"{v.path} ({v.format})" for v in plan.shipped))
     if plan.skipped:

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from as_deploy._cli_dockerfile import (
+from as_deploy.cli._common import stdout
+from as_deploy.cli.dockerfile import (
     BuildWheelsOption,
     ForceOption,
     OutOption,
@@ -18,7 +19,8 @@ from as_deploy._cli_dockerfile import (
     WheelsOption,
     print_context,
 )
-from as_deploy.dockerfile import DEFAULT_PORT, DEFAULT_PYTHON, DEFAULT_TAG
+from as_deploy.docker import DEFAULT_PORT, DEFAULT_PYTHON, DEFAULT_TAG, DockerOptions
+from as_deploy.export._options import DEFAULT_OPSET
 from as_deploy.manifest import Manifest
 
 __all__ = ["pack", "register"]
@@ -58,7 +60,7 @@ def pack(
     precision: Annotated[
         str, typer.Option("--precision", help="fp32, or fp16 (Core ML only).")
     ] = "fp32",
-    opset: Annotated[int, typer.Option("--opset", help="The ONNX opset.")] = 18,
+    opset: Annotated[int, typer.Option("--opset", help="The ONNX opset.")] = DEFAULT_OPSET,
     compute_units: Annotated[
         str, typer.Option("--compute-units", help="Core ML compute units.")
     ] = "ALL",
@@ -79,27 +81,32 @@ def pack(
     All formats are exported and checked before the repository is touched: a failed
     parity check writes nothing.
     """
-    from as_deploy.cli import stdout
+    from as_deploy.export import ExportOptions, check_format
     from as_deploy.pack import pack as run_pack
 
-    result = run_pack(
-        source,
-        repo,
-        name=name,
-        version=version,
-        formats=formats or ["onnx"],
-        dockerfile=out,
+    chosen = formats or ["onnx"]
+    options = ExportOptions.parse(
+        format=chosen[0],
         precision=precision,
         opset=opset,
         compute_units=compute_units,
         parity_inputs=parity_inputs,
         atol=atol,
         rtol=rtol,
-        port=port,
-        python=python,
-        wheels=wheels,
-        build_wheels=build_wheels,
-        tag=tag,
+    )
+    for fmt in dict.fromkeys(chosen):
+        check_format(ExportOptions.parse(format=fmt).format)  # the missing extra, first
+    result = run_pack(
+        source,
+        repo,
+        name=name,
+        version=version,
+        formats=chosen,
+        options=options,
+        dockerfile=out,
+        docker=DockerOptions(
+            port=port, python=python, wheels=wheels, build_wheels=build_wheels, tag=tag
+        ),
         force=force,
     )
     for packed in result.versions:

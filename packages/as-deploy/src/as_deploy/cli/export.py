@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from as_core.fmt import format_bytes
+from as_deploy.cli._common import stdout
 from as_deploy.exceptions import UsageError
+from as_deploy.export._options import DEFAULT_OPSET
 
 if TYPE_CHECKING:
     from as_deploy.export import ExportResult
@@ -68,16 +71,9 @@ def _files_text(result: ExportResult) -> str:
     files = result.manifest.files
     size = sum(entry.size_bytes for entry in files)
     if len(files) == 1:
-        return f"{files[0].path} ({_size(size)})"
-    return f"{len(files)} files, {_size(size)} ({result.manifest.model_file.path.split('/')[0]})"
-
-
-def _size(size: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size = size / 1000  # type: ignore[assignment]
-    return f"{size:.1f} GB"
+        return f"{files[0].path} ({format_bytes(size)})"
+    top = result.manifest.model_file.path.split("/")[0]
+    return f"{len(files)} files, {format_bytes(size)} ({top})"
 
 
 def _tensors_text(result: ExportResult) -> str:
@@ -95,8 +91,6 @@ def _tensors_text(result: ExportResult) -> str:
 
 def _show(result: ExportResult) -> None:
     from rich.table import Table
-
-    from as_deploy.cli import stdout
 
     manifest = result.manifest
     table = Table(title=f"exported {manifest.name}/{manifest.version}", title_justify="left")
@@ -137,7 +131,7 @@ def export_command(
     precision: Annotated[
         str, typer.Option("--precision", help="fp32, or fp16 (Core ML only).")
     ] = "fp32",
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 18,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = DEFAULT_OPSET,
     compute_units: Annotated[
         str,
         typer.Option("--compute-units", help="Core ML: ALL, CPU_ONLY, CPU_AND_GPU or CPU_AND_NE."),
@@ -187,31 +181,26 @@ def export_command(
     ] = None,
 ) -> None:
     """Export a model with a parity check and add it to a model repository."""
-    from as_deploy.export import FORMATS, default_name, export_to_repository
+    from as_deploy.export import ExportOptions, check_format, default_name, export_to_repository
     from as_deploy.manifest import check_name
 
-    fmt = fmt.strip().lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-    model_name = name if name is not None else default_name(source)
-    check_name(model_name)
-    check_name(version, "version")
-    result = export_to_repository(
-        source,
-        fmt,  # type: ignore[arg-type]
-        repo,
-        name=model_name,
-        version=version,
+    options = ExportOptions.parse(
+        format=fmt,
         precision=precision,
         opset=opset,
         compute_units=compute_units,
+        batch_size=batch_size,
         parity_inputs=parity_inputs,
         atol=atol,
         rtol=rtol,
         labels=parse_labels(labels),
         description=description,
-        batch_size=batch_size,
     )
+    model_name = name if name is not None else default_name(source)
+    check_name(model_name)
+    check_name(version, "version")
+    check_format(options.format)  # a missing extra fails before anything else is loaded
+    result = export_to_repository(source, options, repo, name=model_name, version=version)
     _show(result)
 
 

@@ -104,9 +104,11 @@ def _load_settings(config: Path | None, overrides: dict[str, Any]) -> ServerSett
 
 def _configure_logging(settings: ServerSettings, log_dir: Path | None) -> None:
     import as_logging
-    from as_deploy.cli import options
+    from as_deploy.cli._common import command_line
 
-    as_logging.configure(settings.log_level.upper(), log_dir=log_dir, rich_tracebacks=options.debug)
+    as_logging.configure(
+        settings.log_level.upper(), log_dir=log_dir, rich_tracebacks=command_line.debug
+    )
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).addFilter(_drop_color_message)
 
@@ -118,7 +120,7 @@ def _drop_color_message(record: logging.LogRecord) -> bool:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    from as_deploy.server.errors import ListenError
+    from as_deploy.exceptions import ListenError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -135,7 +137,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def _run(settings: ServerSettings) -> None:
     import uvicorn
 
-    from as_deploy.cli import stdout
+    from as_deploy.cli._common import stdout
     from as_deploy.repository import ModelRepository
     from as_deploy.server import ServerState, create_app, default_repository
 
