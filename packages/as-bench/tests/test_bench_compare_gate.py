@@ -1,8 +1,10 @@
 """The regression gate: thresholds, thresholds files, environment checks, the gate rule.
 
-The two acceptance tests of the gate run on real measurements of a busy-wait workload:
-a 20% slowdown injected into one benchmark fails ``as-bench compare --fail-on median:5%``
-naming that benchmark alone, and 20 reruns of the unchanged workload raise no alarm.
+The two acceptance tests of the gate run on measurements the real engine takes of a
+workload with known noise, on fake time (:class:`as_bench.testing.FakeDevice`), so that
+the verdicts do not depend on what else the machine is doing: a 20% slowdown injected
+into one benchmark fails ``as-bench compare --fail-on median:5%`` naming that benchmark
+alone, and 20 reruns of the unchanged workload raise no alarm.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import random
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from as_bench.exceptions import ResultStoreError, ThresholdError
 from as_bench.measurement import Measurement, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, ResultStore, export_results
 from as_bench.stats import summarize
+from as_bench.testing import FakeDevice
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -551,12 +553,13 @@ def test_load_side_errors(tmp_path: Path) -> None:
         load_side(odd)
 
 
-# ----------------------------------------------------------------------------- on real measurements
+# ----------------------------------------------------------------------------- on measurements
 #
-# A busy-wait of about 150-300 µs per call, each call ±10% (uniform, from a seeded RNG),
-# plus whatever the machine adds (interrupts, other processes). One call per sample and
-# 0.1 s of sampling: a few hundred samples per benchmark, measured by the real engine,
-# the same code for the baseline, the slowed candidate and every rerun.
+# Calls of about 150-300 µs, each ±10% (uniform, from a seeded RNG), and every run as a
+# whole up to ±1% slower or faster than another (a machine's state drifts between runs),
+# on a FakeDevice: fake time, so a busy machine cannot turn noise into a regression. One
+# call per sample and 0.1 s of sampling: a few hundred samples per benchmark, measured by
+# the real engine, the same code for the baseline, the slowed candidate and every rerun.
 
 SPIN_S = {"spin/150us": 150e-6, "spin/200us": 200e-6, "spin/300us": 300e-6}
 SLOWED = "spin/200us"
@@ -569,11 +572,13 @@ OPTIONS = MeasureOptions.quick(
 )
 
 
-def spin(seconds: float, rng: random.Random) -> None:
-    """Busy-wait ``seconds`` ±10% (uniform): a CPU-bound call with known noise."""
-    deadline = time.perf_counter() + seconds * rng.uniform(0.9, 1.1)
-    while time.perf_counter() < deadline:
-        pass
+def spin() -> None:
+    """The measured call: what it costs is the FakeDevice's ``spin_cost``."""
+
+
+def spin_cost(seconds: float, rng: random.Random) -> Callable[[int], float]:
+    """``seconds`` ±10% (uniform) per call: a CPU-bound call with known noise."""
+    return lambda _: seconds * rng.uniform(0.9, 1.1)
 
 
 def measure_suite(
@@ -581,12 +586,12 @@ def measure_suite(
 ) -> Path:
     """Measure every spin benchmark into a result store; ``slowdown`` scales some."""
     results = ResultStore(store)
+    drift = random.Random(seed).uniform(0.99, 1.01)
     for index, (name, seconds) in enumerate(SPIN_S.items()):
-        factor = (slowdown or {}).get(name, 1.0)
+        factor = (slowdown or {}).get(name, 1.0) * drift
         started = datetime.now(UTC)
-        measurement = as_bench.measure(
-            spin, seconds * factor, random.Random(seed * 100 + index), options=OPTIONS
-        )
+        cost = spin_cost(seconds * factor, random.Random(seed * 100 + index))
+        measurement = as_bench.measure(spin, device=FakeDevice(cost), options=OPTIONS)
         results.append(
             BenchmarkResult(
                 benchmark=name,
