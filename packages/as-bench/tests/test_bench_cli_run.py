@@ -301,7 +301,7 @@ def test_isolate_flag_measures_in_a_fresh_process(tmp_path: Path) -> None:
 def test_progress_on_a_terminal(tmp_path: Path) -> None:
     from io import StringIO
 
-    from as_bench._cli_run import print_report, run_with_progress
+    from as_bench.cli.run import print_report, run_with_progress
 
     buffer = StringIO()
     console = Console(file=buffer, force_terminal=True, width=200, color_system=None)

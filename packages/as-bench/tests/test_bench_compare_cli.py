@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 import as_logging
-from as_bench._cli_compare import run_compare, threshold_set
+from as_bench.cli.compare import run_compare, threshold_set
 from as_bench.cli import main
 from as_bench.measurement import Measurement, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, ResultStore, export_results

@@ -115,7 +115,7 @@ def test_public_names_are_exact_and_light() -> None:
         assert getattr(compare, name).__module__.startswith("as_bench.compare")
     heavy = "polars torch onnxruntime scipy matplotlib".split()
     code = (
-        "import sys, as_bench.compare, as_bench._cli_compare; "
+        "import sys, as_bench.compare, as_bench.cli.compare; "
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -424,7 +424,7 @@ def test_importing_the_report_package_stays_light() -> None:
     import sys
 
     code = (
-        "import sys, as_bench.report, as_bench._cli_report; "
+        "import sys, as_bench.report, as_bench.cli.report; "
         "print(sorted(m for m in ('matplotlib', 'polars', 'torch', 'playwright') "
         "if m in sys.modules))"
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
+from as_bench.cli._app import app, command_line
 from as_bench.exceptions import ResultStoreError
 
-__all__ = ["run_report"]
+__all__ = ["report", "run_report"]
 
 
 class _NoResultsError(ResultStoreError):
@@ -53,3 +56,15 @@ def run_report(results: Path, out: Path, *, baseline: Path | None, console: Cons
     console.print(f"  {escape(str(files.html))}")
     console.print(f"  {len(files.images)} figure(s) in {escape(str(out / 'images'))}")
     return 0
+
+
+@app.command("report")
+def report(
+    results: Annotated[Path, typer.Argument(help="Results: a store folder or an export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md and report.html.")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Compare against these results too.")
+    ] = None,
+) -> int:
+    """Write a Markdown and a self-contained HTML report with a recommendation per workload."""
+    return run_report(results, out, baseline=baseline, console=command_line.stdout)

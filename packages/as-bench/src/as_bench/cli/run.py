@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from as_bench.runner import Combination, Outcome, RunReport, run_suite
-from as_bench.suite import Suite
+from as_bench.cli._app import app, command_line
 from as_core.fmt import format_bytes, format_rate, format_seconds
 
-__all__ = ["outcome_row", "run_with_progress", "summary_table"]
+if TYPE_CHECKING:  # the runner imports the engine and the backends: only when running
+    from as_bench.runner import Combination, Outcome, RunReport
+    from as_bench.suite import Suite
+
+__all__ = ["outcome_row", "print_report", "run", "run_with_progress", "summary_table"]
 
 
 def _ci(outcome: Outcome) -> str:
@@ -132,6 +136,8 @@ def _status_line(outcome: Outcome) -> str:
 
 def run_with_progress(suite: Suite, console: Console) -> RunReport:
     """Run ``suite`` showing a progress bar on a terminal and one line per result otherwise."""
+    from as_bench.runner import run_suite
+
     interactive = console.is_terminal
     progress = Progress(
         TextColumn("{task.description}"),
@@ -184,3 +190,89 @@ def print_report(report: RunReport, console: Console, *, as_json: bool) -> int:
             f"[red]problem:[/] {escape(outcome.combination.name)}: " + escape(outcome.message)
         )
     return 1 if report.problems else 0
+
+
+@app.command("run")
+def run(
+    suite_file: Annotated[
+        Path | None,
+        typer.Argument(help="Suite file (YAML, JSON or TOML); without one, the default suite."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Profile of the suite file.")
+    ] = None,
+    workload: Annotated[
+        list[str] | None,
+        typer.Option("--workload", "-w", help="Workload name or pkg.module:factory (repeat)."),
+    ] = None,
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", "-b", help="Backend name (repeat).")
+    ] = None,
+    device: Annotated[
+        list[str] | None, typer.Option("--device", "-d", help="Device: cpu, cuda:N, mps, mlx.")
+    ] = None,
+    batch_size: Annotated[
+        list[int] | None, typer.Option("--batch-size", "-B", help="Batch size (repeat).")
+    ] = None,
+    results_dir: Annotated[
+        Path | None, typer.Option("--results-dir", "-o", help="Result store folder.")
+    ] = None,
+    max_time: Annotated[
+        float | None, typer.Option("--max-time", help="Most seconds of sampling per benchmark.")
+    ] = None,
+    target_ci: Annotated[
+        float | None,
+        typer.Option("--target-ci", help="Stop at this relative CI half-width (0.01 = ±1%)."),
+    ] = None,
+    isolate: Annotated[
+        bool | None,
+        typer.Option("--isolate/--no-isolate", help="Each benchmark in a fresh process."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Fix the number of compute threads.")
+    ] = None,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Skip checking outputs against eager PyTorch.")
+    ] = False,
+    no_accuracy: Annotated[
+        bool, typer.Option("--no-accuracy", help="Skip scoring on held-out data.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
+    ] = False,
+) -> int:
+    """Measure workloads on every backend and device available (or those of a suite file)."""
+    from as_bench.suite import load_suite
+
+    overrides: dict[str, Any] = {}
+    measure: dict[str, Any] = {}
+    given: tuple[tuple[str, Any], ...] = (
+        ("workloads", workload),
+        ("backends", backend),
+        ("devices", device),
+        ("batch_sizes", batch_size),
+        ("results_dir", results_dir),
+    )
+    for key, value in given:
+        if value:
+            overrides[key] = value
+    given = (
+        ("max_time_s", max_time),
+        ("target_rel_ci", target_ci),
+        ("isolate", isolate),
+        ("threads", threads),
+    )
+    for key, value in given:
+        if value is not None:
+            measure[key] = value
+    if measure:
+        overrides["measure"] = measure
+    if no_check:
+        overrides["check_outputs"] = False
+    if no_accuracy:
+        overrides["accuracy"] = False
+    suite = load_suite(suite_file, profile=profile, overrides=overrides)
+    # Progress and per-benchmark lines go to stderr, so that --json stdout stays clean.
+    console = command_line.stderr if json_output else command_line.stdout
+    report = run_with_progress(suite, console)
+    return print_report(report, console, as_json=json_output)

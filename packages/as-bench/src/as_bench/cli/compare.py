@@ -9,24 +9,21 @@ thresholds file, ``--alpha`` or ``--min-effect``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from as_bench.compare import (
-    BenchmarkComparison,
-    Comparison,
-    ThresholdSet,
-    compare_results,
-    load_side,
-    load_thresholds,
-    parse_threshold,
-)
+from as_bench.cli._app import app, command_line
 from as_core.fmt import format_seconds
 
-__all__ = ["comparison_table", "print_comparison", "run_compare", "threshold_set"]
+if TYPE_CHECKING:  # the gate's package is imported when the command runs
+    from as_bench.compare import BenchmarkComparison, Comparison, ThresholdSet
+
+__all__ = ["compare", "comparison_table", "print_comparison", "run_compare", "threshold_set"]
 
 _CHANGE_STYLE = {"regression": "red", "improvement": "green", "unchanged": "dim"}
 
@@ -41,6 +38,8 @@ def threshold_set(fail_on: list[str], thresholds: Path | None) -> ThresholdSet |
     Raises:
         ThresholdError: A bad expression or thresholds file.
     """
+    from as_bench.compare import ThresholdSet, load_thresholds, parse_threshold
+
     parsed = [
         parse_threshold(part)
         for text in fail_on
@@ -207,6 +206,8 @@ def run_compare(
         ResultStoreError: A side could not be read or holds no results.
         CorruptResultError: A result file of a side is corrupt.
     """
+    from as_bench.compare import compare_results, load_side
+
     # Thresholds first: a typo in --fail-on is reported before any file is read.
     gates = threshold_set(fail_on, thresholds)
     comparison = compare_results(
@@ -225,3 +226,47 @@ def run_compare(
             console.width = max(console.width, 160)
         print_comparison(comparison, console, gated=gates is not None and not gates.empty)
     return 1 if comparison.failures else 0
+
+
+@app.command("compare")
+def compare(
+    base: Annotated[
+        Path, typer.Argument(help="Baseline: a result file, an export or a store folder.")
+    ],
+    new: Annotated[
+        Path, typer.Argument(help="Candidate: a result file, an export or a store folder.")
+    ],
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="Fail on a significant regression beyond this: median:5%, mean:3%, "
+            "p95:10%, median:2ms (repeat).",
+        ),
+    ] = None,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option("--thresholds", help="Per-benchmark thresholds (YAML, JSON or TOML)."),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level of the Mann-Whitney U test.")
+    ] = 0.05,
+    min_effect: Annotated[
+        float,
+        typer.Option("--min-effect", help="Smallest relative change reported as a change."),
+    ] = 0.01,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON.")
+    ] = False,
+) -> int:
+    """Compare two sets of results per benchmark; with --fail-on, gate on regressions."""
+    return run_compare(
+        base,
+        new,
+        fail_on=fail_on or [],
+        thresholds=thresholds,
+        alpha=alpha,
+        min_effect=min_effect,
+        json_output=json_output,
+        console=command_line.stdout,
+    )

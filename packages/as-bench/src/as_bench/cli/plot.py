@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["run_plot"]
+from as_bench.cli._app import app, command_line
+
+__all__ = ["plot", "run_plot"]
 
 logger = logging.getLogger(__name__)
 
 
 def _error(message: str, hint: str) -> None:
-    # The same one-line form as cli.main's errors, on stderr so stdout lists only files.
-    err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
-    err.print(f"[bold red]error:[/] {escape(message)} [dim](hint: {escape(hint)})[/]")
+    # The same one-line form as the command line's errors, on stderr so stdout lists
+    # only files.
+    command_line.stderr.print(
+        f"[bold red]error:[/] {escape(message)} [dim](hint: {escape(hint)})[/]"
+    )
 
 
 def run_plot(
@@ -41,8 +47,8 @@ def run_plot(
         format is not a figure format.
 
     Raises:
-        ResultStoreError: ``results`` or ``baseline`` cannot be read (``cli.main`` prints
-            it in one line with exit status 1).
+        ResultStoreError: ``results`` or ``baseline`` cannot be read (the command line
+            prints it in one line with exit status 1).
     """
     # Drawing needs matplotlib: imported here, not when the command line starts.
     from as_bench.plots import render_all
@@ -72,3 +78,21 @@ def run_plot(
     if skipped:
         console.print(f"[dim]no data for: {', '.join(skipped)}[/]")
     return 0
+
+
+@app.command("plot")
+def plot(
+    results: Annotated[Path, typer.Argument(help="Results: a store folder or an export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")],
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", "-f", help="png, svg or pdf (repeat; default png)."),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Also plot the comparison with these results.")
+    ] = None,
+) -> int:
+    """Draw latency distributions, throughput, memory and the accuracy-latency-size Pareto."""
+    return run_plot(
+        results, out, formats=fmt or ["png"], baseline=baseline, console=command_line.stdout
+    )
