@@ -34,6 +34,10 @@ def measure(
     Keyword arguments named ``device``, ``options`` or ``setup`` are taken by
     ``measure`` itself: bind such arguments of ``fn`` with :func:`functools.partial`.
 
+    All time is read from the device's clock (:attr:`~as_bench.devices.Device.clock`,
+    ``time.perf_counter_ns`` by default): on a :class:`~as_bench.testing.FakeDevice` the
+    whole measurement runs on fake time, exactly and repeatably.
+
     Args:
         fn: The function to time. With ``options.isolate`` it must be picklable (defined at
             module level in an importable module), as must its arguments and ``setup``.
