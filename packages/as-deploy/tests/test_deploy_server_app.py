@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from as_deploy.settings import ServerSettings
 
 
 def _client_ready(client: TestClient) -> None:
-    for _ in range(600):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if client.get("/ready").status_code == 200:
             return
-        asyncio.run(asyncio.sleep(0.02))
+        time.sleep(0.02)
     raise AssertionError(client.get("/ready").text)
 
 
@@ -169,11 +171,11 @@ def test_deploy_server_preload_failure_keeps_ready_503_with_reason(repo: Path, h
     async def scenario() -> None:
         app = create_app(ServerSettings(preload=["digits-cnn", "missing-model"]), repo=repo)
         async with h.running(app, ready=False) as client:
-            for _ in range(500):
-                body = (await client.get("/ready")).json()
-                if body["status"] != "loading":
-                    break
+            deadline = asyncio.get_running_loop().time() + 60
+            body = (await client.get("/ready")).json()
+            while body["status"] == "loading" and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)
+                body = (await client.get("/ready")).json()
             assert body["status"] == "failed" and body["ready"] is False
             assert "missing-model" in body["errors"]
             assert "not in the repository" in body["errors"]["missing-model"]

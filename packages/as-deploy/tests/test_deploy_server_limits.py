@@ -31,12 +31,26 @@ def _digits_body() -> dict[str, Any]:
 
 
 async def _until(client: Any, h: Any, name: str, value: float, **labels: str) -> None:
-    for _ in range(3000):
+    """Poll ``/metrics`` until the sample has ``value`` (a readiness signal, bounded)."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while asyncio.get_running_loop().time() < deadline:
         text = (await client.get("/metrics")).text
         if h.metric_value(text, name, **labels) == value:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{name}{labels} never reached {value}")
+
+
+async def _until_running(app: Any, model: str) -> None:
+    """Wait until ``model``'s batcher has taken its queue into a running inference."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while asyncio.get_running_loop().time() < deadline:
+        manager = app.state.server.models
+        entry = manager.entry((model, "1")) if manager is not None else None
+        if entry is not None and entry.unit.busy and not entry.unit._queue:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{model} never started an inference")
 
 
 @pytest.mark.slow
@@ -76,10 +90,11 @@ def test_deploy_server_full_queue_answers_503(repo: Path, h: Any):
     )
 
     async def scenario() -> None:
-        async with h.running(create_app(settings, repo=repo)) as client:
+        app = create_app(settings, repo=repo)
+        async with h.running(app) as client:
             running = asyncio.create_task(client.post(SLOW, json=_slow_body(1024)))
             await _until(client, h, "as_deploy_in_flight_requests", 1.0)
-            await asyncio.sleep(0.05)  # the batcher takes it off the queue at once
+            await _until_running(app, "slow-mlp")  # off the queue, inference running
             queued = asyncio.create_task(client.post(SLOW, json=_slow_body(2)))
             await _until(client, h, "as_deploy_queue_depth", 1.0, model="slow-mlp")
             refused = await client.post(SLOW, json=_slow_body(1))
@@ -113,7 +128,6 @@ def test_deploy_server_timeout_is_504_and_drops_rows_not_yet_run(repo: Path, h: 
             second = await client.post(SLOW, json=_slow_body(2))
             assert second.status_code == 504
             await _until(client, h, count, 1.0, model="slow-mlp")
-            await asyncio.sleep(0.3)
             small = await client.post(SLOW, json=_slow_body(1))
             assert small.status_code == 200, small.text
             text = (await client.get("/metrics")).text
@@ -160,9 +174,9 @@ def test_deploy_server_lru_unloads_the_least_recently_used_idle_model(
             }
             # A model in use is never unloaded: the limit is passed until it is idle.
             held = asyncio.create_task(client.post(SLOW, json=_slow_body(1024)))
-            for _ in range(3000):
-                if (await loaded(client))["slow-mlp"]:
-                    break
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (await loaded(client))["slow-mlp"]:
+                assert asyncio.get_running_loop().time() < deadline, "slow-mlp never loaded"
                 await asyncio.sleep(0.01)
             with caplog.at_level(logging.WARNING, logger="as_deploy.server._models"):
                 assert (await client.post(DIGITS, json=_digits_body())).status_code == 200

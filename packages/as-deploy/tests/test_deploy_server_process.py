@@ -143,7 +143,12 @@ def test_deploy_server_sigterm_under_load_finishes_in_flight_requests(
     started.wait()
     slow = threading.Thread(target=slow_request)
     slow.start()
-    time.sleep(0.5)
+    # SIGTERM once the slow request has reached its model's batcher (its queue gauge
+    # appears then), so that it is surely in flight: a signal, not a guess at a delay.
+    deadline = time.monotonic() + 60
+    while 'as_deploy_queue_depth{model="slow-mlp"}' not in httpx.get(server.url + "/metrics").text:
+        assert time.monotonic() < deadline, "the slow request never reached the server"
+        time.sleep(0.01)
     server.process.send_signal(signal.SIGTERM)
     sigterm_at = time.monotonic()
     returncode = server.process.wait(timeout=30)

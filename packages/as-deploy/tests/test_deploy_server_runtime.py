@@ -86,21 +86,26 @@ def _digits_specs(batch: int | None) -> tuple[list[TensorSpec], list[TensorSpec]
 
 
 @pytest.fixture(scope="module")
-def tflite_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """digits-cnn converted to ``.tflite`` with a batch of 1, by as-bench."""
-    if not _has("litert_torch", "ai_edge_litert", "torch"):
-        pytest.skip("converting to TFLite needs the tflite extra (litert-torch, ai-edge-litert)")
-    from as_bench.backends.tflite import TFLiteBackend
-    from as_bench.workloads import get_workload
+def same_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """digits-cnn as ``.tflite`` (batch 1) and ``.onnx``, both from one model in this run.
 
-    work = tmp_path_factory.mktemp("tflite-build")
-    return TFLiteBackend().convert(get_workload("digits-cnn"), 1, work)
+    The artefacts are compared with each other, never with the committed model: training
+    on another machine gives other weights (logits differ by up to 0.26).
+    """
+    if not _has("litert_torch", "ai_edge_litert", "torch", "onnxscript"):
+        pytest.skip("converting to TFLite needs the tflite extra (litert-torch, ai-edge-litert)")
+    from as_bench.export import convert_tflite, export_onnx, load_workload
+
+    workload = load_workload("digits-cnn")
+    work = tmp_path_factory.mktemp("same-weights")
+    onnx_path, _ = export_onnx(workload, 1, work / "onnx")
+    return {"tflite": convert_tflite(workload, 1, work / "tflite"), "onnx": onnx_path}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, None], ids=["static-batch", "manifest-says-dynamic"])
 def test_deploy_server_serves_a_tflite_model(
-    tflite_model: Path,
+    same_weights: dict[str, Path],
     batch: int | None,
     tmp_path: Path,
     h: Any,
@@ -108,6 +113,7 @@ def test_deploy_server_serves_a_tflite_model(
     digits_data: tuple[np.ndarray, np.ndarray],
 ):
     images, _ = digits_data
+    tflite_model = same_weights["tflite"]
     inputs, outputs = _digits_specs(batch)
     manifest = h.make_manifest(
         "digits-tflite",
@@ -120,7 +126,8 @@ def test_deploy_server_serves_a_tflite_model(
         labels=LABELS,
     )
     ModelRepository(repo).add(manifest, {"model.tflite": tflite_model})
-    session = ort.InferenceSession(str(repo / "digits-cnn" / "1" / "model.onnx"))
+    # The reference is the ONNX export of the same weights, run by ONNX Runtime.
+    session = ort.InferenceSession(str(same_weights["onnx"]))
     (expected,) = session.run(["logits"], {"input": images[:1]})
     with TestClient(create_app(ServerSettings(preload=[]), repo=repo)) as client:
         url = "/v1/models/digits-tflite/predict"
@@ -151,10 +158,11 @@ def test_deploy_server_serves_a_coreml_package(
 ):
     # The .mlpackage's files are listed in the manifest; its Manifest.json is the "model"
     # file, and the runner loads the package folder around it.
-    from as_bench.backends.coreml import CoreMLBackend
-    from as_bench.workloads import get_workload
+    from as_bench.export import convert_coreml, export_onnx, load_workload
 
-    package = CoreMLBackend().convert(get_workload("digits-cnn"), 1, tmp_path / "build")
+    workload = load_workload("digits-cnn")  # both artefacts from these weights
+    package = convert_coreml(workload, 1, tmp_path / "build")
+    onnx_path, _ = export_onnx(workload, 1, tmp_path / "onnx")
     staged = tmp_path / "stage" / "model.mlpackage"
     shutil.copytree(package, staged)
     files = {
@@ -175,7 +183,7 @@ def test_deploy_server_serves_a_coreml_package(
     )
     ModelRepository(repo).add(manifest, files)
     images, _ = digits_data
-    session = ort.InferenceSession(str(repo / "digits-cnn" / "1" / "model.onnx"))
+    session = ort.InferenceSession(str(onnx_path))
     (expected,) = session.run(["logits"], {"input": images[:1]})
     with TestClient(create_app(ServerSettings(preload=[]), repo=repo)) as client:
         response = client.post("/v1/models/digits-coreml/predict", json=h.digits_body(images[:1]))

@@ -210,11 +210,15 @@ class Batcher:
                     break
                 if self._arriving is not None and self._arriving() == 0:
                     break  # nothing else is on its way: waiting would only add latency
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await self._wait_for_company(remaining)
             self._queue_changed()
             await self._run_batch(batch)
+
+    async def _wait_for_company(self, remaining: float) -> None:
+        """Wait up to ``remaining`` seconds for another request to be queued."""
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), remaining)
 
     async def _next(self) -> _Job | None:
         """Wait for the first live job; ``None`` once closed and empty."""
