@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,29 +15,16 @@ import pytest
 from as_bench.devices import Device
 from as_bench.engine import MeasureOptions, measure
 from as_bench.measurement import Measurement
+from as_bench.pytest_plugin._session import BenchSession, MeasuredCall
 
 if TYPE_CHECKING:
-    from as_bench._pytest_session import BenchSession
     from as_bench.results import BenchmarkResult
 
-__all__ = ["AsBench", "MeasuredCall", "marker_defaults"]
+__all__ = ["AsBench", "marker_defaults"]
 
 logger = logging.getLogger(__name__)
 
 MARKER = "as_bench"
-
-
-@dataclass(frozen=True)
-class MeasuredCall:
-    """One measurement a test took, before it is named and turned into a result."""
-
-    name: str | None
-    function: str
-    measurement: Measurement
-    options: MeasureOptions
-    batch_size: int
-    started_at: datetime
-    finished_at: datetime
 
 
 def marker_defaults(item: pytest.Item) -> tuple[str | Device | None, dict[str, object]]:

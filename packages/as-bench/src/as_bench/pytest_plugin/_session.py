@@ -7,29 +7,42 @@ given; :mod:`as_bench.pytest_plugin` itself stays light.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
 
-from as_bench._pytest_options import PluginSettings
 from as_bench.engine import MeasureOptions
+from as_bench.measurement import Measurement
+from as_bench.pytest_plugin._options import PluginSettings
+from as_bench.pytest_plugin._terminal import Line, format_table
 from as_bench.results import BenchmarkResult, GitInfo, ResultStore, git_info
 from as_core.fmt import format_seconds
 
 if TYPE_CHECKING:
-    from as_bench._pytest_compare import Gate
-    from as_bench._pytest_fixture import MeasuredCall
     from as_bench.compare import ThresholdSet
+    from as_bench.pytest_plugin._gate import Gate
 
-__all__ = ["BenchSession", "Line", "build_options", "format_table"]
+__all__ = ["BenchSession", "MeasuredCall", "build_options"]
 
 logger = logging.getLogger(__name__)
 
-Line = tuple[str, dict[str, bool]]
-"""A line of the terminal summary and its markup (``{"red": True}``)."""
+
+@dataclass(frozen=True)
+class MeasuredCall:
+    """One measurement a test took, before it is named and turned into a result."""
+
+    name: str | None
+    function: str
+    measurement: Measurement
+    options: MeasureOptions
+    batch_size: int
+    started_at: datetime
+    finished_at: datetime
 
 
 def build_options(base: MeasureOptions, overrides: Mapping[str, object]) -> MeasureOptions:
@@ -113,14 +126,14 @@ class BenchSession:
                 "as-bench: --as-bench-fail-on needs a baseline to compare with: "
                 "add --as-bench-compare BASELINE (a store folder or a results file)"
             )
-        from as_bench._pytest_compare import parse_fail_on
+        from as_bench.pytest_plugin._gate import parse_fail_on
 
         return parse_fail_on(self.settings.fail_on)
 
     def _load_baseline(self) -> list[BenchmarkResult]:
         if self.settings.baseline is None:
             return []
-        from as_bench._pytest_compare import load_baseline
+        from as_bench.pytest_plugin._gate import load_baseline
 
         return load_baseline(self.settings.baseline)
 
@@ -189,7 +202,7 @@ class BenchSession:
         baseline = self.settings.baseline
         if self.disabled is not None or baseline is None or not self.results:
             return
-        from as_bench._pytest_compare import run_gate
+        from as_bench.pytest_plugin._gate import run_gate
 
         self.gate = run_gate(
             baseline, self._baseline, self.results, self._thresholds, self._rootpath
@@ -242,12 +255,3 @@ def _results_table(results: list[BenchmarkResult]) -> list[str]:
             )
         )
     return format_table(rows)
-
-
-def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    """Left-aligned columns two spaces apart; the first row is the header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]

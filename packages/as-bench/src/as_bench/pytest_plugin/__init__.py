@@ -29,7 +29,7 @@ function once without measuring and the session prints one message saying so.
 
 The plugin loads in every pytest run where as-bench is installed; until a test uses the
 fixture or an ``--as-bench-*`` option is given it prints nothing and imports nothing
-beyond this module and :mod:`as_bench._pytest_options`.
+beyond this package and its :mod:`~as_bench.pytest_plugin._options`.
 """
 
 from __future__ import annotations
@@ -39,11 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from as_bench._pytest_options import PluginSettings, add_options, is_xdist_worker, read_settings
+from as_bench.pytest_plugin._options import (
+    PluginSettings,
+    add_options,
+    is_xdist_worker,
+    read_settings,
+)
+from as_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from as_bench._pytest_fixture import AsBench
-    from as_bench._pytest_session import BenchSession
+    from as_bench.pytest_plugin._fixture import AsBench
+    from as_bench.pytest_plugin._session import BenchSession
 
 __all__ = ["AsBench", "as_bench"]
 
@@ -52,25 +58,19 @@ _SESSION = pytest.StashKey["BenchSession"]()
 # What a pytest-xdist worker reports back to the controller, in ``workeroutput``.
 _WORKER_KEY = "as_bench_unmeasured_calls"
 
-# Kept here rather than imported from _pytest_fixture, which imports the engine.
+# Kept here rather than imported from _fixture, which imports the engine.
 _MARKER_LINE = (
     "as_bench(device='cpu', **options): per-test defaults of the as_bench fixture: the "
     "device and any as_bench.MeasureOptions field (max_time_s=2, target_rel_ci=0.02, ...)"
 )
 
 
-def __getattr__(name: str) -> Any:
-    """``AsBench``, the fixture's type (for annotations), loaded on first use.
-
-    Lazily, because importing it imports the engine, and this module loads in every
-    pytest session; pytest and pluggy look for hooks and fixtures with ``dir()``, which
-    does not list it, so they never trigger the import.
-    """
-    if name == "AsBench":
-        from as_bench._pytest_fixture import AsBench
-
-        return AsBench
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``AsBench``, the fixture's type (for annotations), loads on first use: importing it
+# imports the engine, and this package loads in every pytest session. Only the module
+# ``__getattr__`` is installed, not lazy_exports' ``__dir__``: pytest and pluggy look for
+# hooks and fixtures with ``dir()``, which must not list ``AsBench`` (listing it would make
+# them import it).
+__getattr__ = lazy_exports(__name__, {"AsBench": "as_bench.pytest_plugin._fixture"})[0]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,13 +88,13 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = read_settings(config)
     config.stash[_SETTINGS] = settings
     if settings.given:
-        _session(config)
+        _bench_session(config)
 
 
-def _session(config: pytest.Config) -> BenchSession:
+def _bench_session(config: pytest.Config) -> BenchSession:
     session = config.stash.get(_SESSION, None)
     if session is None:
-        from as_bench._pytest_session import BenchSession
+        from as_bench.pytest_plugin._session import BenchSession
 
         session = BenchSession(config.stash[_SETTINGS], config.rootpath)
         config.stash[_SESSION] = session
@@ -107,12 +107,12 @@ def as_bench(request: pytest.FixtureRequest) -> Iterator[AsBench]:
 
     ``m = as_bench(fn, *args, **kwargs)`` returns the measurement.
 
-    See :class:`as_bench._pytest_fixture.AsBench` for the arguments (``device``,
+    See :class:`as_bench.pytest_plugin._fixture.AsBench` for the arguments (``device``,
     ``options``, ``setup``, ``name``, ``batch_size``) and where options come from.
     """
-    from as_bench._pytest_fixture import AsBench
+    from as_bench.pytest_plugin._fixture import AsBench
 
-    bench = AsBench(request.node, _session(request.config))
+    bench = AsBench(request.node, _bench_session(request.config))
     yield bench
     bench.finish()
 
@@ -140,7 +140,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     output = getattr(node, "workeroutput", None) or {}
     count = output.get(_WORKER_KEY, 0)
     if count:
-        _session(node.config).unmeasured_calls += int(count)
+        _bench_session(node.config).unmeasured_calls += int(count)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from as_bench._pytest_session import Line, format_table
 from as_bench.compare import (
     BenchmarkComparison,
     Comparison,
@@ -22,6 +21,7 @@ from as_bench.compare import (
     parse_threshold,
 )
 from as_bench.exceptions import AsBenchError, ThresholdError
+from as_bench.pytest_plugin._terminal import Line, format_table
 from as_bench.results import BenchmarkResult
 from as_core.fmt import format_seconds
 
