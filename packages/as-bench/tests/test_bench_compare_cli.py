@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 
 import as_logging
-from as_bench.cli.compare import run_compare, threshold_set
 from as_bench.cli import main
+from as_bench.cli.compare import run_compare, threshold_set
 from as_bench.measurement import Measurement, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, ResultStore, export_results
 from as_bench.stats import summarize
