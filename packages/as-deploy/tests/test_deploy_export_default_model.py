@@ -31,6 +31,7 @@ def test_embedded_model_loads_with_verified_files_and_digit_labels() -> None:
     assert not list(EMBEDDED.rglob("*.data"))  # no external weights beside it
 
 
+@pytest.mark.slow
 def test_embedded_model_classifies_held_out_digits() -> None:
     ort = pytest.importorskip("onnxruntime")
     datasets = pytest.importorskip("sklearn.datasets")

@@ -188,6 +188,7 @@ def test_deploy_server_preload_failure_keeps_ready_503_with_reason(repo: Path, h
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_deploy_server_does_not_import_torch(repo: Path):
     # A fresh interpreter: this test process has torch loaded by other tests.
     script = textwrap.dedent(
