@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 
 from as_bench import pytest_plugin
-from as_bench._pytest_options import (
+from as_bench.engine import MeasureOptions
+from as_bench.pytest_plugin._options import (
     DISABLE_MESSAGE,
     XDIST_MESSAGE,
     disabled_reason,
     is_xdist_worker,
     xdist_active,
 )
-from as_bench._pytest_session import build_options
-from as_bench.engine import MeasureOptions
+from as_bench.pytest_plugin._session import build_options
 from as_bench.results import ResultStore, export_results, read_result_objects
 from as_bench.testing import lognormal_samples, make_result
 
@@ -699,13 +699,14 @@ def test_a_session_without_the_fixture_imports_nothing_heavy(pytester: pytest.Py
         test_modules="""
         import sys
 
+        LOADED_ON_USE = ("as_bench.pytest_plugin._", "as_bench.engine", "as_bench.results")
+
         def test_light():
             assert "as_bench.pytest_plugin" in sys.modules  # it did load
             heavy = [
                 name
                 for name in sys.modules
-                if name.startswith(("as_bench._pytest_", "as_bench.engine", "as_bench.results"))
-                and name != "as_bench._pytest_options"
+                if name.startswith(LOADED_ON_USE) and name != "as_bench.pytest_plugin._options"
             ]
             assert heavy == []
         """
@@ -729,11 +730,11 @@ def test_options_and_marker_are_registered(pytester: pytest.Pytester) -> None:
     markers = pytester.runpytest("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.as_bench(device='cpu', **options): *"])
     fixtures = pytester.runpytest("--fixtures")
-    fixtures.stdout.fnmatch_lines(["as_bench -- *pytest_plugin.py*"])
+    fixtures.stdout.fnmatch_lines(["as_bench -- *pytest_plugin*"])
 
 
 def test_the_plugin_module_exports_the_fixture_and_its_type() -> None:
-    from as_bench._pytest_fixture import AsBench
+    from as_bench.pytest_plugin._fixture import AsBench
 
     assert pytest_plugin.__all__ == ["AsBench", "as_bench"]
     assert pytest_plugin.AsBench is AsBench  # resolved on first use, not at plugin load
