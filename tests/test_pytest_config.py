@@ -1,0 +1,75 @@
+"""The workspace's pytest rules (root conftest.py): timing tests apart, user dirs in tmp."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _workspace import ROOT
+
+pytest_plugins = ["pytester"]
+
+TESTS = """
+import pytest
+
+def test_plain():
+    pass
+
+@pytest.mark.slow
+def test_slow():
+    pass
+
+@pytest.mark.timing
+def test_timing():
+    pass
+"""
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest((ROOT / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makeini(
+        """
+        [pytest]
+        markers =
+            slow: slow
+            network: network
+            timing: timing
+        """
+    )
+    pytester.makepyfile(test_inner=TESTS)
+    return pytester
+
+
+@pytest.mark.parametrize(
+    ("args", "passed"),
+    [
+        ((), {"test_plain", "test_slow"}),
+        (("-m", "not network and not slow"), {"test_plain"}),
+        (("-m", "timing"), {"test_timing"}),
+        (("-m", "timing or not timing"), {"test_plain", "test_slow", "test_timing"}),
+    ],
+)
+def test_timing_tests_run_only_when_m_names_them(
+    inner: pytest.Pytester, args: tuple[str, ...], passed: set[str]
+) -> None:
+    recorder = inner.inline_run("-p", "no:cacheprovider", "--strict-markers", *args)
+    reports = recorder.getreports("pytest_runtest_logreport")
+    ran = {r.nodeid.rsplit("::", 1)[1] for r in reports if r.when == "call" and r.passed}
+    assert ran == passed
+
+
+def test_user_dirs_point_into_the_run_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = tmp_path_factory.getbasetemp().resolve()
+    for name in ("AS_BENCH_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TRITON_CACHE_DIR"):
+        path = Path(os.environ[name]).resolve()
+        # Under xdist the folder is shared by the workers: it is next to this worker's own.
+        assert path.is_relative_to(base) or path.is_relative_to(base.parent), (name, path)
+        assert path.is_dir()
+    assert not Path(os.environ["UV_CACHE_DIR"]).resolve().is_relative_to(base.parent)
+
+
+def test_as_bench_weights_land_in_the_run_cache() -> None:
+    cache = pytest.importorskip("as_bench.workloads._cache", reason="needs as-bench")
+    assert cache.cache_dir() == Path(os.environ["AS_BENCH_CACHE_DIR"])
