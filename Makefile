@@ -1,41 +1,72 @@
-# Every target runs the same command as .ci/run, so a green `make ci` means a green CI.
+# Developer shortcuts for the CI steps. Each target calls scripts/ci/step, the one
+# definition that .ci/run and .github/workflows/ci.yml call too: a green `make ci` means a
+# green CI. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help sync lock lint format typecheck release-check isolation test test-fast ci hooks
+STEP := scripts/ci/step
+PACKAGE ?=
+.PHONY: help sync lock lock-check lint format typecheck release-check isolation test test-fast \
+	test-timing test-ci coverage-check test-package test-light test-lowest test-gpu test-macos ci hooks
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 sync: ## Install the workspace from the lock (all packages, dev tools)
-	uv sync --frozen
+	@$(STEP) sync
 
 lock: ## Re-resolve uv.lock after changing a pyproject
 	uv lock
 
+lock-check: ## uv.lock matches every pyproject
+	@$(STEP) lock-check
+
 lint: ## ruff lint and format check
-	uv run --frozen ruff check .
-	uv run --frozen ruff format --check .
+	@$(STEP) lint
 
 format: ## Apply ruff's fixes and formatting
 	uv run --frozen ruff check --fix .
 	uv run --frozen ruff format .
 
-typecheck: ## mypy in strict mode over packages/
-	uv run --frozen mypy
+typecheck: ## mypy in strict mode over packages/*/src and scripts/
+	@$(STEP) typecheck
 
 release-check: ## Each package's CHANGELOG top entry matches its version
-	uv run --frozen python scripts/check_release.py --all
+	@$(STEP) release-check
 
 isolation: ## Build each wheel without sources, install it alone in a fresh venv, import it
-	uv run --frozen python scripts/check_isolation.py
+	@$(STEP) isolation
 
-test: ## The whole test suite (the README's command)
-	uv run --frozen pytest
+test: ## The README's command: every test but timing, in parallel
+	@$(STEP) test
 
-test-fast: ## Tests that need neither the registry nor much time
-	uv run --frozen pytest -m "not slow and not network"
+test-fast: ## The quick subset: no registry, nothing slow
+	@$(STEP) test -m "not network and not slow"
+
+test-timing: ## The tests that measure real time, serially
+	@$(STEP) test-timing
+
+test-ci: ## The README's command with coverage and the per-package floors (CI's test step)
+	@$(STEP) test-ci
+
+coverage-check: ## The per-package floors, on the report test-ci wrote
+	@$(STEP) coverage-check
+
+test-package: ## PACKAGE=as-config: its tests with only it installed (.venvs/<package>)
+	@$(STEP) test-package $(PACKAGE)
+
+test-light: ## PACKAGE=as-bench: its tests with none of its extras installed
+	@$(STEP) test-light $(PACKAGE)
+
+test-lowest: ## PACKAGE=as-config: its tests against the lowest versions it declares
+	@$(STEP) test-lowest $(PACKAGE)
+
+test-gpu: ## The tests marked gpu, serially (needs CUDA)
+	@$(STEP) test-gpu
+
+test-macos: ## The tests marked macos, serially (needs Apple Silicon)
+	@$(STEP) test-macos
+
+ci: ## Exactly what CI runs (.ci/run)
+	bash .ci/run
 
 hooks: ## Install the pre-commit hooks
 	uv run --frozen pre-commit install
-
-ci: ## Exactly what CI runs
-	bash .ci/run

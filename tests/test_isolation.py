@@ -9,15 +9,18 @@ import check_isolation
 import pytest
 
 
+# The check over every package is a CI step of its own (`make isolation`); running it
+# here as well would build and install every wheel twice per CI run. This test runs the
+# check end to end on the smallest package.
 @pytest.mark.network
 @pytest.mark.slow
-def test_every_package_passes_the_isolation_check(
+def test_the_isolation_check_passes_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = check_isolation.main(["--keep", str(tmp_path)])
+    code = check_isolation.main(["--keep", str(tmp_path), "-p", "as-logging"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "6 passed, 0 failed" in out
+    assert "1 passed, 0 failed" in out
     # The venv of as-logging holds no other workspace package.
     site = next((tmp_path / "venvs" / "as-logging").glob("lib/python*/site-packages"))
     assert not list(site.glob("as_bench*")) and not list(site.glob("as_config*"))
