@@ -68,8 +68,3 @@ def test_user_dirs_point_into_the_run_temp_folder(tmp_path_factory: pytest.TempP
         assert path.is_relative_to(base) or path.is_relative_to(base.parent), (name, path)
         assert path.is_dir()
     assert not Path(os.environ["UV_CACHE_DIR"]).resolve().is_relative_to(base.parent)
-
-
-def test_as_bench_weights_land_in_the_run_cache() -> None:
-    cache = pytest.importorskip("as_bench.workloads._cache", reason="needs as-bench")
-    assert cache.cache_dir() == Path(os.environ["AS_BENCH_CACHE_DIR"])
