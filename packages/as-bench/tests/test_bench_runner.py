@@ -20,8 +20,16 @@ from as_bench.results import (
     read_result_objects,
     read_results,
 )
-from as_bench.runner import Combination, Outcome, RunReport, plan, run_suite
-from as_bench.suite import DEFAULT_RESULTS_DIR, Suite, load_suite
+from as_bench.suite import (
+    DEFAULT_RESULTS_DIR,
+    Combination,
+    Outcome,
+    RunReport,
+    Suite,
+    load_suite,
+    plan,
+    run_suite,
+)
 
 torch = pytest.importorskip("torch", reason="the runner's reference backend is PyTorch")
 pytest.importorskip("onnxruntime", reason="these suites compare torch with onnxruntime")
@@ -606,7 +614,7 @@ def test_isolated_combination_runs_in_a_fresh_process(tmp_path: Path) -> None:
 
 def test_outcome_json_round_trip(report: RunReport) -> None:
     # What an isolated child sends back reads back as the same outcome.
-    from as_bench.runner import _OutcomeRecord
+    from as_bench.suite._runner import _OutcomeRecord
 
     outcome = report.outcomes[0]
     text = _OutcomeRecord(outcome).to_json()

@@ -13,7 +13,6 @@ Importing ``as_bench`` imports no torch, onnxruntime, coremltools, mlx or LiteRT
 names resolve on first use, and each backend loads its library when it is asked to run.
 """
 
-import importlib as _importlib
 import typing as _typing
 
 from as_bench._version import __version__
@@ -30,6 +29,7 @@ from as_bench.exceptions import (
     SuiteError,
     WorkloadError,
 )
+from as_core.lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from as_bench.backends import Backend, PreparedModel, available_backends, get_backend
@@ -39,12 +39,11 @@ if _typing.TYPE_CHECKING:
     from as_bench.probe import HardwareInfo
     from as_bench.probe import probe as probe_hardware
     from as_bench.results import BenchmarkResult, ResultStore, read_results
-    from as_bench.runner import run_suite
     from as_bench.stats import Stats, summarize
-    from as_bench.suite import Suite, load_suite
+    from as_bench.suite import Suite, load_suite, run_suite
     from as_bench.workloads import Dataset, Workload, get_workload
 
-# public name -> (module, attribute): resolved on first access by __getattr__.
+# public name -> (module, attribute): imported on first access.
 _LAZY: dict[str, tuple[str, str]] = {
     "Backend": ("as_bench.backends", "Backend"),
     "PreparedModel": ("as_bench.backends", "PreparedModel"),
@@ -65,7 +64,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "BenchmarkResult": ("as_bench.results", "BenchmarkResult"),
     "ResultStore": ("as_bench.results", "ResultStore"),
     "read_results": ("as_bench.results", "read_results"),
-    "run_suite": ("as_bench.runner", "run_suite"),
+    "run_suite": ("as_bench.suite", "run_suite"),
     "Stats": ("as_bench.stats", "Stats"),
     "summarize": ("as_bench.stats", "summarize"),
     "Suite": ("as_bench.suite", "Suite"),
@@ -116,18 +115,5 @@ __all__ = [
     "summarize",
 ]
 
-
-def __getattr__(name: str) -> _typing.Any:
-    """Resolve a public name on first use, so that importing as_bench stays light."""
-    try:
-        module_name, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'as_bench' has no attribute {name!r}") from None
-    value = getattr(_importlib.import_module(module_name), attribute)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    """Public names, for completion: what ``__all__`` lists."""
-    return sorted(set(globals()) | set(__all__))
+# Public names resolve on first use (as_core.lazy), so that importing as_bench stays light.
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, __all__)

@@ -17,8 +17,7 @@ from as_bench.cli._app import app, command_line
 from as_core.fmt import format_bytes, format_rate, format_seconds
 
 if TYPE_CHECKING:  # the runner imports the engine and the backends: only when running
-    from as_bench.runner import Combination, Outcome, RunReport
-    from as_bench.suite import Suite
+    from as_bench.suite import Combination, Outcome, RunReport, Suite
 
 __all__ = ["outcome_row", "print_report", "run", "run_with_progress", "summary_table"]
 
@@ -136,7 +135,7 @@ def _status_line(outcome: Outcome) -> str:
 
 def run_with_progress(suite: Suite, console: Console) -> RunReport:
     """Run ``suite`` showing a progress bar on a terminal and one line per result otherwise."""
-    from as_bench.runner import run_suite
+    from as_bench.suite import run_suite
 
     interactive = console.is_terminal
     progress = Progress(
