@@ -14,6 +14,7 @@ import pytest
 import as_logging
 from as_deploy import InvalidNameError, ModelRepository, VersionExistsError
 from as_deploy.cli import main
+from as_deploy.docker import DockerOptions
 from as_deploy.exceptions import UsageError
 from as_deploy.pack import model_name_for, pack
 
@@ -82,7 +83,7 @@ def test_deploy_pack_several_formats_names_and_image(tmp_path: Path) -> None:
         name="digits",
         version="3",
         formats=["onnx", "tflite", "coreml"],
-        tag="digits:3",
+        docker=DockerOptions(tag="digits:3"),
     )
     assert [(v.format, v.manifest.name) for v in result.versions] == [
         ("onnx", "digits"),

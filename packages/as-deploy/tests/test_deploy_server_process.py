@@ -108,6 +108,7 @@ def test_deploy_server_sigterm_under_load_finishes_in_flight_requests(
     slow_result: dict[str, Any] = {}
     lock = threading.Lock()
     started = threading.Barrier(6)
+    IN_FLIGHT = "as_deploy_in_flight_requests"
 
     def client_loop() -> None:
         started.wait()
@@ -139,15 +140,25 @@ def test_deploy_server_sigterm_under_load_finishes_in_flight_requests(
 
     threads = [threading.Thread(target=client_loop) for _ in range(5)]
     for thread in threads:
-        thread.start()
-    started.wait()
+        thread.start()  # they wait at the barrier until the slow request is in flight
     slow = threading.Thread(target=slow_request)
     slow.start()
-    # SIGTERM once the slow request has reached its model's batcher (its queue gauge
-    # appears then), so that it is surely in flight: a signal, not a guess at a delay.
+
+    def in_flight() -> float:
+        return float(h.metric_value(httpx.get(server.url + "/metrics").text, IN_FLIGHT))
+
+    # Signals, not guesses at delays: the slow request is in flight (the only predict so
+    # far), then the clients run until two answers have come back, then SIGTERM.
     deadline = time.monotonic() + 60
-    while 'as_deploy_queue_depth{model="slow-mlp"}' not in httpx.get(server.url + "/metrics").text:
+    while in_flight() < 1:
         assert time.monotonic() < deadline, "the slow request never reached the server"
+        time.sleep(0.01)
+    started.wait()
+    while True:
+        with lock:
+            if statuses[200] >= 2:
+                break
+        assert time.monotonic() < deadline, f"the clients got no answers: {statuses}"
         time.sleep(0.01)
     server.process.send_signal(signal.SIGTERM)
     sigterm_at = time.monotonic()
