@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from as_bench.backends import compare_outputs, evaluate, get_backend
+from as_bench.backends import check_outputs, evaluate, get_backend
 from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads import Workload, get_workload
 
@@ -48,7 +48,7 @@ def test_cpu_matches_eager(
 
     reference = get_backend("torch").prepare(workload, "cpu", batch_size, tmp_path)
     inputs = workload.inputs(batch_size)
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs),
         prepared.predict(inputs),
         task=workload.task,
@@ -138,7 +138,7 @@ def test_minilm_cpu_matches_eager(tmp_path: Path) -> None:
     assert prepared.info["dynamic_batch"] is True
     reference = get_backend("torch").prepare(workload, "cpu", 4, tmp_path)
     inputs = workload.inputs(4)
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs),
         prepared.predict(inputs),
         task="embedding",
@@ -161,7 +161,7 @@ def test_cuda_provider(workloads: dict[str, Workload], tmp_path: Path) -> None:
     assert prepared.timing_device == "cpu"  # session.run returns host arrays
     reference = get_backend("torch").prepare(workload, "cpu", 7, tmp_path)
     inputs = workload.inputs(7)
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs), prepared.predict(inputs), task=workload.task, atol=1e-3
     )
     assert check.passed, check.failures
@@ -180,7 +180,7 @@ def test_coreml_provider(workloads: dict[str, Workload], tmp_path: Path) -> None
     reference = get_backend("torch").prepare(workload, "cpu", 7, tmp_path)
     inputs = workload.inputs(7)
     # Core ML may run in float16 on the GPU or Neural Engine.
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs),
         prepared.predict(inputs),
         task=workload.task,

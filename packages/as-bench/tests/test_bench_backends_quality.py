@@ -14,7 +14,7 @@ from as_bench.backends import (
     PreparedModel,
     available_backends,
     backend_names,
-    compare_outputs,
+    check_outputs,
     evaluate,
     get_backend,
 )
@@ -25,8 +25,14 @@ rng = np.random.default_rng(0)
 LOGITS = rng.normal(size=(16, 10)).astype(np.float32)
 
 
+def test_compare_outputs_is_kept_as_another_name_of_check_outputs() -> None:
+    # as-deploy's parity check calls it by its former name.
+    assert backends.compare_outputs is check_outputs
+    assert "compare_outputs" in backends.__all__
+
+
 def test_identical_outputs_pass() -> None:
-    check = compare_outputs([LOGITS], [LOGITS.copy()], task="classification")
+    check = check_outputs([LOGITS], [LOGITS.copy()], task="classification")
     assert isinstance(check, OutputCheckResult)
     assert check.passed and check.failures == []
     assert check.max_abs_error == 0.0 and check.max_rel_error == 0.0
@@ -37,7 +43,7 @@ def test_identical_outputs_pass() -> None:
 def test_a_perturbed_output_fails() -> None:
     wrong = LOGITS.copy()
     wrong[3, 4] += 0.5
-    check = compare_outputs([LOGITS], [wrong], task="classification", atol=1e-4, rtol=1e-4)
+    check = check_outputs([LOGITS], [wrong], task="classification", atol=1e-4, rtol=1e-4)
     assert not check.passed
     assert check.max_abs_error == pytest.approx(0.5, rel=1e-6)
     assert "1 of 160 values differ" in check.failures[0]
@@ -47,10 +53,10 @@ def test_a_perturbed_output_fails() -> None:
 def test_a_wrong_class_is_counted() -> None:
     wrong = LOGITS.copy()
     wrong[0] = -wrong[0]  # the arg-max of row 0 moves
-    check = compare_outputs([LOGITS], [wrong], task="classification", atol=10.0)
+    check = check_outputs([LOGITS], [wrong], task="classification", atol=10.0)
     assert check.passed  # within the (very loose) tolerance ...
     assert check.top1_agreement == pytest.approx(15 / 16)
-    strict = compare_outputs(
+    strict = check_outputs(
         [LOGITS], [wrong], task="classification", atol=10.0, min_top1_agreement=1.0
     )
     assert not strict.passed  # ... but not when the class must agree
@@ -59,7 +65,7 @@ def test_a_wrong_class_is_counted() -> None:
 
 def test_small_noise_within_tolerance_passes() -> None:
     noisy = LOGITS + np.float32(1e-6)
-    check = compare_outputs([LOGITS], [noisy], task="classification", atol=1e-5, rtol=1e-5)
+    check = check_outputs([LOGITS], [noisy], task="classification", atol=1e-5, rtol=1e-5)
     assert check.passed
     assert 0 < check.max_abs_error < 1e-5
 
@@ -67,25 +73,25 @@ def test_small_noise_within_tolerance_passes() -> None:
 def test_nan_shape_and_count_mismatches_fail() -> None:
     with_nan = LOGITS.copy()
     with_nan[1, 1] = np.nan
-    check = compare_outputs([LOGITS], [with_nan], task="classification")
+    check = check_outputs([LOGITS], [with_nan], task="classification")
     assert not check.passed
     assert check.max_abs_error == float("inf")
     assert "non-finite" in check.failures[0]
 
-    check = compare_outputs([LOGITS], [LOGITS[:, :9]], task="classification")
+    check = check_outputs([LOGITS], [LOGITS[:, :9]], task="classification")
     assert not check.passed
     assert "shape (16, 9), the reference has (16, 10)" in check.failures[0]
 
-    check = compare_outputs([LOGITS, LOGITS], [LOGITS], task="regression")
+    check = check_outputs([LOGITS, LOGITS], [LOGITS], task="regression")
     assert not check.passed
     assert "1 outputs, the reference has 2" in check.failures[0]
-    assert not compare_outputs([], [], task="regression").passed
+    assert not check_outputs([], [], task="regression").passed
 
 
 def test_relative_error_ignores_near_zero_references() -> None:
     reference = np.array([[0.0, 1e-7, 2.0]], dtype=np.float32)
     candidate = np.array([[1e-5, 1e-5, 2.002]], dtype=np.float32)
-    check = compare_outputs([reference], [candidate], task="regression", atol=1e-4, rtol=1e-2)
+    check = check_outputs([reference], [candidate], task="regression", atol=1e-4, rtol=1e-2)
     assert check.passed
     assert check.max_rel_error == pytest.approx(1e-3, rel=1e-3)  # only 2.0 vs 2.002 counts
 
@@ -93,11 +99,11 @@ def test_relative_error_ignores_near_zero_references() -> None:
 def test_embedding_cosine_similarity() -> None:
     reference = rng.normal(size=(8, 32))
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)
-    check = compare_outputs([reference], [reference * 2.0], task="embedding", atol=10.0)
+    check = check_outputs([reference], [reference * 2.0], task="embedding", atol=10.0)
     assert check.cosine_similarity == pytest.approx(1.0)
     opposite = reference.copy()
     opposite[2] = -opposite[2]
-    check = compare_outputs(
+    check = check_outputs(
         [reference], [opposite], task="embedding", atol=10.0, min_cosine_similarity=0.99
     )
     assert check.min_cosine_similarity == pytest.approx(-1.0)
@@ -106,7 +112,7 @@ def test_embedding_cosine_similarity() -> None:
 
 
 def test_result_serialises() -> None:
-    check = compare_outputs([LOGITS], [LOGITS], task="classification")
+    check = check_outputs([LOGITS], [LOGITS], task="classification")
     assert OutputCheckResult.model_validate_json(check.model_dump_json()) == check
 
 
@@ -117,7 +123,7 @@ finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=3, max_side=6), elements=finite)
 )
 def test_any_output_matches_itself(array: np.ndarray) -> None:
-    check = compare_outputs([array], [array.copy()], task="classification")
+    check = check_outputs([array], [array.copy()], task="classification")
     assert check.passed and check.max_abs_error == 0.0 and check.top1_agreement == 1.0
 
 
@@ -132,7 +138,7 @@ def test_any_change_beyond_tolerance_fails(array: np.ndarray, index: int, size: 
     changed = array.astype(np.float64)
     flat = changed.reshape(-1)
     flat[index] += size + atol + rtol * abs(flat[index]) * 2
-    check = compare_outputs([array], [changed], task="regression", atol=atol, rtol=rtol)
+    check = check_outputs([array], [changed], task="regression", atol=atol, rtol=rtol)
     assert not check.passed
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from as_bench.backends import Backend, compare_outputs, evaluate, get_backend
+from as_bench.backends import Backend, check_outputs, evaluate, get_backend
 from as_bench.exceptions import BackendError, DeviceUnavailableError
 from as_bench.workloads import Workload, get_workload
 
@@ -127,7 +127,7 @@ def test_compile_cpu_matches_eager(mlp: Workload, tmp_path: Path) -> None:
     assert prepared.info["compile_mode"] == "default"
     reference = get_backend("torch").prepare(mlp, "cpu", 7, tmp_path)
     inputs = mlp.inputs(7)
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs), prepared.predict(inputs), task=mlp.task, atol=1e-5, rtol=1e-4
     )
     assert check.passed, check.failures
@@ -146,7 +146,7 @@ def test_eager_cuda_matches_cpu(mlp: Workload, tmp_path: Path) -> None:
     reference = get_backend("torch").prepare(mlp, "cpu", 7, tmp_path)
     inputs = mlp.inputs(7)
     # TF32 matmuls on recent GPUs: compare loosely, classes must agree.
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs), prepared.predict(inputs), task=mlp.task, atol=1e-2, rtol=1e-2
     )
     assert check.passed, check.failures
@@ -161,7 +161,7 @@ def test_compile_cuda_matches_eager(mlp: Workload, tmp_path: Path) -> None:
     prepared = get_backend("torch-compile").prepare(mlp, "cuda:0", 7, tmp_path)
     reference = get_backend("torch").prepare(mlp, "cuda:0", 7, tmp_path)
     inputs = mlp.inputs(7)
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs), prepared.predict(inputs), task=mlp.task, atol=1e-3, rtol=1e-3
     )
     assert check.passed, check.failures
@@ -175,7 +175,7 @@ def test_eager_mps_matches_cpu(mlp: Workload, tmp_path: Path) -> None:
     assert prepared.bench_call().device.type == "mps"
     reference = get_backend("torch").prepare(mlp, "cpu", 7, tmp_path)
     inputs = mlp.inputs(7)
-    check = compare_outputs(
+    check = check_outputs(
         reference.predict(inputs), prepared.predict(inputs), task=mlp.task, atol=1e-3, rtol=1e-3
     )
     assert check.passed, check.failures

@@ -1,4 +1,4 @@
-"""Smoke tests of the engine benchmark, ``packages/as-bench/benchmarks/compare_harnesses.py``.
+"""Smoke tests of the engine benchmark, ``packages/as-bench/benchmarks/harness_accuracy.py``.
 
 They run the script's own functions on one short path (a calibration and one measurement
 per tool, each in its own subprocess, as the comparison does) and check that the results
@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_harnesses.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "harness_accuracy.py"
 
 
 @pytest.fixture(scope="module")
 def ch() -> Iterator[ModuleType]:
     """The script, imported as a module (it is not a package: benchmarks/ has no __init__)."""
-    name = "compare_harnesses_under_test"
+    name = "harness_accuracy_under_test"
     spec = importlib.util.spec_from_file_location(name, SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

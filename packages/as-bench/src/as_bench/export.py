@@ -75,14 +75,14 @@ def load_torch_model(workload: Workload, purpose: str = "export") -> Any:
         BackendError: The factory failed or did not build a ``torch.nn.Module``.
         MissingExtraError: torch is not installed.
     """
-    from as_bench.backends._export import load_torch_model as load
+    from as_bench.backends._file_backends import load_torch_model as load
 
     return load(workload, purpose)
 
 
 def torch_inputs(inputs: Sequence[Any]) -> tuple[Any, ...]:
     """NumPy arrays as CPU torch tensors that share their memory."""
-    from as_bench.backends._export import torch_args
+    from as_bench.backends._file_backends import torch_args
 
     return torch_args(inputs)
 

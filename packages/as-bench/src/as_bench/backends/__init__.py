@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from as_bench.backends._base import Backend, PreparedModel
-from as_bench.backends.quality import OutputCheckResult, compare_outputs, evaluate
+from as_bench.backends.quality import OutputCheckResult, check_outputs, compare_outputs, evaluate
 from as_bench.exceptions import BackendError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "PreparedModel",
     "available_backends",
     "backend_names",
+    "check_outputs",
     "compare_outputs",
     "evaluate",
     "get_backend",

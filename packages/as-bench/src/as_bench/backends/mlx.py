@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from as_bench.backends._base import Array, Backend, PreparedModel
-from as_bench.backends._export import dist_version, load_torch_model
+from as_bench.backends._file_backends import dist_version, load_torch_model
 from as_bench.backends._mlx_convert import SUPPORTED_MODULES, convert_module
 from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload

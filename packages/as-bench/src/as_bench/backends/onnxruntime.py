@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from as_bench.backends._base import Array, Backend, PreparedModel
-from as_bench.backends._export import (
+from as_bench.backends._file_backends import (
     TensorSpec,
     check_inputs,
     dist_version,

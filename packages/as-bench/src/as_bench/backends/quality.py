@@ -1,9 +1,12 @@
 """Is a backend's answer right? Output checks against a reference, and workload metrics.
 
-A backend that is fast because it is wrong must not win a benchmark. The runner compares
-each backend's outputs on the workload's inputs with the reference backend's outputs
-(:func:`compare_outputs`) and scores each backend on the workload's held-out data
-(:func:`evaluate`). Both work on NumPy arrays only; nothing heavy is imported.
+A backend that is fast because it is wrong must not win a benchmark. The runner checks
+the *agreement* of each backend's outputs on the workload's inputs with the reference
+backend's outputs (:func:`check_outputs`) and scores each backend on the workload's
+held-out data (:func:`evaluate`). Both work on NumPy arrays only; nothing heavy is
+imported. ("Compare" in as-bench means the regression comparison of two sets of results,
+:mod:`as_bench.compare`; :data:`compare_outputs` is kept as another name of
+:func:`check_outputs`, which as-deploy's parity check calls.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from as_bench.backends._base import PreparedModel
 from as_bench.exceptions import WorkloadError
 from as_bench.workloads._base import Task, Workload
 
-__all__ = ["OutputCheckResult", "compare_outputs", "evaluate"]
+__all__ = ["OutputCheckResult", "check_outputs", "compare_outputs", "evaluate"]
 
 Array = npt.NDArray[Any]
 
@@ -100,7 +103,7 @@ def _element_errors(
     return max_abs, max_rel
 
 
-def compare_outputs(
+def check_outputs(
     reference: Sequence[Array],
     candidate: Sequence[Array],
     *,
@@ -110,7 +113,7 @@ def compare_outputs(
     min_top1_agreement: float | None = None,
     min_cosine_similarity: float | None = None,
 ) -> OutputCheckResult:
-    """Compare a candidate backend's outputs with the reference backend's, on the same inputs.
+    """Check that a candidate backend's outputs agree with the reference's, on the same inputs.
 
     Args:
         reference: Outputs of the reference backend (eager PyTorch on the CPU, usually).
@@ -179,6 +182,11 @@ def compare_outputs(
         min_cosine_similarity=min_cosine,
         failures=failures,
     )
+
+
+#: Another name of :func:`check_outputs` (its former name), kept for callers such as
+#: as-deploy's parity check.
+compare_outputs = check_outputs
 
 
 def _padded(array: Array, size: int) -> Array:

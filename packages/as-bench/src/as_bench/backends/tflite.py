@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from as_bench.backends._base import Array, Backend, PreparedModel
-from as_bench.backends._export import (
+from as_bench.backends._file_backends import (
     TensorSpec,
     check_inputs,
     dist_version,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from as_bench.backends._base import Array, Backend, PreparedModel
-from as_bench.backends._export import TensorSpec, check_inputs, load_torch_model
+from as_bench.backends._file_backends import TensorSpec, check_inputs, load_torch_model
 from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload
 from as_core.extras import is_installed, require

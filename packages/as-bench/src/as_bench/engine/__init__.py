@@ -8,7 +8,7 @@ spawned process. Nothing here imports torch or mlx; devices import them when use
 
 from __future__ import annotations
 
-from as_bench.engine._api import measure
+from as_bench.engine._dispatch import measure
 from as_bench.engine.options import MeasureOptions
 
 __all__ = ["MeasureOptions", "measure"]

@@ -43,7 +43,9 @@ from as_bench.probe._linux import (
     read_cgroup_limits,
     read_cpu_governor,
 )
-from as_bench.probe._model import (
+from as_bench.probe._pmset import parse_pmset_lowpowermode, parse_pmset_therm, parse_sw_vers
+from as_bench.probe._probe import probe
+from as_bench.probe._records import (
     AppleGpuInfo,
     AppleSiliconInfo,
     CgroupLimits,
@@ -58,8 +60,6 @@ from as_bench.probe._model import (
     PythonInfo,
     ThermalInfo,
 )
-from as_bench.probe._pmset import parse_pmset_lowpowermode, parse_pmset_therm, parse_sw_vers
-from as_bench.probe._probe import probe
 from as_bench.probe._summary import format_bytes, summary_rows
 from as_bench.probe._system_profiler import (
     parse_memory_size,

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from as_bench.exceptions import ProbeError
-from as_bench.probe._model import (
+from as_bench.probe._records import (
     AppleGpuInfo,
     AppleSiliconInfo,
     MacHardwareOverview,

@@ -18,7 +18,7 @@ import psutil
 
 from as_bench._version import __version__
 from as_bench.exceptions import ProbeError
-from as_bench.probe._model import MemoryInfo, PythonInfo
+from as_bench.probe._records import MemoryInfo, PythonInfo
 
 __all__ = [
     "LIBRARIES",

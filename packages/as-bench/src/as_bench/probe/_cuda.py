@@ -22,7 +22,7 @@ from typing import Any
 
 from as_bench.exceptions import ProbeError
 from as_bench.probe._common import run_command
-from as_bench.probe._model import CudaDeviceInfo
+from as_bench.probe._records import CudaDeviceInfo
 from as_core.extras import is_installed
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from as_bench.exceptions import ProbeError
-from as_bench.probe._model import CgroupLimits, LinuxInfo
+from as_bench.probe._records import CgroupLimits, LinuxInfo
 
 __all__ = [
     "collect_linux",

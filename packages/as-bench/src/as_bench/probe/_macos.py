@@ -18,8 +18,8 @@ from typing import Any, NamedTuple, TypeVar
 from as_bench.exceptions import ProbeError
 from as_bench.probe._apple import apple_silicon_from, parse_sysctl
 from as_bench.probe._common import run_command
-from as_bench.probe._model import AppleGpuInfo, AppleSiliconInfo, MacHardwareOverview
 from as_bench.probe._pmset import parse_pmset_lowpowermode, parse_pmset_therm, parse_sw_vers
+from as_bench.probe._records import AppleGpuInfo, AppleSiliconInfo, MacHardwareOverview
 from as_bench.probe._system_profiler import (
     parse_system_profiler_displays,
     parse_system_profiler_hardware,

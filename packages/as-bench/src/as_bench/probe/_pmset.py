@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from as_bench.exceptions import ProbeError
-from as_bench.probe._model import ThermalInfo, ThermalState
+from as_bench.probe._records import ThermalInfo, ThermalState
 
 __all__ = ["parse_pmset_lowpowermode", "parse_pmset_therm", "parse_sw_vers"]
 

@@ -15,7 +15,7 @@ from as_bench.probe._common import (
     thread_settings,
 )
 from as_bench.probe._cuda import collect_cuda_devices
-from as_bench.probe._model import CpuInfo, HardwareInfo, LinuxInfo, OsInfo
+from as_bench.probe._records import CpuInfo, HardwareInfo, LinuxInfo, OsInfo
 
 __all__ = ["probe"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from as_bench.probe._model import (
+from as_bench.probe._records import (
     AppleSiliconInfo,
     CudaDeviceInfo,
     HardwareInfo,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from as_bench.exceptions import ProbeError
-from as_bench.probe._model import AppleGpuInfo, MacHardwareOverview
+from as_bench.probe._records import AppleGpuInfo, MacHardwareOverview
 
 __all__ = [
     "parse_memory_size",

@@ -9,9 +9,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from as_bench.exceptions import ResultStoreError
+from as_bench.report._data import Figure, build_data, figure_title
 from as_bench.report._html import render_html
 from as_bench.report._markdown import render_markdown
-from as_bench.report._model import Figure, build_data, figure_title
 from as_bench.report._recommend import latest_per_benchmark
 from as_bench.results import BenchmarkResult
 from as_core.fs import write_text_atomic

@@ -13,8 +13,8 @@ import html
 from pathlib import Path
 
 from as_bench.exceptions import ResultStoreError
+from as_bench.report._data import Figure, ReportData, Table
 from as_bench.report._insights import Insight
-from as_bench.report._model import Figure, ReportData, Table
 from as_bench.report._recommend import METHOD, Recommendation
 
 __all__ = ["render_html"]

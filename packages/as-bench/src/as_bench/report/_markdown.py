@@ -12,8 +12,8 @@ import html
 import re
 from urllib.parse import quote
 
+from as_bench.report._data import ReportData, Table
 from as_bench.report._insights import Insight
-from as_bench.report._model import ReportData, Table
 from as_bench.report._recommend import METHOD, Recommendation
 
 __all__ = ["escape_markdown", "render_markdown"]

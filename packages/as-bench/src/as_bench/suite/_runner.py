@@ -1,7 +1,7 @@
 """Run a suite: every workload x backend x device x batch size, checked, measured, stored.
 
 For each combination the runner prepares the model in the backend (exporting on the fly
-where the backend needs a file), compares its outputs with eager PyTorch on the CPU on
+where the backend needs a file), checks its outputs agree with eager PyTorch on the CPU on
 the same inputs (so a fast wrong answer is caught and recorded), measures the backend's
 call with the engine on the device the backend says to time, scores it on the workload's
 held-out data, and appends a :class:`~as_bench.results.BenchmarkResult` to the store.
@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from as_bench.backends import Backend, OutputCheckResult, compare_outputs, evaluate, get_backend
+from as_bench.backends import Backend, OutputCheckResult, check_outputs, evaluate, get_backend
 from as_bench.backends import available_backends as _available_backends
 from as_bench.engine import MeasureOptions, measure
 from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError
@@ -213,7 +213,7 @@ def _measure_one(
         if suite.check_outputs:
             inputs = workload.inputs(combo.batch_size)
             reference = references.outputs(workload, combo.batch_size)
-            check = compare_outputs(
+            check = check_outputs(
                 reference,
                 prepared.predict(inputs),
                 task=workload.task,

@@ -1,4 +1,4 @@
-"""``measure()``: the engine's one entry point."""
+"""``measure()``, the engine's one entry point: dispatches to an in-process or isolated run."""
 
 from __future__ import annotations
 

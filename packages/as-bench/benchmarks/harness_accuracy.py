@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    uv run --group bench-compare python packages/as-bench/benchmarks/compare_harnesses.py \
+    uv run --group bench-compare python packages/as-bench/benchmarks/harness_accuracy.py \
         [--runs 10] [--quick] [--json out.json] [--gpu-only]
 
 CPU part. Every tool measures the same module-level functions of this file: calibrated
@@ -254,11 +254,11 @@ import sys
 
 sys.path.insert(0, {bench_dir!r})
 
-import compare_harnesses
+import harness_accuracy
 
 
 def test_{name}(benchmark):
-    benchmark(compare_harnesses.{name})
+    benchmark(harness_accuracy.{name})
 """
 
 
@@ -1114,7 +1114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "versions": _versions(tools),
             }
         )
-        with tempfile.TemporaryDirectory(prefix="compare-harnesses-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="harness-accuracy-") as tmp:
             cpu = run_cpu(args.runs, workloads, tools, Path(tmp))
         report["cpu"] = cpu
         report["summary"] = summarize_cpu(cpu, workloads, tools)
