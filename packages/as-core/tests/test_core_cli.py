@@ -8,6 +8,7 @@ import pytest
 import typer
 
 from as_core.cli import DEFAULT_HINT, CommandLine, version_callback
+from as_core.exceptions import MissingExtraError
 
 
 class ToolError(Exception):
@@ -16,6 +17,10 @@ class ToolError(Exception):
 
 class BadInput(ToolError):
     hint = "spell it right"
+
+
+class ToolMissing(MissingExtraError):
+    package = "tool"
 
 
 def make_cli() -> CommandLine:
@@ -46,6 +51,10 @@ def make_cli() -> CommandLine:
     @app.command()
     def crashes() -> None:
         raise KeyError("boom")
+
+    @app.command()
+    def missing() -> None:
+        raise ToolMissing("fastlib", "fast")
 
     @app.command()
     def many() -> None:
@@ -122,3 +131,12 @@ def test_registered_hints_apply_by_type() -> None:
     assert cli.hint(KeyError("k")) == "check the key"
     assert cli.hint(BadInput("x")) == "spell it right"
     assert cli.hint(ValueError()) == DEFAULT_HINT
+
+
+def test_a_message_that_carries_its_hint_is_not_repeated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(make_cli(), capsys, "missing")
+    assert code == 1
+    assert err.count('uv add "tool[fast]"') == 1
+    assert err.startswith("error: 'fastlib' is not installed")

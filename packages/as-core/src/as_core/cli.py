@@ -34,6 +34,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.traceback import Traceback
 
+from as_core.exceptions import AsCoreError
+
 __all__ = ["DEFAULT_HINT", "CommandLine", "console", "version_callback"]
 
 #: The hint for an error that carries none of its own.
@@ -63,8 +65,8 @@ class CommandLine:
     Attributes:
         app: The typer application (created with ``pretty_exceptions_enable=False``).
         prog_name: The program name in usage and help messages.
-        package_error: The package's error base: its errors print without the
-            ``unexpected <Type>:`` prefix that other exceptions get.
+        package_error: The package's error base: its errors (and as-core's) print
+            without the ``unexpected <Type>:`` prefix that other exceptions get.
         usage_errors: The package's errors that mean the input was wrong (exit 2).
         hints: Fallback hints for error types without a ``hint`` attribute.
         debug: Whether tracebacks are shown; the app's ``--debug`` option sets it, and
@@ -96,10 +98,13 @@ class CommandLine:
         """Print ``exc`` as one error message (with the traceback under ``--debug``) and exit."""
         if self.debug:
             self.stderr.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
-        own = isinstance(exc, self.package_error) or isinstance(exc, self.usage_errors)
+        own = isinstance(exc, (self.package_error, AsCoreError, *self.usage_errors))
         cause = str(exc) if own else f"unexpected {type(exc).__name__}: {exc}"
         hint = escape(self.hint(exc))
-        if "\n" in cause.strip():
+        if self.hint(exc) in cause:
+            # The message already carries its fix (a missing extra's install command).
+            self.stderr.print(f"[bold red]error:[/] {escape(cause)}")
+        elif "\n" in cause.strip():
             self.stderr.print(f"[bold red]error:[/] {escape(cause)}")
             self.stderr.print(f"[dim]hint:[/] {hint}")
         else:
