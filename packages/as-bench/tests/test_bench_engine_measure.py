@@ -81,7 +81,10 @@ def test_a_real_10_us_busy_wait_gets_an_inner_loop_and_a_plausible_median() -> N
     m = measure(busy_wait, 10e-6, options=MeasureOptions.quick())
     _check_consistent(m)
     assert m.inner_loops > 1
-    assert 0.5 * 10e-6 <= m.latency.stats.median <= 5 * 10e-6
+    # Real time on a shared machine: preemption stretches some samples, never shortens
+    # one, so the fastest sample is bounded on both sides and the median from below.
+    assert 0.5 * 10e-6 <= m.latency.stats.min <= 5 * 10e-6
+    assert m.latency.stats.median >= 0.5 * 10e-6
     assert m.latency.timer == "perf_counter"
 
 
