@@ -4,11 +4,12 @@ pytest loads this file (the rootdir's conftest) for ``pytest``, ``pytest tests``
 ``pytest packages/as-config/tests`` alike, also in a per-package environment where only
 one package is installed: it imports nothing beyond the standard library and pytest.
 
-* **Tests write only in temporary folders.** A session fixture points as-bench's cache
-  (trained weights of the built-in workloads), matplotlib's config and font cache, and the
-  XDG cache (where ONNX Runtime leaves a device id, torch and Hugging Face their hubs) at
-  one folder per run, shared by all pytest-xdist workers of that run: weights are trained
-  at most once per worker and never land in the user's own cache.
+* **Tests write only in temporary folders.** Before collection, as-bench's cache (trained
+  weights of the built-in workloads), matplotlib's config and font cache, Triton's cache
+  and the XDG cache (where ONNX Runtime leaves a device id, torch and Hugging Face their
+  hubs) are pointed at one temporary folder per run, shared by all pytest-xdist workers of
+  that run: weights are trained at most once per worker and never land in the user's own
+  cache. The ``user_dirs`` fixture gives that folder.
 * **``timing`` tests stay out of the main run.** They measure real time and run serially
   in a CI step of their own (``make test-timing``); they are deselected unless the ``-m``
   expression names ``timing``, so a user's ``-m "not network and not slow"`` keeps them out
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
-from collections.abc import Generator, Iterator
+import tempfile
+from collections.abc import Generator
 from pathlib import Path
 from types import ModuleType
 
@@ -32,6 +35,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 
+# The run's shared folder, inherited by the xdist workers and by any pytest a test starts.
+SHARED_ENV = "AS_TOOLKIT_TEST_USER_DIRS"
 # Environment variables that move a user-level folder, and the name of the folder each
 # gets inside the run's shared temporary folder.
 USER_DIRS = {
@@ -63,15 +68,6 @@ def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def run_shared_dir(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of this run that every xdist worker sees (the base temp folder without)."""
-    base = tmp_path_factory.getbasetemp()
-    # A worker's base temp folder is <run folder>/popen-gwN; the run folder is shared.
-    if is_xdist_worker(config):
-        base = base.parent
-    return base / "user-dirs"
-
-
 def _uv_cache_dir() -> str:
     """Where uv keeps its cache now, before XDG_CACHE_HOME moves (see below)."""
     if os.environ.get("UV_CACHE_DIR"):
@@ -81,20 +77,50 @@ def _uv_cache_dir() -> str:
     return str(base / "uv")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _user_dirs_in_tmp(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    shared = run_shared_dir(pytestconfig, tmp_path_factory)
-    with pytest.MonkeyPatch.context() as patch:
-        # Tests that build wheels run uv, which keeps its cache under XDG_CACHE_HOME:
-        # pin it where it is, or every run would download every wheel again.
-        patch.setenv("UV_CACHE_DIR", _uv_cache_dir())
-        for name, folder in USER_DIRS.items():
-            path = shared / folder
-            path.mkdir(parents=True, exist_ok=True)
-            patch.setenv(name, str(path))
-        yield shared
+_CREATED = pytest.StashKey[Path]()
+_SAVED = pytest.StashKey[dict[str, str | None]]()
+
+
+# In pytest_configure, not in a fixture: collection imports test modules, and importing
+# onnxruntime already writes its device id under the XDG cache. The controller creates the
+# folder; the xdist workers it starts (and any pytest a test starts) inherit
+# AS_TOOLKIT_TEST_USER_DIRS and use the same one, so each weight is trained at most once
+# per worker. The process that created the folder removes it when it ends.
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the user-level folders of USER_DIRS into this run's temporary folder."""
+    inherited = os.environ.get(SHARED_ENV)
+    if inherited:
+        shared = Path(inherited)
+    else:
+        shared = Path(tempfile.mkdtemp(prefix="as-toolkit-tests-"))
+        config.stash[_CREATED] = shared
+    # Tests that build wheels run uv, which keeps its cache under XDG_CACHE_HOME: pin it
+    # where it is, or every run would download every wheel again.
+    values = {SHARED_ENV: str(shared), "UV_CACHE_DIR": _uv_cache_dir()}
+    for name, folder in USER_DIRS.items():
+        (shared / folder).mkdir(parents=True, exist_ok=True)
+        values[name] = str(shared / folder)
+    config.stash[_SAVED] = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put the environment back; remove the folder if this process created it."""
+    for name, value in config.stash.get(_SAVED, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    created = config.stash.get(_CREATED, None)
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def user_dirs() -> Path:
+    """The run's folder that holds the redirected user-level folders (one per USER_DIRS)."""
+    return Path(os.environ[SHARED_ENV])
 
 
 def _names_timing(markexpr: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -60,11 +61,29 @@ def test_timing_tests_run_only_when_m_names_them(
     assert ran == passed
 
 
-def test_user_dirs_point_into_the_run_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
-    base = tmp_path_factory.getbasetemp().resolve()
+def test_user_dirs_point_into_the_run_temp_folder(user_dirs: Path) -> None:
+    assert user_dirs.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
     for name in ("AS_BENCH_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TRITON_CACHE_DIR"):
-        path = Path(os.environ[name]).resolve()
-        # Under xdist the folder is shared by the workers: it is next to this worker's own.
-        assert path.is_relative_to(base) or path.is_relative_to(base.parent), (name, path)
+        path = Path(os.environ[name])
+        assert path.parent == user_dirs, (name, path)
         assert path.is_dir()
-    assert not Path(os.environ["UV_CACHE_DIR"]).resolve().is_relative_to(base.parent)
+    assert not Path(os.environ["UV_CACHE_DIR"]).resolve().is_relative_to(user_dirs.resolve())
+
+
+def test_a_pytest_started_by_a_test_shares_the_folder_and_leaves_it(
+    inner: pytest.Pytester, user_dirs: Path
+) -> None:
+    inner.makepyfile(
+        test_env="""
+import os
+
+def test_env():
+    assert os.environ["AS_BENCH_CACHE_DIR"].startswith(os.environ["AS_TOOLKIT_TEST_USER_DIRS"])
+    print("SHARED=" + os.environ["AS_TOOLKIT_TEST_USER_DIRS"])
+"""
+    )
+    result = inner.runpytest_subprocess("-p", "no:cacheprovider", "-s", "test_env.py")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([f"*SHARED={user_dirs}"])
+    # The inner run did not create the folder, so it did not remove it either.
+    assert user_dirs.is_dir()
