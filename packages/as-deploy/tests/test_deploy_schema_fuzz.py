@@ -28,6 +28,8 @@ EMBEDDED = Path(__file__).resolve().parents[1] / "src" / "as_deploy" / "_default
 
 pytestmark = [
     pytest.mark.slow,
+    # One worker runs the whole module under pytest-xdist, so the server starts once.
+    pytest.mark.xdist_group("deploy-schema-fuzz"),
     pytest.mark.skipif(
         not (EMBEDDED / "digits-cnn").is_dir(), reason="the embedded default model is missing"
     ),
