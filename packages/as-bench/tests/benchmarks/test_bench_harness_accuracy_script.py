@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "harness_accuracy.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "harness_accuracy.py"
 
 
 @pytest.fixture(scope="module")

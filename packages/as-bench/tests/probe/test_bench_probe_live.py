@@ -28,7 +28,7 @@ from as_bench.probe import (
 from as_bench.probe._common import THREAD_ENV_VARS, run_command
 from as_bench.probe._macos import Command, collect_macos
 
-FIXTURES = Path(__file__).parent / "fixtures" / "macos"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "macos"
 HEAVY = ("torch", "onnxruntime", "coremltools", "mlx", "ai_edge_litert", "litert_torch")
 
 

@@ -34,7 +34,7 @@ from as_bench.suite import (
 torch = pytest.importorskip("torch", reason="the runner's reference backend is PyTorch")
 pytest.importorskip("onnxruntime", reason="these suites compare torch with onnxruntime")
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 # Short measurements: these tests check what the runner records, not how fast anything is.
 FAST: dict[str, Any] = {

@@ -33,7 +33,7 @@ from as_bench.probe import (
 )
 from as_bench.probe._apple import core_counts
 
-FIXTURES = Path(__file__).parent / "fixtures" / "macos"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "macos"
 GiB = 2**30
 
 

@@ -39,7 +39,7 @@ from as_bench.report import (
 from as_bench.results import BenchmarkResult, OutputCheck
 from as_bench.stats import summarize
 
-FIXTURES = Path(__file__).parent / "fixtures" / "macos"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "macos"
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 GiB = 2**30
 
