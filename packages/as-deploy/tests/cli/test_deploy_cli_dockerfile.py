@@ -154,7 +154,7 @@ def test_deploy_docker_cli_build_wheels_fills_the_context(
 ) -> None:
     if shutil.which("uv") is None:
         pytest.skip("uv is not installed: it builds the wheels")
-    monkeypatch.chdir(Path(__file__).resolve().parents[3])  # inside the uv workspace
+    monkeypatch.chdir(Path(__file__).resolve().parents[4])  # inside the uv workspace
     assert run_cli(["dockerfile", str(repo), "--build-wheels"]) == 0
     out = capsys.readouterr().out
     wheels = sorted(p.name.split("-")[0] for p in (repo.parent / "wheels").glob("*.whl"))

@@ -50,7 +50,7 @@ from as_deploy.docker import (
 )
 from as_deploy.exceptions import UsageError
 
-WORKSPACE = Path(__file__).resolve().parents[3]
+WORKSPACE = Path(__file__).resolve().parents[4]
 FILE_NAMES = {"onnx": "model.onnx", "tflite": "model.tflite", "coreml": "model.mlpackage/x"}
 
 

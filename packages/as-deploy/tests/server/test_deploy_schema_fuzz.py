@@ -24,7 +24,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-EMBEDDED = Path(__file__).resolve().parents[1] / "src" / "as_deploy" / "_default_model"
+EMBEDDED = Path(__file__).resolve().parents[2] / "src" / "as_deploy" / "_default_model"
 
 pytestmark = [
     pytest.mark.slow,
