@@ -51,7 +51,7 @@ def test_package_layout(dist: str) -> None:
     for required in ("README.md", "CHANGELOG.md", "pyproject.toml"):
         assert (member.path / required).is_file(), f"{dist} lacks {required}"
     assert (src / "py.typed").is_file()
-    assert list((member.path / "tests").glob("test_*.py")), f"{dist} has no tests"
+    assert list((member.path / "tests").rglob("test_*.py")), f"{dist} has no tests"
     assert re.fullmatch(r"\d+\.\d+\.\d+", member.version)
     project = _pyproject(member.path)["project"]
     assert project["dynamic"] == ["version"], "the version must live in _version.py only"
