@@ -140,3 +140,40 @@ def test_a_message_that_carries_its_hint_is_not_repeated(
     assert code == 1
     assert err.count('uv add "tool[fast]"') == 1
     assert err.startswith("error: 'fastlib' is not installed")
+
+
+def test_root_options_give_version_debug_and_the_start_hook(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = typer.Typer(name="tool2", no_args_is_help=True, pretty_exceptions_enable=False)
+    cli = CommandLine(app, "tool2")
+    started: list[bool] = []
+    cli.add_root_options("9.9", help="The tool.", on_start=started.append)
+
+    @app.command()
+    def crash() -> None:
+        raise KeyError("k")
+
+    assert run(cli, capsys, "--version")[:2] == (0, "tool2 9.9\n")
+    code, _, err = run(cli, capsys, "--debug", "crash")
+    assert (code, started) == (1, [True])
+    assert "Traceback" in err
+    code, out, _ = run(cli, capsys, "--help")
+    assert code == 0
+    assert "The tool." in out
+    assert "--debug" in out
+
+
+def test_root_options_without_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    app = typer.Typer(name="tool3", no_args_is_help=True, pretty_exceptions_enable=False)
+    cli = CommandLine(app, "tool3")
+    cli.add_root_options("1.0", help="Three.", debug_option=False)
+
+    @app.command()
+    def ok() -> None:
+        cli.stdout.print("fine")
+
+    assert run(cli, capsys, "ok")[:2] == (0, "fine\n")
+    code, _, err = run(cli, capsys, "--debug", "ok")
+    assert code == 2
+    assert "No such option" in err

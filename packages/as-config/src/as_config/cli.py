@@ -31,7 +31,7 @@ from as_config.exceptions import (
     ProfileNotFoundError,
     UnsupportedFormatError,
 )
-from as_core.cli import CommandLine, version_callback
+from as_core.cli import CommandLine
 
 app = typer.Typer(
     name="as-config",
@@ -120,19 +120,12 @@ def environment_mapping(prefix: str, delimiter: str = "__") -> dict[str, Any]:
     return data
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=version_callback("as-config", __version__),
-            is_eager=True,
-            help="Show the version.",
-        ),
-    ] = False,
-) -> None:
-    """Validate as-toolkit config files and show the settings they resolve to."""
+# --debug belongs to each command here (after the command's name).
+_cli.add_root_options(
+    __version__,
+    help="Validate as-toolkit config files and show the settings they resolve to.",
+    debug_option=False,
+)
 
 
 FileArg = Annotated[

@@ -22,12 +22,10 @@ Example::
         cli.run(argv)
 """
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -83,6 +81,53 @@ class CommandLine:
     debug: bool = False
     stdout: Console = field(default_factory=console)
     stderr: Console = field(default_factory=lambda: console(stderr=True))
+
+    def add_root_options(
+        self,
+        version: str,
+        *,
+        help: str,
+        debug_option: bool = True,
+        on_start: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Give the app its global options: ``--version`` and (by default) ``--debug``.
+
+        Args:
+            version: What ``--version`` prints after the program name.
+            help: The app's help text.
+            debug_option: Whether to add ``--debug`` (tracebacks); a command line whose
+                commands take ``--debug`` themselves sets :attr:`debug` in each command.
+            on_start: Called with the debug flag before any command runs: where an
+                application sets up logging.
+        """
+        show_version = typer.Option(
+            "--version",
+            callback=version_callback(self.prog_name, version),
+            is_eager=True,
+            help="Show the version.",
+        )
+        if debug_option:
+
+            def root(
+                debug: Annotated[
+                    bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
+                ] = False,
+                version: Annotated[bool, show_version] = False,
+            ) -> None:
+                self.debug = debug
+                if on_start is not None:
+                    on_start(debug)
+
+        else:
+
+            def root(  # type: ignore[misc]  # the other branch without --debug
+                version: Annotated[bool, show_version] = False,
+            ) -> None:
+                if on_start is not None:
+                    on_start(False)
+
+        root.__doc__ = help
+        self.app.callback()(root)
 
     def hint(self, exc: BaseException) -> str:
         """The hint shown with ``exc``: its ``hint`` attribute, a registered one, or the default."""

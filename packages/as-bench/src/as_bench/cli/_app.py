@@ -8,13 +8,11 @@ message on stderr and the documented exit code.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from as_bench._version import __version__
 from as_bench.exceptions import AsBenchError, SuiteError, ThresholdError, WorkloadError
-from as_core.cli import CommandLine, version_callback
+from as_core.cli import CommandLine
 
 __all__ = ["USAGE_ERRORS", "app", "command_line"]
 
@@ -34,23 +32,14 @@ USAGE_ERRORS: tuple[type[AsBenchError], ...] = (SuiteError, ThresholdError, Work
 command_line = CommandLine(app, "as-bench", package_error=AsBenchError, usage_errors=USAGE_ERRORS)
 
 
-@app.callback()
-def _root(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
-    ] = False,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=version_callback("as-bench", __version__),
-            is_eager=True,
-            help="Show the version.",
-        ),
-    ] = False,
-) -> None:
-    """Benchmark ML models on Apple Silicon, Linux CPUs and NVIDIA GPUs."""
-    command_line.debug = debug
+def _start(debug: bool) -> None:
     import as_logging  # the CLI is an application: it, not the library, sets up logging
 
     as_logging.configure("DEBUG" if debug else "WARNING", rich_tracebacks=debug)
+
+
+command_line.add_root_options(
+    __version__,
+    help="Benchmark ML models on Apple Silicon, Linux CPUs and NVIDIA GPUs.",
+    on_start=_start,
+)

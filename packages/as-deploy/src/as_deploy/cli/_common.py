@@ -7,12 +7,10 @@ The command modules (:mod:`~as_deploy.cli.serve`, :mod:`~as_deploy.cli.export`,
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.console import Console
 
-from as_core.cli import CommandLine, version_callback
+from as_core.cli import CommandLine
 from as_deploy._version import __version__
 from as_deploy.exceptions import AsDeployError, InvalidNameError, UsageError
 
@@ -36,23 +34,12 @@ command_line = CommandLine(app, "as-deploy", package_error=AsDeployError, usage_
 stdout: Console = command_line.stdout
 
 
-@app.callback()
-def _root(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
-    ] = False,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=version_callback("as-deploy", __version__),
-            is_eager=True,
-            help="Show the version.",
-        ),
-    ] = False,
-) -> None:
-    """Export models with parity checks and serve them."""
-    command_line.debug = debug
+def _start(debug: bool) -> None:
     import as_logging  # the CLI is an application: it, not the library, sets up logging
 
     as_logging.configure("DEBUG" if debug else "INFO", rich_tracebacks=debug)
+
+
+command_line.add_root_options(
+    __version__, help="Export models with parity checks and serve them.", on_start=_start
+)
