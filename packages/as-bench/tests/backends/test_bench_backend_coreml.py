@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("coremltools")
-nn = torch.nn
+from torch import nn  # noqa: E402  (typed, so nn.Module can be subclassed)
 
 from as_bench.backends.coreml import COMPUTE_UNITS, CoreMLBackend  # noqa: E402
 from as_bench.exceptions import BackendError, DeviceUnavailableError  # noqa: E402
@@ -74,7 +74,7 @@ def _program_ops(path: Path) -> list[str]:
 )
 def test_conversion_writes_an_ml_program_with_the_workload_interface(
     workload: Workload, shape: list[int], precision: Any, tmp_path: Path
-):
+) -> None:
     path = CoreMLBackend().convert(workload, 3, tmp_path, precision=precision)
     assert path == tmp_path / f"{workload.name}-bs3-{precision}.mlpackage" and path.is_dir()
     assert not list(tmp_path.glob(".partial-*"))
@@ -95,7 +95,7 @@ def test_conversion_writes_an_ml_program_with_the_workload_interface(
     assert ("cast" in ops) == (precision == "fp16")
 
 
-def test_conversion_is_cached_per_batch_size_and_precision(tmp_path: Path):
+def test_conversion_is_cached_per_batch_size_and_precision(tmp_path: Path) -> None:
     backend = CoreMLBackend()
     first = backend.convert(MLP, 2, tmp_path)
     stamp = (first / "Manifest.json").stat().st_mtime_ns
@@ -107,13 +107,13 @@ def test_conversion_is_cached_per_batch_size_and_precision(tmp_path: Path):
     )
 
 
-def test_input_names_must_match_the_model(tmp_path: Path):
+def test_input_names_must_match_the_model(tmp_path: Path) -> None:
     two_names = _workload(_mlp, (16,), "named", input_names=("a", "b"))
     with pytest.raises(BackendError, match=r"names 2 inputs \['a', 'b'\], the model has 1"):
         CoreMLBackend().convert(two_names, 1, tmp_path)
 
 
-def test_unconvertible_model_names_the_step(tmp_path: Path):
+def test_unconvertible_model_names_the_step(tmp_path: Path) -> None:
     class Unsupported(nn.Module):
         def forward(self, x: Any) -> Any:
             return torch.lgamma(x)  # coremltools has no conversion for lgamma
@@ -126,7 +126,9 @@ def test_unconvertible_model_names_the_step(tmp_path: Path):
     assert not list(tmp_path.iterdir())  # nothing half-written is left to be reused
 
 
-def test_tracer_warnings_are_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+def test_tracer_warnings_are_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     class Branchy(nn.Module):
         def forward(self, x: Any) -> Any:
             return x * 2 if x.sum() > 0 else x  # the trace keeps one branch: a TracerWarning
@@ -137,7 +139,7 @@ def test_tracer_warnings_are_logged_not_raised(tmp_path: Path, caplog: pytest.Lo
     assert "TorchScript tracer: Converting a tensor to a Python boolean" in caplog.text
 
 
-def test_options_are_checked():
+def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="precision"):
         CoreMLBackend(precision="int8")  # type: ignore[arg-type]
     assert set(COMPUTE_UNITS.values()) == {"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"}
@@ -146,7 +148,7 @@ def test_options_are_checked():
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="checks the behaviour off macOS")
-def test_off_macos_there_are_no_devices_and_prepare_says_why(tmp_path: Path):
+def test_off_macos_there_are_no_devices_and_prepare_says_why(tmp_path: Path) -> None:
     backend = CoreMLBackend()
     assert backend.name == "coreml" and backend.extra == "coreml"
     assert not backend.is_available()
@@ -157,7 +159,7 @@ def test_off_macos_there_are_no_devices_and_prepare_says_why(tmp_path: Path):
 
 def test_prepare_plumbing_with_the_runtime_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     """What prepare() does on macOS, checked here with Core ML's runtime (macOS-only)
     replaced by a recorder; the real runtime is exercised by the macOS tests below."""
     import as_bench.backends.coreml as coreml_module
@@ -180,7 +182,7 @@ def test_prepare_plumbing_with_the_runtime_replaced(
     backend = CoreMLBackend(precision="fp16")
     backend.convert(MLP, 3, tmp_path)  # for real, before the converter's MLModel is replaced
     monkeypatch.setattr(coreml_module, "_on_macos", lambda: True)
-    monkeypatch.setattr(coreml_module.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr("as_bench.backends.coreml.platform.machine", lambda: "arm64")
     monkeypatch.setattr(ct.models, "MLModel", RecordingModel)
     assert backend.devices() == list(COMPUTE_UNITS)
     prepared = backend.prepare(MLP, "coreml-ane", 3, tmp_path)
@@ -207,7 +209,7 @@ def test_prepare_plumbing_with_the_runtime_replaced(
         prepared.bench_call()
 
 
-def test_importing_the_module_imports_no_heavy_library():
+def test_importing_the_module_imports_no_heavy_library() -> None:
     code = (
         "import sys, as_bench.backends.coreml as m; m.CoreMLBackend().is_available(); "
         "heavy = {'torch', 'coremltools'} & set(sys.modules); "
@@ -216,7 +218,7 @@ def test_importing_the_module_imports_no_heavy_library():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_backend_imports_coremltools_under_warnings_as_errors():
+def test_backend_imports_coremltools_under_warnings_as_errors() -> None:
     # coremltools and torchao have invalid escape sequences in docstrings; without cached
     # bytecode, -W error turns them into a SyntaxError unless the backend's import
     # tolerates that one message (pytest.importorskip above hides all warnings).
@@ -245,7 +247,7 @@ def _torch_outputs(workload: Workload, batch_size: int) -> np.ndarray:
 @pytest.mark.parametrize("workload", [MLP, CNN], ids=["mlp", "cnn"])
 def test_predictions_match_torch(
     workload: Workload, device: str, precision: Any, atol: float, tmp_path: Path
-):
+) -> None:
     backend = CoreMLBackend(precision=precision)
     assert device in backend.devices()
     prepared = backend.prepare(workload, device, 3, tmp_path)
@@ -265,7 +267,7 @@ def test_predictions_match_torch(
 
 @pytest.mark.macos
 @pytest.mark.skipif(not ON_APPLE_SILICON, reason="Core ML prediction needs macOS on Apple Silicon")
-def test_wrong_input_shape_names_expected_and_got(tmp_path: Path):
+def test_wrong_input_shape_names_expected_and_got(tmp_path: Path) -> None:
     prepared = CoreMLBackend().prepare(MLP, "coreml-cpu", 3, tmp_path)
     with pytest.raises(BackendError, match=r"'pixels' expected shape \(3, 16\), got \(2, 16\)"):
         prepared.predict(MLP.inputs(2))

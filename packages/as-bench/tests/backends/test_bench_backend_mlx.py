@@ -6,14 +6,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 mx = pytest.importorskip("mlx.core")
-nn = torch.nn
+from torch import Tensor, nn  # noqa: E402  (typed, so nn.Module can be subclassed)
 
 from as_bench.backends._base import PreparedModel  # noqa: E402
 from as_bench.backends.mlx import MLXBackend  # noqa: E402
@@ -59,7 +59,9 @@ def _prepare(workload: Workload, tmp_path: Path, batch_size: int = 4, **kw: Any)
 
 
 @pytest.mark.parametrize(("make", "shape"), [(_mlp, (16,)), (_cnn, (1, 8, 8))], ids=["mlp", "cnn"])
-def test_outputs_match_torch(make: Callable[[], Any], shape: tuple[int, ...], tmp_path: Path):
+def test_outputs_match_torch(
+    make: Callable[[], Any], shape: tuple[int, ...], tmp_path: Path
+) -> None:
     workload = _workload(make, shape)
     prepared = _prepare(workload, tmp_path)
     got = prepared.predict(workload.inputs(4))
@@ -88,8 +90,8 @@ class _LayoutNet(nn.Module):
         self.fc_b = nn.Linear(8 * 5 * 6, 6)
         self.act = nn.GELU(approximate="tanh")
         with torch.no_grad():  # non-trivial running statistics, as after training
-            self.bn.running_mean.uniform_(-1, 1)
-            self.bn.running_var.uniform_(0.5, 2)
+            cast(Tensor, self.bn.running_mean).uniform_(-1, 1)
+            cast(Tensor, self.bn.running_var).uniform_(0.5, 2)
             self.bn.weight.uniform_(0.5, 1.5)
             self.bn.bias.uniform_(-0.5, 0.5)
 
@@ -107,15 +109,16 @@ def _norm_mlp() -> Any:
         nn.Sigmoid(), nn.Identity(), nn.GELU(), nn.LogSoftmax(dim=-1),
     )  # fmt: skip
     with torch.no_grad():
-        model[1].running_mean.uniform_(-1, 1)
-        model[1].running_var.uniform_(0.5, 2)
+        norm = cast(nn.BatchNorm1d, model[1])
+        cast(Tensor, norm.running_mean).uniform_(-1, 1)
+        cast(Tensor, norm.running_var).uniform_(0.5, 2)
     return model
 
 
 # torch itself warns that its reference computation copies the input for the asymmetric
 # padding; the point of the test is that the MLX side pads the same way.
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
-def test_layout_sensitive_layers_match_torch(tmp_path: Path):
+def test_layout_sensitive_layers_match_torch(tmp_path: Path) -> None:
     workload = _workload(_LayoutNet, (3, 10, 11))
     got = _prepare(workload, tmp_path, batch_size=3).predict(workload.inputs(3))
     want = _torch_outputs(workload, 3)
@@ -124,13 +127,13 @@ def test_layout_sensitive_layers_match_torch(tmp_path: Path):
         np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-4)
 
 
-def test_normalisation_and_activations_match_torch(tmp_path: Path):
+def test_normalisation_and_activations_match_torch(tmp_path: Path) -> None:
     workload = _workload(_norm_mlp, (16,))
     got = _prepare(workload, tmp_path, batch_size=5).predict(workload.inputs(5))
     np.testing.assert_allclose(got[0], _torch_outputs(workload, 5)[0], atol=1e-4, rtol=1e-4)
 
 
-def test_fp16_and_compile_stay_close_and_report_it(tmp_path: Path):
+def test_fp16_and_compile_stay_close_and_report_it(tmp_path: Path) -> None:
     workload = _workload(_cnn, (1, 8, 8))
     want = _torch_outputs(workload, 4)[0]
     fp32 = _prepare(workload, tmp_path)
@@ -146,13 +149,13 @@ def test_fp16_and_compile_stay_close_and_report_it(tmp_path: Path):
     assert fp16.model_size_bytes * 2 == fp32.model_size_bytes
 
 
-def test_model_size_is_parameter_bytes(tmp_path: Path):
+def test_model_size_is_parameter_bytes(tmp_path: Path) -> None:
     workload = _workload(_mlp, (16,))
     params = sum(p.numel() * 4 for p in workload.make_model().parameters())
     assert _prepare(workload, tmp_path).model_size_bytes == params
 
 
-def test_bench_call_returns_lazy_arrays_that_eval_computes(tmp_path: Path):
+def test_bench_call_returns_lazy_arrays_that_eval_computes(tmp_path: Path) -> None:
     wide = _workload(lambda: nn.Sequential(nn.Linear(64, 8192), nn.ReLU()), (64,))
     prepared = _prepare(wide, tmp_path, batch_size=256)
     before = mx.get_active_memory()
@@ -189,12 +192,12 @@ class _WithCumsum(nn.Module):
         return torch.cumsum(self.proj(x), dim=1)
 
 
-def test_unsupported_module_is_named(tmp_path: Path):
+def test_unsupported_module_is_named(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"cannot convert rnn: LSTM; supported modules: Linear"):
         _prepare(_workload(_WithLSTM, (3, 4)), tmp_path)
 
 
-def test_unsupported_module_in_nested_sequential_gives_its_path(tmp_path: Path):
+def test_unsupported_module_in_nested_sequential_gives_its_path(tmp_path: Path) -> None:
     def make() -> Any:
         return nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.ELU()))
 
@@ -202,12 +205,12 @@ def test_unsupported_module_in_nested_sequential_gives_its_path(tmp_path: Path):
         _prepare(_workload(make, (4,)), tmp_path)
 
 
-def test_unsupported_function_is_named(tmp_path: Path):
+def test_unsupported_function_is_named(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"cannot convert cumsum: function cumsum"):
         _prepare(_workload(_WithCumsum, (4,)), tmp_path)
 
 
-def test_unsupported_layer_option_is_named(tmp_path: Path):
+def test_unsupported_layer_option_is_named(tmp_path: Path) -> None:
     def make() -> Any:
         return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"))
 
@@ -215,21 +218,21 @@ def test_unsupported_layer_option_is_named(tmp_path: Path):
         _prepare(_workload(make, (1, 8, 8)), tmp_path)
 
 
-def test_wrong_device_and_options_are_refused(tmp_path: Path):
+def test_wrong_device_and_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DeviceUnavailableError, match="'mlx' only"):
         MLXBackend().prepare(_workload(_mlp, (16,)), "cpu", 2, tmp_path)
     with pytest.raises(ValueError, match="precision"):
         MLXBackend(precision="int8")  # type: ignore[arg-type]
 
 
-def test_wrong_input_shape_is_a_backend_error(tmp_path: Path):
+def test_wrong_input_shape_is_a_backend_error(tmp_path: Path) -> None:
     workload = _workload(_mlp, (16,))
     prepared = _prepare(workload, tmp_path)
     with pytest.raises(BackendError, match="running the model failed"):
         prepared.predict((np.zeros((4, 15), np.float32),))
 
 
-def test_close_releases_the_model(tmp_path: Path):
+def test_close_releases_the_model(tmp_path: Path) -> None:
     workload = _workload(_mlp, (16,))
     prepared = _prepare(workload, tmp_path)
     prepared.close()
@@ -240,14 +243,14 @@ def test_close_releases_the_model(tmp_path: Path):
         prepared.bench_call()
 
 
-def test_backend_facts():
+def test_backend_facts() -> None:
     backend = MLXBackend()
     assert backend.name == "mlx" and backend.extra == "mlx"
     assert backend.is_available()
     assert backend.devices() == ["mlx"]
 
 
-def test_importing_the_module_imports_no_heavy_library():
+def test_importing_the_module_imports_no_heavy_library() -> None:
     code = (
         "import sys, as_bench.backends.mlx as m; m.MLXBackend().is_available(); "
         "heavy = {'torch', 'mlx', 'mlx.core'} & set(sys.modules); "

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
-nn = torch.nn
+from torch import nn  # noqa: E402  (typed, so nn.Module can be subclassed)
 
 from as_bench.backends.tflite import TFLiteBackend  # noqa: E402
 from as_bench.exceptions import BackendError, DeviceUnavailableError  # noqa: E402
@@ -73,7 +73,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("workload", [MLP, CNN], ids=["mlp", "cnn"])
-def test_outputs_match_torch(workload: Workload, workdir: Path):
+def test_outputs_match_torch(workload: Workload, workdir: Path) -> None:
     prepared = TFLiteBackend(num_threads=2).prepare(workload, "cpu", 3, workdir)
     inputs = workload.inputs(3)
     got = prepared.predict(inputs)
@@ -95,7 +95,7 @@ def test_outputs_match_torch(workload: Workload, workdir: Path):
     prepared.close()
 
 
-def test_converted_files_are_cached_per_batch_size(workdir: Path):
+def test_converted_files_are_cached_per_batch_size(workdir: Path) -> None:
     backend = TFLiteBackend()
     first = backend.convert(MLP, 5, workdir)
     stamp = first.stat().st_mtime_ns
@@ -106,7 +106,7 @@ def test_converted_files_are_cached_per_batch_size(workdir: Path):
     assert not list(workdir.glob("*.partial"))
 
 
-def test_wrong_shape_and_dtype_name_expected_and_got(workdir: Path):
+def test_wrong_shape_and_dtype_name_expected_and_got(workdir: Path) -> None:
     prepared = TFLiteBackend().prepare(MLP, "cpu", 3, workdir)
     with pytest.raises(BackendError, match=r"'input' expected shape \(3, 16\), got \(4, 16\)"):
         prepared.predict(MLP.inputs(4))
@@ -135,7 +135,7 @@ def _ids_and_features(batch_size: int) -> tuple[np.ndarray, ...]:
     return ids, rng.standard_normal((batch_size, 6)).astype(np.float32)
 
 
-def test_several_inputs_and_outputs_keep_their_order(workdir: Path):
+def test_several_inputs_and_outputs_keep_their_order(workdir: Path) -> None:
     workload = _workload(
         _TwoInTwoOut, _ids_and_features, "two", ("ids", "features"), ("mixed", "scaled")
     )
@@ -148,7 +148,7 @@ def test_several_inputs_and_outputs_keep_their_order(workdir: Path):
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
 
 
-def test_conversion_failure_names_the_step(tmp_path: Path):
+def test_conversion_failure_names_the_step(tmp_path: Path) -> None:
     def broken() -> Any:
         raise RuntimeError("no weights here")
 
@@ -157,7 +157,7 @@ def test_conversion_failure_names_the_step(tmp_path: Path):
         TFLiteBackend().prepare(workload, "cpu", 1, tmp_path)
 
 
-def test_devices_and_refusals(tmp_path: Path):
+def test_devices_and_refusals(tmp_path: Path) -> None:
     backend = TFLiteBackend()
     assert backend.name == "tflite" and backend.extra == "tflite"
     assert backend.is_available() and backend.devices() == ["cpu"]
@@ -167,7 +167,7 @@ def test_devices_and_refusals(tmp_path: Path):
         TFLiteBackend(num_threads=0)
 
 
-def test_close_releases_the_interpreter(workdir: Path):
+def test_close_releases_the_interpreter(workdir: Path) -> None:
     prepared = TFLiteBackend().prepare(MLP, "cpu", 3, workdir)
     prepared.close()
     prepared.close()  # safe twice
@@ -175,7 +175,7 @@ def test_close_releases_the_interpreter(workdir: Path):
         prepared.bench_call()
 
 
-def test_importing_the_module_imports_no_heavy_library():
+def test_importing_the_module_imports_no_heavy_library() -> None:
     code = (
         "import sys, as_bench.backends.tflite as m; m.TFLiteBackend().is_available(); "
         "heavy = {'torch', 'litert_torch', 'ai_edge_litert'} & set(sys.modules); "

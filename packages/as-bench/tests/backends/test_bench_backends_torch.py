@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
 from as_bench.backends import Backend, check_outputs, evaluate, get_backend
+from as_bench.backends.torch_compile import TorchCompileBackend
 from as_bench.exceptions import BackendError, DeviceUnavailableError
 from as_bench.workloads import Workload, get_workload
 
@@ -31,7 +33,8 @@ def _direct(workload: Workload, batch_size: int) -> np.ndarray:
     model = workload.make_model()
     with torch.inference_mode():
         output = model(*(torch.from_numpy(np.array(a)) for a in workload.inputs(batch_size)))
-    return output.numpy()
+    result: np.ndarray = output.numpy()
+    return result
 
 
 def test_eager_cpu_predicts_what_the_model_computes(mlp: Workload, tmp_path: Path) -> None:
@@ -111,7 +114,7 @@ def test_model_failing_on_its_inputs_fails_prepare(tmp_path: Path) -> None:
 
 
 def test_compile_options_are_checked() -> None:
-    backend = get_backend("torch-compile", mode="max-autotune")
+    backend = cast(TorchCompileBackend, get_backend("torch-compile", mode="max-autotune"))
     assert backend.mode == "max-autotune"
     with pytest.raises(BackendError, match=r"unknown mode 'fastest'"):
         get_backend("torch-compile", mode="fastest")
