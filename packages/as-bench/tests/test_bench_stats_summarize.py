@@ -170,4 +170,4 @@ def test_summary_is_a_frozen_validated_model() -> None:
     s = summarize([1.0, 2.0, 3.0])
     assert Stats.model_validate_json(s.model_dump_json()) == s
     with pytest.raises(Exception, match="frozen"):
-        s.n = 5  # type: ignore[misc]
+        s.n = 5

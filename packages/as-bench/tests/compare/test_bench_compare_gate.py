@@ -38,7 +38,7 @@ from as_bench.compare import (
 )
 from as_bench.engine import MeasureOptions
 from as_bench.exceptions import ResultStoreError, ThresholdError
-from as_bench.measurement import Measurement, TimingSeries, WarmupReport
+from as_bench.measurement import Measurement, TimerKind, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, ResultStore, export_results
 from as_bench.stats import summarize
 from as_bench.testing import FakeDevice
@@ -49,7 +49,7 @@ T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
 
 def _series(samples: Sequence[float], label: str = "wall clock (perf_counter_ns)") -> TimingSeries:
-    timer = "cuda_events" if label.startswith("device") else "perf_counter"
+    timer: TimerKind = "cuda_events" if label.startswith("device") else "perf_counter"
     return TimingSeries(label=label, timer=timer, samples_s=list(samples), stats=summarize(samples))
 
 
@@ -91,10 +91,11 @@ def result(
 
 def lognormal(median_s: float, n: int = 200, seed: int = 0, sigma: float = 0.05) -> list[float]:
     rng = np.random.default_rng(seed)
-    return (median_s * rng.lognormal(0.0, sigma, n)).tolist()
+    samples: list[float] = (median_s * rng.lognormal(0.0, sigma, n)).tolist()
+    return samples
 
 
-GATE = ThresholdSet(default=["median:5%"])
+GATE = ThresholdSet.model_validate({"default": ["median:5%"]})
 
 # ----------------------------------------------------------------------------- public API
 
@@ -180,18 +181,20 @@ def test_threshold_model_takes_expressions_and_wants_one_kind() -> None:
     with pytest.raises(ValidationError, match="exactly one"):
         Threshold(metric="median", relative=0.1, absolute_s=0.1)
     with pytest.raises(ValidationError, match="unknown metric"):
-        ThresholdSet(default=["p50:5%"])
+        ThresholdSet.model_validate({"default": ["p50:5%"]})
 
 
 def test_threshold_set_precedence_exact_then_pattern_then_default() -> None:
-    thresholds = ThresholdSet(
-        default=["median:5%"],
-        benchmarks={
-            "mlp/*": ["p95:10%"],
-            "mlp/torch/*": "mean:1%",  # never reached for mlp/...: the first pattern wins
-            "digits-cnn/tflite/cpu/bs1": ["median:2%"],
-            "digits-cnn/*": [],
-        },
+    thresholds = ThresholdSet.model_validate(
+        {
+            "default": ["median:5%"],
+            "benchmarks": {
+                "mlp/*": ["p95:10%"],
+                "mlp/torch/*": "mean:1%",  # never reached for mlp/...: the first pattern wins
+                "digits-cnn/tflite/cpu/bs1": ["median:2%"],
+                "digits-cnn/*": [],
+            },
+        }
     )
     assert [str(t) for t in thresholds.for_benchmark("digits-cnn/tflite/cpu/bs1")] == ["median:2%"]
     assert [str(t) for t in thresholds.for_benchmark("mlp/torch/cpu/bs1")] == ["p95:10%"]
@@ -402,7 +405,9 @@ def test_significant_regression_below_threshold_passes() -> None:
 def test_improvements_never_fail() -> None:
     base = [result("a", lognormal(1e-3, seed=1))]
     new = [result("a", lognormal(0.7e-3, seed=2))]
-    strict = ThresholdSet(default=["median:0%", "mean:0%", "p95:0%", "median:0ns"])
+    strict = ThresholdSet.model_validate(
+        {"default": ["median:0%", "mean:0%", "p95:0%", "median:0ns"]}
+    )
     item = compare_results(base, new, thresholds=strict).items[0]
     assert item.change == "improvement" and item.significant
     assert not item.failed
@@ -427,9 +432,13 @@ def test_small_change_is_unchanged_below_min_effect() -> None:
 def test_absolute_threshold_uses_the_time_difference() -> None:
     base = [result("a", lognormal(1e-3, seed=1))]
     new = [result("a", lognormal(1.2e-3, seed=2))]  # about +200 µs
-    loose = compare_results(base, new, thresholds=ThresholdSet(default=["median:1ms"]))
+    loose = compare_results(
+        base, new, thresholds=ThresholdSet.model_validate({"default": ["median:1ms"]})
+    )
     assert not loose.items[0].failed
-    tight = compare_results(base, new, thresholds=ThresholdSet(default=["median:100us"]))
+    tight = compare_results(
+        base, new, thresholds=ThresholdSet.model_validate({"default": ["median:100us"]})
+    )
     assert tight.items[0].failed
     assert re.match(r"median \+\d+ µs \(\+\d+\.\d%, 95% CI", tight.items[0].reasons[0])
 
@@ -442,7 +451,7 @@ def test_p95_threshold_sizes_the_tail() -> None:
     slower[rng.permutation(400)[:60]] *= 1.5  # a heavier tail on top of a small shift
     new = [result("a", slower.tolist())]
     comparison = compare_results(
-        base, new, thresholds=ThresholdSet(default=["median:5%", "p95:20%"])
+        base, new, thresholds=ThresholdSet.model_validate({"default": ["median:5%", "p95:20%"]})
     )
     item = comparison.items[0]
     assert item.failed
@@ -455,7 +464,7 @@ def test_no_thresholds_gates_nothing() -> None:
     new = [result("a", lognormal(2e-3, seed=2))]
     item = compare_results(base, new).items[0]
     assert item.change == "regression" and not item.failed and item.thresholds == []
-    per_benchmark = ThresholdSet(default=["median:5%"], benchmarks={"a": []})
+    per_benchmark = ThresholdSet.model_validate({"default": ["median:5%"], "benchmarks": {"a": []}})
     assert not compare_results(base, new, thresholds=per_benchmark).items[0].failed
 
 

@@ -72,7 +72,8 @@ def test_cpu_describe_and_labels() -> None:
 def test_memory_tracker_sees_a_200_mb_allocation() -> None:
     tracker = CpuDevice().memory_tracker(poll_interval_s=0.001)
     tracker.start()
-    assert tracker.sampling
+    started = tracker.sampling  # a local, so mypy does not keep the property narrowed to True
+    assert started
     block = np.ones(25_000_000)  # 200 MB, every page touched
     tracker.stop_sampling()  # takes a last sample: the block is still there
     del block

@@ -75,7 +75,7 @@ def test_mps_unavailable_off_macos_says_why() -> None:
 def test_missing_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cuda_module, "torch_if_installed", lambda: None)
     monkeypatch.setattr(mps_module, "torch_if_installed", lambda: None)
-    monkeypatch.setattr(mps_module.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr("as_bench.devices.mps.platform.system", lambda: "Darwin")
     for kind in (CudaDevice, MpsDevice):
         reason = kind.unavailable_reason()
         assert reason is not None and 'uv add "as-bench[torch]"' in reason

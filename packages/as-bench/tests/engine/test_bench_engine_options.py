@@ -48,4 +48,4 @@ def test_options_are_frozen_and_round_trip_json() -> None:
     o = MeasureOptions(threads=2)
     assert MeasureOptions.model_validate_json(o.model_dump_json()) == o
     with pytest.raises(ValidationError):
-        o.threads = 3  # type: ignore[misc]
+        o.threads = 3

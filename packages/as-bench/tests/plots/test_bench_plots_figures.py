@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from matplotlib.colors import to_rgb
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 import as_bench
 import as_bench.plots
@@ -163,7 +164,9 @@ CHECKS = {"png": check_png, "svg": check_svg, "pdf": check_pdf}
 
 
 def texts(fig: Figure) -> str:
-    found = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    # Any: the filter keeps artists with a get_text, which matplotlib cannot type.
+    with_text: list[Any] = fig.findobj(lambda a: hasattr(a, "get_text"))
+    found = [t.get_text() for t in with_text]
     return "\n".join(str(t) for t in found)
 
 
@@ -324,7 +327,11 @@ def test_public_names() -> None:
 def test_comparison_colours_widths_and_ci(results: list[BenchmarkResult]) -> None:
     fig = build_comparison(ROWS)
     (ax,) = fig.axes
-    bars = {p.get_label(): p for p in ax.patches if p.get_label() in {r.benchmark for r in ROWS}}
+    bars = {
+        p.get_label(): cast(Rectangle, p)  # barh draws Rectangles
+        for p in ax.patches
+        if p.get_label() in {r.benchmark for r in ROWS}
+    }
     red, green, grey = to_rgb("#C0392B"), to_rgb("#1E8449"), to_rgb("#95A5A6")
     assert to_rgb(bars["mlp/torch/cpu/bs1"].get_facecolor()) == red
     assert to_rgb(bars["mlp/onnxruntime/cpu/bs1"].get_facecolor()) == green
@@ -345,25 +352,25 @@ def test_comparison_colours_widths_and_ci(results: list[BenchmarkResult]) -> Non
     spans = {round(float(s[0][1]), 6): (s[0][0], s[1][0]) for s in segments}
     assert spans[round(y, 6)] == pytest.approx((10.0, 35.0))
     # A line at zero change.
-    assert any(list(line.get_xdata()) == [0.0, 0.0] for line in ax.get_lines())
+    assert any(list(np.asarray(line.get_xdata())) == [0.0, 0.0] for line in ax.get_lines())
     assert "n/a" in texts(fig)
 
 
 def test_a_backend_has_one_colour_in_every_figure(results: list[BenchmarkResult]) -> None:
     throughput = build_throughput(results)
     lines = {
-        line.get_label().split("/")[0]: to_rgb(line.get_color())
+        str(line.get_label()).split("/")[0]: to_rgb(line.get_color())
         for line in throughput.axes[0].get_lines()
     }
     pareto = build_pareto(results)
     points = {
-        c.get_label().split("/")[0]: to_rgb(tuple(c.get_facecolor()[0][:3]))
+        str(c.get_label()).split("/")[0]: to_rgb(tuple(np.asarray(c.get_facecolor())[0][:3]))
         for c in pareto.axes[0].collections
     }
     dist = build_distributions(results)
     ax = dist.axes[0]
     boxes = {
-        tick.get_text().split("\n")[0]: to_rgb(tuple(patch.get_facecolor()[:3]))
+        tick.get_text().split("\n")[0]: to_rgb(tuple(np.asarray(patch.get_facecolor())[:3]))
         for tick, patch in zip(ax.get_xticklabels(), ax.patches, strict=False)
     }
     for backend, _, _, _, _ in SETUPS:
@@ -434,7 +441,7 @@ def test_throughput_lines_per_backend_and_device_against_batch(
     ax = build_throughput(results).axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {f"{backend}/{device}" for backend, device, *_ in SETUPS}
-    assert list(lines["torch/cpu"].get_xdata()) == [1, 32]
+    assert list(np.asarray(lines["torch/cpu"].get_xdata())) == [1, 32]
     if HAVE_MLX:  # another device kind, another marker
         assert lines["torch/cpu"].get_marker() != lines["mlx/mlx"].get_marker()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "32"]
@@ -470,7 +477,7 @@ def test_pareto_leaves_out_results_without_accuracy(results: list[BenchmarkResul
     assert {f"{r.backend}/{r.device} bs{r.batch_size}" for r in mlp[1:]} <= annotated
     # The front is drawn through the Pareto-optimal points.
     front = next(line for line in ax.get_lines() if line.get_label() == "Pareto front")
-    assert len(front.get_xdata()) >= 1
+    assert len(np.asarray(front.get_xdata())) >= 1
 
 
 def test_pareto_with_an_error_metric_and_unknown_sizes(results: list[BenchmarkResult]) -> None:

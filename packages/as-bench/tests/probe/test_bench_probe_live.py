@@ -202,7 +202,10 @@ def test_summary_rows_for_apple_silicon_and_cuda() -> None:
 
 @pytest.mark.macos
 def test_live_apple_silicon() -> None:
-    if sys.platform != "darwin" or platform.machine() != "arm64":
+    # A bool local: mypy would take a bare sys.platform test as always true on Linux and
+    # call the rest of the test unreachable.
+    on_apple_silicon = sys.platform == "darwin" and platform.machine() == "arm64"
+    if not on_apple_silicon:
         pytest.skip("needs macOS on Apple Silicon (arm64 Python)")
     facts = collect_macos()
     apple = facts.apple_silicon

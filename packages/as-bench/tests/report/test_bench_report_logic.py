@@ -47,7 +47,8 @@ GiB = 2**30
 def samples(center: float, spread: float, n: int = 61) -> list[float]:
     """``n`` samples spread evenly (±spread, relative) around ``center``, shuffled."""
     values = center * (1 + spread * np.linspace(-1.0, 1.0, n))
-    return np.random.default_rng(7).permutation(values).tolist()
+    shuffled: list[float] = np.random.default_rng(7).permutation(values).tolist()
+    return shuffled
 
 
 def make(

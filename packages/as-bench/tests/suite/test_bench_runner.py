@@ -350,8 +350,8 @@ def test_unavailable_backends_say_what_to_install(
 ) -> None:
     import as_bench.backends.onnxruntime as ort_backend
     from as_core import install_hint
+    from as_core.extras import is_installed as real
 
-    real = ort_backend.is_installed
     monkeypatch.setattr(ort_backend, "is_installed", lambda m: m != "onnxscript" and real(m))
     todo, skipped = plan(_suite(tmp_path, backends=["torch", "onnxruntime", "absent"]))
     assert {c.backend for c in todo} == {"torch"}

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ import pytest
 from as_bench.exceptions import MissingExtraError, WorkloadError
 from as_bench.workloads import builtin_workloads, get_workload, load_workload
 from as_bench.workloads._cache import cache_dir
+
+if TYPE_CHECKING:
+    from torch import nn
 
 torch = pytest.importorskip("torch", reason="the built-in workloads need the torch extra")
 
@@ -27,7 +31,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
-def _accuracy(model: torch.nn.Module, inputs: np.ndarray, labels: np.ndarray) -> float:
+def _accuracy(model: nn.Module, inputs: np.ndarray, labels: np.ndarray) -> float:
     with torch.inference_mode():
         logits = model(torch.from_numpy(np.array(inputs)))
     return float(np.mean(logits.argmax(-1).numpy() == labels))
@@ -186,8 +190,8 @@ def test_unknown_name_lists_the_builtins() -> None:
 
 def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     import as_bench.workloads._registry as registry
+    from as_core.extras import is_installed as real
 
-    real = registry.is_installed
     monkeypatch.setattr(
         registry, "is_installed", lambda module: module != "sklearn" and real(module)
     )
