@@ -219,7 +219,7 @@ def repo(tmp_path: Path, digits_source: Path, extra_models: Path) -> Path:
 @pytest.fixture(scope="session")
 def digits_data() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as the model takes them: ``(N, 1, 8, 8)`` float32 and labels."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]

@@ -61,7 +61,7 @@ def test_round_trip_through_json() -> None:
 def test_manifest_is_frozen() -> None:
     manifest = parse_manifest(manifest_data())
     with pytest.raises(ValidationError):
-        manifest.name = "other"  # type: ignore[misc]
+        manifest.name = "other"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-import check_isolation  # noqa: E402  (the workspace's scripts folder, added above)
+import _workspace  # noqa: E402  (the workspace's scripts folder, added above)
+import check_isolation  # noqa: E402
 
 #: What the server must never pull in: the benchmark tool and its heavy libraries.
 NOT_IN_A_SERVER = {"as-bench", "torch", "polars", "pyarrow", "matplotlib"}
@@ -38,8 +39,8 @@ except ImportError as exc:
 @pytest.mark.network
 @pytest.mark.slow
 def test_deploy_server_install_has_no_benchmark_dependencies(tmp_path: Path) -> None:
-    members = check_isolation.members()
-    needed = check_isolation.sibling_closure("as-deploy", members)
+    members = _workspace.members()
+    needed = _workspace.sibling_closure("as-deploy", members)
     assert "as-bench" not in needed, needed
     wheels = check_isolation.build_wheels(needed, tmp_path / "dist")
     (tmp_path / "venvs").mkdir()

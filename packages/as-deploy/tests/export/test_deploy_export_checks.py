@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def test_api_checks_names_before_exporting(tmp_path: Path) -> None:
         ({"fmt": "tflite", "batch_size": 0}, "batch_size must be at least 1"),
     ],
 )
-def test_bad_options_are_usage_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
+def test_bad_options_are_usage_errors(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     # Options are checked once, when they are made: from strings (the CLI's way) or typed.
     fmt = kwargs.pop("fmt")
     with pytest.raises(UsageError, match=message):

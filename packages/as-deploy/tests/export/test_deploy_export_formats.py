@@ -95,7 +95,7 @@ def test_cli_onnx_export_is_loadable_with_dynamic_batch_and_parity(onnx_export: 
 
 
 def test_onnx_file_runs_any_batch_in_onnxruntime(onnx_export: Any) -> None:
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
 
     session = ort.InferenceSession(str(onnx_export.model_path))
     for batch in (1, 5):
@@ -130,7 +130,7 @@ def test_tflite_export_has_a_fixed_batch_and_passes_parity(repo: Path, tflite_ex
     assert parity.inputs_checked == 64
     assert "litert-torch" in manifest.provenance.tool_versions
     loaded = ModelRepository(repo).load("digits-tflite")
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]
 
     interpreter = Interpreter(model_path=str(loaded.model_path))
     runner = interpreter.get_signature_runner(manifest.runtime_options["signature"])
@@ -159,7 +159,7 @@ def _check_coreml(repo: Path, result: Any, precision: str) -> None:
     loaded = ModelRepository(repo).load(manifest.name)
     package = loaded.model_path.parent
     assert package == loaded.directory / options["package"]
-    import coremltools as ct
+    import coremltools as ct  # type: ignore[import-untyped]
 
     spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
     assert [item.name for item in spec.description.input] == ["input"]

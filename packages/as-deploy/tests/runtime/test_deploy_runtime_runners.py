@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 
@@ -32,7 +32,7 @@ LABELS = [str(i) for i in range(10)]
 
 def test_deploy_server_onnx_runner_runs_the_manifest_names(
     repo: Path, digits_data: tuple[np.ndarray, np.ndarray]
-):
+) -> None:
     images, _ = digits_data
     model = ModelRepository(repo).load("digits-cnn")
     runner = load_runner(model)
@@ -46,7 +46,7 @@ def test_deploy_server_onnx_runner_runs_the_manifest_names(
         runner.run({"input": images[:1]})
 
 
-def test_deploy_server_runner_refuses_names_the_file_does_not_have(repo: Path):
+def test_deploy_server_runner_refuses_names_the_file_does_not_have(repo: Path) -> None:
     # A manifest whose input name is not the model's: the model fails to load (409).
     version = repo / "digits-cnn" / "1"
     manifest = json.loads((version / "manifest.json").read_text())
@@ -64,7 +64,7 @@ def test_deploy_server_runner_refuses_names_the_file_does_not_have(repo: Path):
         assert ok.status_code == 200
 
 
-def test_deploy_server_missing_runtime_names_the_extra():
+def test_deploy_server_missing_runtime_names_the_extra() -> None:
     with pytest.raises(MissingRuntimeError) as caught:
         require("as_deploy_not_a_module", "tflite", "the TFLite model m/1")
     assert 'uv add "as-deploy[tflite]"' in str(caught.value)
@@ -111,7 +111,7 @@ def test_deploy_server_serves_a_tflite_model(
     h: Any,
     repo: Path,
     digits_data: tuple[np.ndarray, np.ndarray],
-):
+) -> None:
     images, _ = digits_data
     tflite_model = same_weights["tflite"]
     inputs, outputs = _digits_specs(batch)
@@ -155,7 +155,7 @@ def test_deploy_server_serves_a_tflite_model(
 @pytest.mark.skipif(sys.platform != "darwin", reason="Core ML prediction needs macOS")
 def test_deploy_server_serves_a_coreml_package(
     tmp_path: Path, h: Any, repo: Path, digits_data: tuple[np.ndarray, np.ndarray]
-):
+) -> None:
     # The .mlpackage's files are listed in the manifest; its Manifest.json is the "model"
     # file, and the runner loads the package folder around it.
     from as_bench.export import convert_coreml, export_onnx, load_workload

@@ -70,7 +70,7 @@ OPERATIONS = [
 # Negative mode breaks parameters and bodies, so it applies where an operation has some.
 # Random names almost never hit the served model, so the operations on a model also run
 # with the name fixed to it: generated bodies and queries then reach the model itself.
-CASES = [
+CASES: list[tuple[str, str, GenerationMode, str | None]] = [
     (method, path, mode, None) for method, path in OPERATIONS for mode in [GenerationMode.POSITIVE]
 ]
 CASES += [

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,7 +28,7 @@ def _client_ready(client: TestClient) -> None:
     raise AssertionError(client.get("/ready").text)
 
 
-def test_deploy_server_health_ready_models_and_metrics(repo: Path, h: Any):
+def test_deploy_server_health_ready_models_and_metrics(repo: Path, h: Any) -> None:
     app = create_app(ServerSettings(preload=["digits-cnn"]), repo=repo)
     with TestClient(app) as client:
         assert client.get("/health").json() == {"status": "ok"}
@@ -68,7 +68,7 @@ def test_deploy_server_health_ready_models_and_metrics(repo: Path, h: Any):
 
 def test_deploy_server_predict_matches_onnxruntime_and_labels(
     repo: Path, digits_data: tuple[np.ndarray, np.ndarray], h: Any
-):
+) -> None:
     images, labels = digits_data
     batch = images[:5]
     session = ort.InferenceSession(str(repo / "digits-cnn" / "1" / "model.onnx"))
@@ -108,7 +108,7 @@ def test_deploy_server_predict_matches_onnxruntime_and_labels(
         assert h.metric_value(text, "as_deploy_loaded_models") == 2
 
 
-def test_deploy_server_openapi_documents_bodies_and_errors(repo: Path):
+def test_deploy_server_openapi_documents_bodies_and_errors(repo: Path) -> None:
     app = create_app(ServerSettings(), repo=repo)
     with TestClient(app) as client:
         schema = client.get("/openapi.json").json()
@@ -138,7 +138,7 @@ def test_deploy_server_openapi_documents_bodies_and_errors(repo: Path):
     assert "404" in paths["/v1/models/{name}"]["get"]["responses"]
 
 
-def test_deploy_server_ready_is_503_until_preload_and_after_shutdown(repo: Path, h: Any):
+def test_deploy_server_ready_is_503_until_preload_and_after_shutdown(repo: Path, h: Any) -> None:
     async def scenario() -> None:
         app = create_app(ServerSettings(preload=["slow-mlp", "digits-cnn"]), repo=repo)
         state = app.state.server
@@ -167,7 +167,7 @@ def test_deploy_server_ready_is_503_until_preload_and_after_shutdown(repo: Path,
     asyncio.run(scenario())
 
 
-def test_deploy_server_preload_failure_keeps_ready_503_with_reason(repo: Path, h: Any):
+def test_deploy_server_preload_failure_keeps_ready_503_with_reason(repo: Path, h: Any) -> None:
     async def scenario() -> None:
         app = create_app(ServerSettings(preload=["digits-cnn", "missing-model"]), repo=repo)
         async with h.running(app, ready=False) as client:
@@ -189,7 +189,7 @@ def test_deploy_server_preload_failure_keeps_ready_503_with_reason(repo: Path, h
 
 
 @pytest.mark.slow
-def test_deploy_server_does_not_import_torch(repo: Path):
+def test_deploy_server_does_not_import_torch(repo: Path) -> None:
     # A fresh interpreter: this test process has torch loaded by other tests.
     script = textwrap.dedent(
         f"""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
 
 from as_deploy.server import create_app
 from as_deploy.settings import BatchingSettings, ServerSettings
@@ -42,7 +42,7 @@ def _requests(digits_data: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
 
 def test_deploy_server_batching_merges_requests_and_answers_each_its_own(
     repo: Path, digits_data: tuple[np.ndarray, np.ndarray], h: Any
-):
+) -> None:
     requests = _requests(digits_data)
     batching = BatchingSettings(enabled=True, max_batch_size=32, max_wait_ms=20)
     bodies, metrics = _fire(repo, h, batching, requests)
@@ -73,7 +73,7 @@ def test_deploy_server_batching_merges_requests_and_answers_each_its_own(
 
 def test_deploy_server_batching_off_runs_each_request_alone(
     repo: Path, digits_data: tuple[np.ndarray, np.ndarray], h: Any
-):
+) -> None:
     requests = _requests(digits_data)[:16]
     bodies, metrics = _fire(repo, h, BatchingSettings(enabled=False), requests)
     session = ort.InferenceSession(str(repo / "digits-cnn" / "1" / "model.onnx"))
@@ -86,7 +86,7 @@ def test_deploy_server_batching_off_runs_each_request_alone(
     assert h.metric_value(metrics, "as_deploy_batch_requests_sum", model="digits-cnn") == 16
 
 
-def test_deploy_server_batcher_never_merges_different_shapes(h: Any):
+def test_deploy_server_batcher_never_merges_different_shapes(h: Any) -> None:
     # Straight to the Batcher with a real inference function: rows of 2 and of 3 features.
     from concurrent.futures import ThreadPoolExecutor
 

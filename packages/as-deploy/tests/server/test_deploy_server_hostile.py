@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Message
 
 from as_deploy.server import create_app
 from as_deploy.settings import LimitsSettings, ServerSettings
@@ -223,13 +224,13 @@ HOSTILE_BODIES = [
 @pytest.mark.parametrize(("body", "status", "code", "fragments"), HOSTILE_BODIES)
 def test_deploy_server_hostile_body_is_refused_clearly(
     client: TestClient, body: str | bytes, status: int, code: str, fragments: list[str]
-):
+) -> None:
     response = client.post(PREDICT, content=body, headers=JSON)
     _error(response, status, code, *fragments)
     _still_serves(client)
 
 
-def test_deploy_server_wrong_content_type_is_415(client: TestClient):
+def test_deploy_server_wrong_content_type_is_415(client: TestClient) -> None:
     body = json.dumps(_valid())
     _error(
         client.post(PREDICT, content=body, headers={"content-type": "text/plain"}),
@@ -244,7 +245,7 @@ def test_deploy_server_wrong_content_type_is_415(client: TestClient):
     _still_serves(client)
 
 
-def test_deploy_server_int_input_rejects_floats_booleans_and_overflow(client: TestClient):
+def test_deploy_server_int_input_rejects_floats_booleans_and_overflow(client: TestClient) -> None:
     url = "/v1/models/int-sum/predict"
     _error(
         client.post(url, json={"inputs": {"ids": [[1, 2, 3.5, 4]]}}),
@@ -271,7 +272,7 @@ def test_deploy_server_int_input_rejects_floats_booleans_and_overflow(client: Te
     assert ok.status_code == 200 and ok.json()["outputs"]["y"] == [10.0, -10.0]
 
 
-def test_deploy_server_bad_names_and_path_traversal(client: TestClient):
+def test_deploy_server_bad_names_and_path_traversal(client: TestClient) -> None:
     _error(
         client.post("/v1/models/no-such-model/predict", json=_valid()),
         404,
@@ -309,7 +310,7 @@ def test_deploy_server_bad_names_and_path_traversal(client: TestClient):
     _still_serves(client)
 
 
-def test_deploy_server_oversize_body_by_content_length(client: TestClient):
+def test_deploy_server_oversize_body_by_content_length(client: TestClient) -> None:
     big = json.dumps({"inputs": {"input": [_image(0.123456789)] * 200}})
     assert len(big) > 64 * 1024
     _error(
@@ -321,7 +322,7 @@ def test_deploy_server_oversize_body_by_content_length(client: TestClient):
     _still_serves(client)
 
 
-def test_deploy_server_oversize_chunked_body_is_counted_as_it_streams(repo: Path):
+def test_deploy_server_oversize_chunked_body_is_counted_as_it_streams(repo: Path) -> None:
     # Straight to the ASGI app: chunks without a Content-Length, as a chunked upload arrives.
     settings = ServerSettings(limits=LimitsSettings(max_body_bytes=10_000))
     app = create_app(settings, repo=repo)
@@ -330,7 +331,7 @@ def test_deploy_server_oversize_chunked_body_is_counted_as_it_streams(repo: Path
 
     async def scenario() -> tuple[int, dict[str, Any]]:
         nonlocal chunks_sent
-        messages: list[dict[str, Any]] = []
+        messages: list[Message] = []
 
         async def receive() -> dict[str, Any]:
             nonlocal chunks_sent
@@ -339,7 +340,7 @@ def test_deploy_server_oversize_chunked_body_is_counted_as_it_streams(repo: Path
                 return {"type": "http.disconnect"}
             return {"type": "http.request", "body": chunk, "more_body": True}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             messages.append(message)
 
         scope = {
@@ -369,7 +370,9 @@ def test_deploy_server_oversize_chunked_body_is_counted_as_it_streams(repo: Path
     assert chunks_sent <= 4  # refused as soon as the running count passed the limit
 
 
-def test_deploy_server_integrity_failures_are_409_and_others_keep_serving(repo: Path, h: Any):
+def test_deploy_server_integrity_failures_are_409_and_others_keep_serving(
+    repo: Path, h: Any
+) -> None:
     # digits-cnn/2: a copy of version 1 whose model file was changed after the manifest.
     source = repo / "digits-cnn" / "1"
     manifest = json.loads((source / "manifest.json").read_text())

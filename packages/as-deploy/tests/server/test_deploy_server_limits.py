@@ -54,7 +54,7 @@ async def _until_running(app: Any, model: str) -> None:
 
 
 @pytest.mark.slow
-def test_deploy_server_concurrency_limit_answers_503_with_retry_after(repo: Path, h: Any):
+def test_deploy_server_concurrency_limit_answers_503_with_retry_after(repo: Path, h: Any) -> None:
     settings = ServerSettings(
         preload=["slow-mlp", "digits-cnn"],
         limits=LimitsSettings(max_concurrency=1, retry_after_s=3),
@@ -83,7 +83,7 @@ def test_deploy_server_concurrency_limit_answers_503_with_retry_after(repo: Path
 
 
 @pytest.mark.slow
-def test_deploy_server_full_queue_answers_503(repo: Path, h: Any):
+def test_deploy_server_full_queue_answers_503(repo: Path, h: Any) -> None:
     settings = ServerSettings(
         preload=["slow-mlp"],
         batching=BatchingSettings(max_wait_ms=0, max_queue_size=1, max_batch_size=2048),
@@ -108,7 +108,7 @@ def test_deploy_server_full_queue_answers_503(repo: Path, h: Any):
 
 
 @pytest.mark.slow
-def test_deploy_server_timeout_is_504_and_drops_rows_not_yet_run(repo: Path, h: Any):
+def test_deploy_server_timeout_is_504_and_drops_rows_not_yet_run(repo: Path, h: Any) -> None:
     settings = ServerSettings(
         preload=["slow-mlp"],
         limits=LimitsSettings(request_timeout_s=0.25),
@@ -145,7 +145,7 @@ def test_deploy_server_timeout_is_504_and_drops_rows_not_yet_run(repo: Path, h: 
 @pytest.mark.slow
 def test_deploy_server_lru_unloads_the_least_recently_used_idle_model(
     repo: Path, h: Any, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     settings = ServerSettings(
         preload=[], max_loaded_models=1, batching=BatchingSettings(max_wait_ms=0)
     )

@@ -21,7 +21,7 @@ EMBEDDED_MANIFEST = Path("digits-cnn") / "1" / "manifest.json"
 @pytest.mark.slow
 def test_deploy_server_serves_the_embedded_model_like_a_user_sees_it(
     h: Any, start_server: Any, digits_data: tuple[np.ndarray, np.ndarray]
-):
+) -> None:
     if not (h.EMBEDDED / EMBEDDED_MANIFEST).is_file():
         pytest.skip(f"the embedded default model is not generated yet ({h.EMBEDDED})")
     # No --repo: the default model shipped in the package. The environment lowers the body
@@ -91,7 +91,7 @@ def test_deploy_server_serves_the_embedded_model_like_a_user_sees_it(
 @pytest.mark.slow
 def test_deploy_server_sigterm_under_load_finishes_in_flight_requests(
     h: Any, start_server: Any, repo: Path, tmp_path: Path
-):
+) -> None:
     logs = tmp_path / "logs"
     server = start_server(
         ["--repo", str(repo), "--log-dir", str(logs)],

@@ -25,7 +25,7 @@ def _no_deploy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     as_logging.reset()  # the CLI configures logging; leave the process as it was
 
 
-def test_deploy_server_settings_defaults():
+def test_deploy_server_settings_defaults() -> None:
     settings = ServerSettings()
     assert settings.repo is None
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
@@ -35,7 +35,7 @@ def test_deploy_server_settings_defaults():
     assert settings.preload is None and settings.max_loaded_models == 4
 
 
-def test_deploy_server_settings_from_env_with_nesting(monkeypatch: pytest.MonkeyPatch):
+def test_deploy_server_settings_from_env_with_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AS_DEPLOY__BATCHING__MAX_BATCH_SIZE", "7")
     monkeypatch.setenv("AS_DEPLOY__BATCHING__ENABLED", "false")
     monkeypatch.setenv("AS_DEPLOY__LIMITS__REQUEST_TIMEOUT_S", "2.5")
@@ -50,7 +50,7 @@ def test_deploy_server_settings_from_env_with_nesting(monkeypatch: pytest.Monkey
 
 def test_deploy_server_settings_from_yaml_and_env_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     config = tmp_path / "server.yaml"
     config.write_text(
         "repo: models\n"
@@ -67,7 +67,7 @@ def test_deploy_server_settings_from_yaml_and_env_wins(
     assert settings.limits.max_concurrency == 3  # the environment wins over the file
 
 
-def test_deploy_server_settings_refuse_bad_values(tmp_path: Path):
+def test_deploy_server_settings_refuse_bad_values(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("preload: ['../etc']\nbatching:\n  max_batch_size: 0\n  colour: red\n")
     with pytest.raises(ConfigValidationError) as caught:
@@ -81,7 +81,7 @@ def test_deploy_server_settings_refuse_bad_values(tmp_path: Path):
 
 def test_deploy_server_cli_malformed_config_exits_2_naming_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     config = tmp_path / "broken.yaml"
     config.write_text("batching:\n  max_batch_size: [1,\n")
     with pytest.raises(SystemExit) as caught:
@@ -93,7 +93,7 @@ def test_deploy_server_cli_malformed_config_exits_2_naming_the_file(
 
 def test_deploy_server_cli_invalid_value_exits_2_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
+) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("batching:\n  max_batch_size: -1\n")
     with pytest.raises(SystemExit) as caught:
@@ -103,7 +103,7 @@ def test_deploy_server_cli_invalid_value_exits_2_naming_the_key(
     assert "server.yaml" in err and "batching.max_batch_size" in err
 
 
-def test_deploy_server_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_deploy_server_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["serve", "--repo", str(tmp_path / "nowhere")])
     assert caught.value.code == 2
@@ -117,7 +117,9 @@ def test_deploy_server_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert caught.value.code == 2
 
 
-def test_deploy_server_cli_port_in_use_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_deploy_server_cli_port_in_use_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
