@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import _workspace
 import check_isolation
 import pytest
 
@@ -29,7 +30,7 @@ def test_the_isolation_check_passes_end_to_end(
 @pytest.mark.network
 def test_a_broken_package_fails_the_check(tmp_path: Path) -> None:
     # Pretend as-template's version differs from what its wheel carries: the check must say so.
-    members = check_isolation.members()
+    members = _workspace.members()
     fake = dataclasses.replace(members["as-template"], version="9.9.9")
     wheels = check_isolation.build_wheels(["as-logging", "as-template"], tmp_path / "dist")
     (tmp_path / "venvs").mkdir()

@@ -13,6 +13,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import _workspace
 import check_isolation
 import pytest
 
@@ -72,8 +73,8 @@ def _pytest(python: Path, project: Path, *args: str) -> subprocess.CompletedProc
 @pytest.mark.network
 @pytest.mark.slow
 def test_the_plugin_works_in_a_fresh_project(tmp_path: Path) -> None:
-    members = check_isolation.members()
-    needed = check_isolation.sibling_closure("as-bench", members)
+    members = _workspace.members()
+    needed = _workspace.sibling_closure("as-bench", members)
     wheels = check_isolation.build_wheels(needed, tmp_path / "dist")
     venvs = tmp_path / "venvs"
     venvs.mkdir()

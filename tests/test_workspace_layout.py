@@ -7,6 +7,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ EXPECTED = set(LEVEL)
 MEMBERS = members()
 
 
-def _pyproject(path: Path) -> dict:
+def _pyproject(path: Path) -> dict[str, Any]:
     return tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8"))
 
 
@@ -67,12 +68,19 @@ def test_package_layout(dist: str) -> None:
     assert "__all__" in assigned, f"{dist}'s __init__ must list its public names in __all__"
 
 
+def _dist_name(req: str) -> str:
+    """The distribution a requirement names (``"as-core>=0.1,<0.2"`` -> ``"as-core"``)."""
+    match = re.match(r"[A-Za-z0-9._-]+", req)
+    assert match is not None, f"not a requirement: {req!r}"
+    return match.group(0)
+
+
 @pytest.mark.parametrize("dist", sorted(EXPECTED))
 def test_siblings_are_ranges_with_workspace_sources(dist: str) -> None:
     data = _pyproject(MEMBERS[dist].path)
     sources = data.get("tool", {}).get("uv", {}).get("sources", {})
     for req in _requirements(data["project"]):
-        name = re.match(r"[A-Za-z0-9._-]+", req).group(0)
+        name = _dist_name(req)
         if name not in EXPECTED or name == dist:  # `all = ["x[a,b]"]` names the package itself
             continue
         assert ">=" in req and "<" in req.replace("<=", ""), (
@@ -86,7 +94,7 @@ def test_siblings_are_ranges_with_workspace_sources(dist: str) -> None:
         )
 
 
-def _requirements(project: dict) -> list[str]:
+def _requirements(project: dict[str, Any]) -> list[str]:
     """The project's dependencies and those of every extra (a heavy feature's siblings)."""
     extras = project.get("optional-dependencies", {})
     return [*project.get("dependencies", []), *(req for reqs in extras.values() for req in reqs)]
@@ -95,7 +103,7 @@ def _requirements(project: dict) -> list[str]:
 def _declared_siblings(dist: str) -> set[str]:
     names = set()
     for req in _requirements(_pyproject(MEMBERS[dist].path)["project"]):
-        name = re.match(r"[A-Za-z0-9._-]+", req).group(0)
+        name = _dist_name(req)
         if name in EXPECTED:
             names.add(name)
     return names
@@ -159,6 +167,8 @@ def _private_imports(source: str, own: str) -> list[tuple[int, str]]:
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
         for dotted in targets:
             top = dotted.split(".")[0]
             if top in IMPORT_NAMES and top != own and _private_part(dotted):
