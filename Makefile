@@ -26,7 +26,7 @@ format: ## Apply ruff's fixes and formatting
 	uv run --frozen ruff check --fix .
 	uv run --frozen ruff format .
 
-typecheck: ## mypy in strict mode over packages/*/src and scripts/
+typecheck: ## mypy in strict mode over packages/*/src, scripts/ and every tests folder
 	@$(STEP) typecheck
 
 release-check: ## Each package's CHANGELOG top entry matches its version
