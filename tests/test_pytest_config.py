@@ -70,6 +70,7 @@ def test_user_dirs_point_into_the_run_temp_folder(user_dirs: Path) -> None:
     assert not Path(os.environ["UV_CACHE_DIR"]).resolve().is_relative_to(user_dirs.resolve())
 
 
+@pytest.mark.slow
 def test_a_pytest_started_by_a_test_shares_the_folder_and_leaves_it(
     inner: pytest.Pytester, user_dirs: Path
 ) -> None:

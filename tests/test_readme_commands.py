@@ -127,6 +127,7 @@ def test_a_readme_command_parses(
         pytest.fail(f"{where}: {exc}")
 
 
+@pytest.mark.slow
 def test_the_pytest_plugin_options_the_readmes_show_exist() -> None:
     shown = {
         option

@@ -218,6 +218,7 @@ def test_importing_the_module_imports_no_heavy_library() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_backend_imports_coremltools_under_warnings_as_errors() -> None:
     # coremltools and torchao have invalid escape sequences in docstrings; without cached
     # bytecode, -W error turns them into a SyntaxError unless the backend's import

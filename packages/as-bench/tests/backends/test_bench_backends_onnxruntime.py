@@ -64,6 +64,7 @@ def test_cpu_matches_eager(
     prepared.close()
 
 
+@pytest.mark.slow
 def test_one_export_serves_every_batch_size(workloads: dict[str, Workload], tmp_path: Path) -> None:
     workload = workloads["digits-cnn"]
     prepared = get_backend("onnxruntime").prepare(workload, "cpu", 7, tmp_path)

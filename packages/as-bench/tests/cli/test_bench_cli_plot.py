@@ -103,6 +103,7 @@ def test_missing_results_exit_one(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no such file or folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_baseline_adds_the_comparison(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

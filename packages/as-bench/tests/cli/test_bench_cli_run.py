@@ -62,6 +62,7 @@ def _benchmarks(folder: Path) -> list[str]:
     return sorted(r.benchmark for r in ResultStore(folder, create=False).load(on_error="raise"))
 
 
+@pytest.mark.slow
 def test_python_m_run_prints_the_summary_and_stores_results(tmp_path: Path, cache: Path) -> None:
     out = tmp_path / "results"
     argv = ["run", "-w", "mlp", "-b", "torch", "-B", "1", *FAST, "-o", str(out)]
@@ -88,6 +89,7 @@ def test_python_m_run_prints_the_summary_and_stores_results(tmp_path: Path, cach
     assert len(list(out.glob("*.json"))) == 1
 
 
+@pytest.mark.slow
 def test_json_output_is_only_json_on_stdout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

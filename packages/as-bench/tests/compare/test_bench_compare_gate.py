@@ -658,6 +658,7 @@ def test_injected_20_percent_slowdown_fails_naming_that_benchmark(
     assert re.search(r": median \+(1[5-9]|2[0-5])\.\d% \(95% CI .*\) > 5%, p=", line), line
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_reset_logging")
 def test_20_reruns_of_the_unchanged_workload_raise_no_false_alarm(
     baseline: Path, hardware: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]

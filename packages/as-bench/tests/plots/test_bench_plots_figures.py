@@ -173,6 +173,7 @@ def texts(fig: Figure) -> str:
 # ---- render_all and the files ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_render_all_writes_every_figure_in_every_format(
     results: list[BenchmarkResult], tmp_path: Path
 ) -> None:

@@ -686,6 +686,7 @@ def test_a_session_without_the_fixture_prints_nothing_from_as_bench(
     assert "as-bench" not in text and "as_bench" not in text
 
 
+@pytest.mark.slow
 def test_a_session_without_the_fixture_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
     # A fresh interpreter, so that what this process imported does not count.
     pytester.makepyfile(
