@@ -13,13 +13,23 @@ from typing import Any
 import numpy as np
 import pytest
 
+from as_core.extras import is_installed, require
+
 torch = pytest.importorskip("torch")
-ct = pytest.importorskip("coremltools")
+if not is_installed("coremltools"):
+    pytest.skip("coremltools is not installed (as-bench[coreml])", allow_module_level=True)
 from torch import nn  # noqa: E402  (typed, so nn.Module can be subclassed)
 
 from as_bench.backends.coreml import COMPUTE_UNITS, CoreMLBackend  # noqa: E402
 from as_bench.exceptions import BackendError, DeviceUnavailableError  # noqa: E402
 from as_bench.workloads._base import Workload  # noqa: E402
+
+
+def _ct() -> Any:
+    """coremltools, imported when a test first needs it: importing it takes seconds, which
+    collection (in every xdist worker) would otherwise pay."""
+    return require("coremltools", "coreml")
+
 
 ON_APPLE_SILICON = sys.platform == "darwin" and platform.machine() == "arm64"
 
@@ -59,7 +69,7 @@ CNN = _workload(_cnn, (1, 8, 8), "cnn")
 
 
 def _program_ops(path: Path) -> list[str]:
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    spec = _ct().models.MLModel(str(path), skip_model_load=True).get_spec()
     return [
         op.type
         for function in spec.mlProgram.functions.values()
@@ -79,7 +89,7 @@ def test_conversion_writes_an_ml_program_with_the_workload_interface(
     assert path == tmp_path / f"{workload.name}-bs3-{precision}.mlpackage" and path.is_dir()
     assert not list(tmp_path.glob(".partial-*"))
     # Read back independently of the backend's own describe().
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    spec = _ct().models.MLModel(str(path), skip_model_load=True).get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"
     assert [i.name for i in spec.description.input] == ["pixels"]
     assert list(spec.description.input[0].type.multiArrayType.shape) == shape
@@ -144,7 +154,7 @@ def test_options_are_checked() -> None:
         CoreMLBackend(precision="int8")  # type: ignore[arg-type]
     assert set(COMPUTE_UNITS.values()) == {"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE", "ALL"}
     for unit in COMPUTE_UNITS.values():
-        assert hasattr(ct.ComputeUnit, unit)
+        assert hasattr(_ct().ComputeUnit, unit)
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="checks the behaviour off macOS")
@@ -164,7 +174,7 @@ def test_prepare_plumbing_with_the_runtime_replaced(
     replaced by a recorder; the real runtime is exercised by the macOS tests below."""
     import as_bench.backends.coreml as coreml_module
 
-    real_model = ct.models.MLModel
+    real_model = _ct().models.MLModel
     calls: dict[str, Any] = {}
 
     class RecordingModel:
@@ -183,10 +193,10 @@ def test_prepare_plumbing_with_the_runtime_replaced(
     backend.convert(MLP, 3, tmp_path)  # for real, before the converter's MLModel is replaced
     monkeypatch.setattr(coreml_module, "_on_macos", lambda: True)
     monkeypatch.setattr("as_bench.backends.coreml.platform.machine", lambda: "arm64")
-    monkeypatch.setattr(ct.models, "MLModel", RecordingModel)
+    monkeypatch.setattr(_ct().models, "MLModel", RecordingModel)
     assert backend.devices() == list(COMPUTE_UNITS)
     prepared = backend.prepare(MLP, "coreml-ane", 3, tmp_path)
-    assert calls["compute_units"] == ct.ComputeUnit.CPU_AND_NE
+    assert calls["compute_units"] == _ct().ComputeUnit.CPU_AND_NE
     inputs = MLP.inputs(3)
     (got,) = prepared.predict(inputs)
     np.testing.assert_array_equal(calls["feed"]["pixels"], inputs[0])

@@ -11,9 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from as_core.extras import first_missing
+
 torch = pytest.importorskip("torch")
-pytest.importorskip("litert_torch")
-pytest.importorskip("ai_edge_litert")
+# Looked up, not imported: importing litert-torch takes seconds, which collection (in every
+# xdist worker) would pay; the backend imports it when a test converts.
+_MISSING = first_missing(["litert_torch", "ai_edge_litert"])
+if _MISSING is not None:
+    pytest.skip(f"{_MISSING} is not installed (as-bench[tflite])", allow_module_level=True)
 from torch import nn  # noqa: E402  (typed, so nn.Module can be subclassed)
 
 from as_bench.backends.tflite import TFLiteBackend  # noqa: E402
