@@ -15,7 +15,9 @@ subclass also derives from the built-in exception a caller would expect, so
     ├── ThresholdError (ValueError)            a --fail-on expression or thresholds file is wrong
     ├── ProbeError (RuntimeError)              hardware facts could not be parsed
     └── ResultStoreError (OSError)             the result store could not be read or written
-        └── CorruptResultError (ValueError)    one stored result file is corrupt
+        ├── CorruptResultError (ValueError)    one stored result file is corrupt
+        └── NothingToCompareError              a comparison side is missing or empty, or
+                                               the sides have no benchmark in common
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "DeviceUnavailableError",
     "MeasurementError",
     "MissingExtraError",
+    "NothingToCompareError",
     "OutputMismatchError",
     "ProbeError",
     "ResultStoreError",
@@ -107,3 +110,18 @@ class CorruptResultError(ResultStoreError, ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class NothingToCompareError(ResultStoreError):
+    """A comparison had nothing to compare: a side is missing or empty, or no common name.
+
+    That is, no benchmark is on both sides with samples to compare.
+    A regression gate that compared nothing has checked nothing, so this is an error,
+    never a pass: ``as-bench compare`` exits 4 with it, and the pytest plugin fails the
+    session. The message names the path (or the benchmarks of each side).
+    """
+
+    hint = (
+        "give a result store folder or a results file (.json, .csv, .parquet) written by "
+        "`as-bench run` or `pytest --as-bench-store`, holding the same benchmark names"
+    )

@@ -13,10 +13,19 @@ from rich.console import Console
 
 import as_logging
 from as_bench.cli import main
-from as_bench.cli.compare import run_compare, threshold_set
+from as_bench.cli.compare import (
+    EXIT_INCONCLUSIVE,
+    EXIT_NOTHING_COMPARED,
+    EXIT_PASSED,
+    EXIT_REGRESSION,
+    EXIT_USAGE,
+    run_compare,
+    threshold_set,
+)
 from as_bench.measurement import Measurement, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, ResultStore, export_results
 from as_bench.stats import summarize
+from as_bench.testing import lognormal_samples, make_result
 
 
 @pytest.fixture(autouse=True)
@@ -173,16 +182,17 @@ def test_bad_alpha_exits_2(base: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "(hint: the usual significance level is 0.05)" in err
 
 
-def test_unreadable_sides_exit_1_with_the_reason(
+def test_unreadable_sides_exit_with_the_reason(
     base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Missing or empty: nothing to compare (4); a corrupt file: a failure (1).
     code, _, err = _run(["compare", str(base), str(tmp_path / "nowhere")], capsys)
-    assert code == 1
+    assert code == EXIT_NOTHING_COMPARED
     assert "no results at" in err and "nowhere" in err
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = _run(["compare", str(empty), str(base)], capsys)
-    assert code == 1
+    assert code == EXIT_NOTHING_COMPARED
     assert "nothing to compare" in err
     broken = tmp_path / "broken.json"
     broken.write_text('{"schema_version": 1', encoding="utf-8")
@@ -273,3 +283,86 @@ def test_run_compare_directly_and_threshold_set(base: Path, tmp_path: Path) -> N
     gates = threshold_set(["median:5%,p95:10%"], None)
     assert gates is not None
     assert [str(t) for t in gates.default] == ["median:5%", "p95:10%"]
+
+
+# ------------------------------------------------------------------- exit statuses
+
+
+def test_exit_statuses_are_distinct_and_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    codes = [EXIT_PASSED, EXIT_REGRESSION, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_NOTHING_COMPARED]
+    assert codes == [0, 1, 2, 3, 4]
+    code, out, _ = _run(["compare", "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Exit status: 0 passed; 1 a significant regression" in text
+    assert "3 inconclusive" in text and "4 nothing compared" in text
+    assert "--allow-inconclusive" in text
+
+
+def _export(path: Path, name: str, samples: list[float]) -> Path:
+    export_results([make_result(name, samples)], path)
+    return path
+
+
+@pytest.fixture
+def noisy_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A +76% regression measured on a candidate whose IQR is about 40% of its median."""
+    base = _export(tmp_path / "base.json", "ort/bs16", lognormal_samples(25e-6, sigma=0.02))
+    noisy = lognormal_samples(44e-6, seed=1, sigma=0.3)
+    return base, _export(tmp_path / "new.json", "ort/bs16", noisy)
+
+
+def test_an_inconclusive_gate_exits_3_with_the_noise_and_its_limit(
+    noisy_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = noisy_pair
+    code, out, err = _run(["compare", str(base), str(new), "--fail-on", "median:5%"], capsys)
+    assert code == EXIT_INCONCLUSIVE, out + err
+    line = next(line for line in out.splitlines() if line.startswith("INCONCLUSIVE ort"))
+    assert "not gated because the new run's IQR is" in line
+    assert "of its median (the limit is 25%): rerun on a quiet machine" in line
+    assert "INCONCLUSIVE: 1 benchmark(s) regressed beyond their thresholds" in out
+    assert "passed" not in out
+
+
+def test_allow_inconclusive_exits_0_and_still_prints_the_verdict(
+    noisy_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = noisy_pair
+    argv = ["compare", str(base), str(new), "--fail-on", "median:5%", "--allow-inconclusive"]
+    code, out, err = _run(argv, capsys)
+    assert code == EXIT_PASSED, out + err
+    assert "INCONCLUSIVE ort/bs16: median +" in out
+    assert "accepted: 1 inconclusive benchmark(s) (--allow-inconclusive)" in out
+
+
+def test_a_regression_beside_an_inconclusive_one_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = lognormal_samples(25e-6, sigma=0.02)
+    base = [make_result("ort/bs16", quiet), make_result("mlp/bs1", quiet)]
+    new = [
+        make_result("ort/bs16", lognormal_samples(44e-6, seed=1, sigma=0.3)),
+        make_result("mlp/bs1", lognormal_samples(40e-6, seed=2, sigma=0.02)),
+    ]
+    export_results(base, tmp_path / "base.json")
+    export_results(new, tmp_path / "new.json")
+    argv = ["compare", str(tmp_path / "base.json"), str(tmp_path / "new.json")]
+    code, out, _ = _run([*argv, "--fail-on", "median:5%"], capsys)
+    assert code == EXIT_REGRESSION, out
+    assert "REGRESSION mlp/bs1" in out and "INCONCLUSIVE ort/bs16" in out
+
+
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "ungated"])
+def test_no_benchmark_in_common_exits_4_naming_both_sides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], gated: bool
+) -> None:
+    base = _export(tmp_path / "base.json", "mlp/bs1", lognormal_samples(1e-3))
+    new = _export(tmp_path / "new.json", "mlp/bs2", lognormal_samples(1e-3, seed=1))
+    argv = ["compare", str(base), str(new)] + (["--fail-on", "median:5%"] if gated else [])
+    code, out, err = _run(argv, capsys)
+    assert code == EXIT_NOTHING_COMPARED, out + err
+    assert "passed" not in out
+    assert "error: nothing compared:" in err
+    assert "base.json" in err and "new.json" in err
+    assert "base: mlp/bs1; new: mlp/bs2" in err

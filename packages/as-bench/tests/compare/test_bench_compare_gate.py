@@ -32,12 +32,13 @@ from as_bench.compare import (
     ThresholdSet,
     compare_results,
     environment_differences,
+    inconclusive_reason,
     load_side,
     load_thresholds,
     parse_threshold,
 )
 from as_bench.engine import MeasureOptions
-from as_bench.exceptions import ResultStoreError, ThresholdError
+from as_bench.exceptions import NothingToCompareError, ResultStoreError, ThresholdError
 from as_bench.measurement import Measurement, TimerKind, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, ResultStore, export_results
 from as_bench.stats import summarize
@@ -108,6 +109,7 @@ def test_public_names_are_exact_and_light() -> None:
         "ThresholdSet",
         "compare_results",
         "environment_differences",
+        "inconclusive_reason",
         "load_side",
         "load_thresholds",
         "parse_threshold",
@@ -686,6 +688,28 @@ def test_a_regression_on_a_noisy_run_is_inconclusive_not_failed() -> None:
     assert item.noisy == [
         f"new run's IQR is {new[0].measurement.latency.stats.relative_iqr:.0%} of its median"
     ]
+
+
+def test_inconclusive_reason_gives_the_noise_against_its_limit() -> None:
+    base = [result("ort/bs16", lognormal(25e-6, sigma=0.02))]
+    new = [result("ort/bs16", lognormal(44e-6, seed=1, sigma=0.3))]
+    comparison = compare_results(base, new, thresholds=GATE)
+    assert comparison.inconclusive == comparison.items and comparison.failures == []
+    iqr = new[0].measurement.latency.stats.relative_iqr
+    text = inconclusive_reason(comparison.items[0])
+    assert text.startswith("median +")
+    assert text.endswith(
+        f"; not gated because the new run's IQR is {iqr:.0%} of its median "
+        "(the limit is 25%): rerun on a quiet machine"
+    )
+
+
+def test_a_missing_or_empty_side_is_nothing_to_compare(tmp_path: Path) -> None:
+    with pytest.raises(NothingToCompareError, match="no results at"):
+        load_side(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NothingToCompareError, match="nothing to compare"):
+        load_side(tmp_path / "empty")
 
 
 def test_a_regression_on_quiet_runs_still_fails() -> None:

@@ -1,9 +1,17 @@
 """``as-bench compare BASE NEW``: the comparison table, and the regression gate's exit code.
 
-Exit codes (through :func:`as_bench.cli.main`): 0 when nothing failed the gate (also for
-improvements, and always without thresholds); 1 when a benchmark regressed significantly
-beyond a threshold, or a side could not be read; 2 for a bad ``--fail-on`` expression,
-thresholds file, ``--alpha`` or ``--min-effect``.
+Exit codes (through :func:`as_bench.cli.main`):
+
+- 0 (:data:`EXIT_PASSED`): nothing failed the gate (also for improvements, and always
+  without thresholds); with ``--allow-inconclusive``, also an inconclusive gate;
+- 1 (:data:`EXIT_REGRESSION`): a benchmark regressed significantly beyond a threshold (or
+  a side could not be read: a corrupt file, an unknown format);
+- 2 (:data:`EXIT_USAGE`): a bad ``--fail-on`` expression, thresholds file, ``--alpha`` or
+  ``--min-effect``, or an unknown option;
+- 3 (:data:`EXIT_INCONCLUSIVE`): no regression failed, but one exceeded a threshold on a
+  run too noisy to judge (``INCONCLUSIVE``);
+- 4 (:data:`EXIT_NOTHING_COMPARED`): nothing was compared: a side is missing or empty, or
+  the sides have no benchmark in common (:class:`~as_bench.exceptions.NothingToCompareError`).
 """
 
 from __future__ import annotations
@@ -18,12 +26,43 @@ from rich.markup import escape
 from rich.table import Table
 
 from as_bench.cli._app import app, command_line
+from as_bench.exceptions import NothingToCompareError
 from as_core.fmt import format_seconds
 
 if TYPE_CHECKING:  # the gate's package is imported when the command runs
     from as_bench.compare import BenchmarkComparison, Comparison, ThresholdSet
 
-__all__ = ["compare", "comparison_table", "print_comparison", "run_compare", "threshold_set"]
+__all__ = [
+    "EXIT_INCONCLUSIVE",
+    "EXIT_NOTHING_COMPARED",
+    "EXIT_PASSED",
+    "EXIT_REGRESSION",
+    "EXIT_USAGE",
+    "compare",
+    "comparison_table",
+    "print_comparison",
+    "run_compare",
+    "threshold_set",
+]
+
+EXIT_PASSED = 0
+"""Nothing failed the gate (an inconclusive one too, with ``--allow-inconclusive``)."""
+EXIT_REGRESSION = 1
+"""A benchmark regressed significantly beyond a threshold."""
+EXIT_USAGE = 2
+"""A bad option, threshold or thresholds file (as-core's usage-error code)."""
+EXIT_INCONCLUSIVE = 3
+"""A regression beyond a threshold was measured on a run too noisy to judge."""
+EXIT_NOTHING_COMPARED = 4
+"""A side is missing or empty, or the sides have no benchmark in common."""
+
+_EXIT_HELP = (
+    "Exit status: 0 passed; 1 a significant regression beyond a threshold; 2 a usage "
+    "error (bad option or threshold); 3 inconclusive: a regression beyond a threshold "
+    "measured on a noisy run (IQR at least 25% of the median), accepted (0) with "
+    "--allow-inconclusive; 4 nothing compared: a side missing or empty, or no benchmark "
+    "in common."
+)
 
 _CHANGE_STYLE = {"regression": "red", "improvement": "green", "unchanged": "dim"}
 
@@ -131,8 +170,16 @@ def comparison_table(comparison: Comparison, *, gated: bool = True) -> Table:
     return table
 
 
-def print_comparison(comparison: Comparison, console: Console, *, gated: bool) -> None:
-    """Warnings, the table, the geometric mean, then one line per failure and a verdict."""
+def print_comparison(
+    comparison: Comparison, console: Console, *, gated: bool, allow_inconclusive: bool = False
+) -> None:
+    """Warnings, the table, the geometric mean, then one line per failure and a verdict.
+
+    An inconclusive gate's verdict is ``INCONCLUSIVE`` (never "passed"), or with
+    ``allow_inconclusive`` says that the inconclusive benchmarks were accepted.
+    """
+    from as_bench.compare import inconclusive_reason
+
     for warning in comparison.environment_warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     console.print(comparison_table(comparison, gated=gated))
@@ -147,6 +194,9 @@ def print_comparison(comparison: Comparison, console: Console, *, gated: bool) -
         console.print(
             f"[yellow]{missing} benchmark(s) are on one side only: reported, not gated[/]"
         )
+    if not comparison.items:
+        console.print("[bold red]nothing compared:[/] no benchmark is on both sides")
+        return
     if not gated:
         console.print("[dim]no thresholds: nothing gated (gate with --fail-on median:5%)[/]")
         return
@@ -154,18 +204,28 @@ def print_comparison(comparison: Comparison, console: Console, *, gated: bool) -
         console.print(
             f"[bold red]REGRESSION[/] {escape(item.benchmark)}: {escape('; '.join(item.reasons))}"
         )
-    for item in comparison.items:
-        if item.inconclusive:
-            console.print(
-                f"[yellow]INCONCLUSIVE[/] {escape(item.benchmark)}: "
-                f"{escape('; '.join(item.reasons))}; not gated because the "
-                f"{escape(' and the '.join(item.noisy))}: rerun on a quiet machine"
-            )
+    for item in comparison.inconclusive:
+        console.print(
+            f"[yellow]INCONCLUSIVE[/] {escape(item.benchmark)}: {escape(inconclusive_reason(item))}"
+        )
     failures = len(comparison.failures)
+    inconclusive = len(comparison.inconclusive)
     if failures:
         console.print(
             f"[bold red]FAILED:[/] {failures} benchmark(s) regressed significantly beyond "
             "their thresholds"
+        )
+    elif inconclusive and not allow_inconclusive:
+        console.print(
+            f"[bold yellow]INCONCLUSIVE:[/] {inconclusive} benchmark(s) regressed beyond "
+            "their thresholds on runs too noisy to judge: rerun on a quiet machine, or "
+            "accept with --allow-inconclusive"
+        )
+    elif inconclusive:
+        console.print(
+            f"[yellow]accepted:[/] {inconclusive} inconclusive benchmark(s) "
+            "(--allow-inconclusive); no other significant regression beyond the thresholds "
+            f"(alpha {comparison.alpha:g})"
         )
     else:
         console.print(
@@ -184,6 +244,7 @@ def run_compare(
     min_effect: float,
     json_output: bool,
     console: Console,
+    allow_inconclusive: bool = False,
 ) -> int:
     """Compare two sides and print the outcome; the exit code of ``as-bench compare``.
 
@@ -197,13 +258,18 @@ def run_compare(
         json_output: Print the :class:`~as_bench.compare.Comparison` as JSON, and nothing
             else, on ``console``.
         console: Where to print.
+        allow_inconclusive: Accept an inconclusive gate (exit 0 instead of 3).
 
     Returns:
-        1 when a benchmark failed the gate, else 0.
+        :data:`EXIT_REGRESSION` when a benchmark failed the gate, else
+        :data:`EXIT_INCONCLUSIVE` when one was inconclusive (unless
+        ``allow_inconclusive``), else :data:`EXIT_PASSED`.
 
     Raises:
         ThresholdError: A bad threshold, thresholds file, ``alpha`` or ``min_effect``.
-        ResultStoreError: A side could not be read or holds no results.
+        NothingToCompareError: A side is missing or holds no results, or the sides have
+            no benchmark in common (after the table, which lists each side's names).
+        ResultStoreError: A side could not be read.
         CorruptResultError: A result file of a side is corrupt.
     """
     from as_bench.compare import compare_results, load_side
@@ -224,8 +290,26 @@ def run_compare(
         if not console.is_terminal:
             # Piped or logged: rich would fold benchmark names to fit 80 columns.
             console.width = max(console.width, 160)
-        print_comparison(comparison, console, gated=gates is not None and not gates.empty)
-    return 1 if comparison.failures else 0
+        gated = gates is not None and not gates.empty
+        print_comparison(comparison, console, gated=gated, allow_inconclusive=allow_inconclusive)
+    if not comparison.items:
+        raise NothingToCompareError(
+            f"nothing compared: {base} and {new} have no benchmark in common with raw "
+            f"samples on both sides (base: {_names(comparison.only_in_base)}; new: "
+            f"{_names(comparison.only_in_new)}); expected results of the same benchmarks"
+        )
+    if comparison.failures:
+        return EXIT_REGRESSION
+    if comparison.inconclusive and not allow_inconclusive:
+        return EXIT_INCONCLUSIVE
+    return EXIT_PASSED
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    if not names:
+        return "none of its own"
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 @app.command("compare")
@@ -258,15 +342,30 @@ def compare(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the comparison as JSON.")
     ] = False,
+    allow_inconclusive: Annotated[
+        bool,
+        typer.Option(
+            "--allow-inconclusive",
+            help="Accept an inconclusive gate (a regression on a noisy run): exit 0, not 3; "
+            "the verdict is still printed.",
+        ),
+    ] = False,
 ) -> int:
     """Compare two sets of results per benchmark; with --fail-on, gate on regressions."""
-    return run_compare(
-        base,
-        new,
-        fail_on=fail_on or [],
-        thresholds=thresholds,
-        alpha=alpha,
-        min_effect=min_effect,
-        json_output=json_output,
-        console=command_line.stdout,
-    )
+    try:
+        return run_compare(
+            base,
+            new,
+            fail_on=fail_on or [],
+            thresholds=thresholds,
+            alpha=alpha,
+            min_effect=min_effect,
+            json_output=json_output,
+            console=command_line.stdout,
+            allow_inconclusive=allow_inconclusive,
+        )
+    except NothingToCompareError as exc:
+        command_line.fail(exc, EXIT_NOTHING_COMPARED)
+
+
+compare.__doc__ = f"{compare.__doc__}\n\n{_EXIT_HELP}"

@@ -25,9 +25,13 @@ A benchmark **fails** a threshold (``median:5%``, ``p95:10%``, ``mean:2ms``) whe
    ``new / base - 1 > r``; absolute, ``new - base > a``.
 
 Improvements never fail (condition 2). A benchmark only one side has is reported and
-never fails. Without thresholds nothing fails. A ``mean`` or ``p95`` threshold sizes the
-regression by that metric, while the evidence that there is one (conditions 1 and 2)
-comes from the whole distribution and its median.
+never fails. Without thresholds nothing fails. A benchmark that meets all three on a
+**noisy** run (either side's IQR at least 25% of its median) is
+**inconclusive** rather than failed (:func:`inconclusive_reason` says why); callers treat
+an inconclusive gate as a failure unless told to accept it (``--allow-inconclusive``).
+
+A ``mean`` or ``p95`` threshold sizes the regression by that metric, while the evidence
+that there is one (conditions 1 and 2) comes from the whole distribution and its median.
 
 Samples within one run are not independent of that run's conditions (clock frequency,
 other processes, the heat of the chip): with hundreds of samples per side, the test
@@ -54,6 +58,7 @@ from as_bench.compare._compare import (
     BenchmarkComparison,
     Comparison,
     compare_results,
+    inconclusive_reason,
     load_side,
 )
 from as_bench.compare._environment import environment_differences
@@ -71,6 +76,7 @@ __all__ = [
     "ThresholdSet",
     "compare_results",
     "environment_differences",
+    "inconclusive_reason",
     "load_side",
     "load_thresholds",
     "parse_threshold",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from as_bench.compare._environment import environment_differences
 from as_bench.compare._stats import bootstrap_ratio_ci, mann_whitney_u, point_estimates
 from as_bench.compare._thresholds import Threshold, ThresholdSet
-from as_bench.exceptions import ResultStoreError, ThresholdError
+from as_bench.exceptions import NothingToCompareError, ResultStoreError, ThresholdError
 from as_bench.measurement import Measurement, TimingSeries, WarmupReport
 from as_bench.results import BenchmarkResult, GitInfo, read_result_objects, read_results
 from as_bench.results._export import format_for
@@ -25,9 +25,11 @@ from as_core.fmt import format_seconds
 
 __all__ = [
     "CI_LEVEL",
+    "NOISY_REL_IQR",
     "BenchmarkComparison",
     "Comparison",
     "compare_results",
+    "inconclusive_reason",
     "load_side",
 ]
 
@@ -44,7 +46,8 @@ Change = Literal["regression", "improvement", "unchanged"]
 #: A side whose samples spread this much (IQR / median) cannot carry a verdict: a
 #: multi-threaded runtime that flips between scheduling modes on a busy machine gives
 #: two internally consistent runs 70% apart. Such a regression is reported as
-#: inconclusive instead of failing the gate.
+#: inconclusive instead of failing the gate (and the gate is then inconclusive: a failure
+#: unless the caller accepts it, ``--allow-inconclusive``).
 NOISY_REL_IQR = 0.25
 
 
@@ -128,6 +131,24 @@ class Comparison(BaseModel):
     def failures(self) -> list[BenchmarkComparison]:
         """The benchmarks the gate failed."""
         return [item for item in self.items if item.failed]
+
+    @property
+    def inconclusive(self) -> list[BenchmarkComparison]:
+        """The benchmarks that exceeded a threshold on a run too noisy to judge."""
+        return [item for item in self.items if item.inconclusive]
+
+
+def inconclusive_reason(item: BenchmarkComparison) -> str:
+    """Why ``item`` is inconclusive: the change measured, and the noise against its limit.
+
+    ``median +83.6% (95% CI ...) > 5%, p=5e-18; not gated because the new run's IQR is
+    40% of its median (the limit is 25%): rerun on a quiet machine``. The one wording of
+    ``as-bench compare`` and the pytest plugin's gate.
+    """
+    return (
+        f"{'; '.join(item.reasons)}; not gated because the {' and the '.join(item.noisy)} "
+        f"(the limit is {NOISY_REL_IQR:.0%}): rerun on a quiet machine"
+    )
 
 
 def _percent(value: float) -> str:
@@ -434,12 +455,14 @@ def load_side(path: Path | str) -> list[BenchmarkResult]:
 
     Raises:
         CorruptResultError: A file is malformed (the message names it and says where).
-        ResultStoreError: ``path`` does not exist, has an unknown suffix, a store folder
-            has corrupt files, or there are no results.
+        NothingToCompareError: ``path`` does not exist, or holds no results (a
+            :class:`ResultStoreError` too).
+        ResultStoreError: ``path`` has an unknown suffix, or a store folder has corrupt
+            files.
     """
     path = Path(path)
     if not path.exists():
-        raise ResultStoreError(f"no results at {path}: no such file or folder")
+        raise NothingToCompareError(f"no results at {path}: no such file or folder")
     if path.is_dir():
         results = read_result_objects(path, on_error="collect")
     elif format_for(path) == "json":
@@ -449,6 +472,6 @@ def load_side(path: Path | str) -> list[BenchmarkResult]:
         results = [_rebuild(row, path) for row in frame.iter_rows(named=True)]
     if not results:
         kind = "folder" if path.is_dir() else "file"
-        raise ResultStoreError(f"no results in {path} (an empty {kind}): nothing to compare")
+        raise NothingToCompareError(f"no results in {path} (an empty {kind}): nothing to compare")
     logger.debug("read %d result(s) from %s", len(results), path)
     return results
