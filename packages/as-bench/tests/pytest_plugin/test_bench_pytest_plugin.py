@@ -433,22 +433,83 @@ def test_a_partial_run_gates_only_what_it_measured(pytester: pytest.Pytester) ->
     assert "test_b" not in result.stdout.str()
 
 
-def test_a_baseline_with_other_names_gets_a_warning(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("gated", [True, False], ids=["fail-on", "compare-only"])
+def test_a_baseline_with_no_benchmark_in_common_fails_the_run(
+    pytester: pytest.Pytester, gated: bool
+) -> None:
+    # Nothing compared is nothing checked: a failure, never "passed", naming the path.
     store = pytester.path / "baseline"
     _baseline(pytester, store)
     pytester.makepyfile(test_gate=_gated(2e-4).replace("test_busy", "test_renamed"))
-    result = pytester.runpytest(
-        *QUICK, "--as-bench-compare", str(store), "--as-bench-fail-on", "median:5%"
-    )
-    assert result.ret == pytest.ExitCode.OK
+    gate = ["--as-bench-fail-on", "median:5%"] if gated else []
+    result = pytester.runpytest(*QUICK, "--as-bench-compare", str(store), *gate)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, _lines(result)
     result.stdout.fnmatch_lines(
         [
             "as-bench: 0 benchmark(s) compared with *",
             "not in the baseline (not compared): test_gate.py::test_renamed",
             f"warning: no benchmark of this session is in the baseline. Names are pytest node "
             f"ids, relative to the rootdir ({pytester.path})*",
+            "as-bench FAILED: nothing compared: no benchmark of this session "
+            f"(test_gate.py::test_renamed) is in the baseline {store}; expected the baseline "
+            "to hold results of the same benchmarks*",
         ]
     )
+    assert "gate passed" not in result.stdout.str()
+
+
+# A baseline built, not measured (about 200 µs, quiet), and a session whose calls cost
+# about 360 µs with a wide spread (lognormal, sigma 0.5: IQR far above 25% of the median)
+# on fake time: a regression the gate must call inconclusive, whatever the machine does.
+NOISY = _module(
+    """
+    def test_busy(as_bench):
+        rng = random.Random(7)
+        as_bench(noop, device=FakeDevice(lambda _: 3.6e-4 * rng.lognormvariate(0.0, 0.5)))
+    """
+)
+
+
+def _noisy_session(pytester: pytest.Pytester, *extra: str) -> pytest.RunResult:
+    export = pytester.path / "baseline.json"
+    quiet = lognormal_samples(2e-4, sigma=0.02)
+    export_results([make_result("test_gate.py::test_busy", quiet)], export)
+    pytester.makepyfile(test_gate=NOISY)
+    return pytester.runpytest(
+        *QUICK, "--as-bench-compare", str(export), "--as-bench-fail-on", "median:5%", *extra
+    )
+
+
+def test_an_inconclusive_gate_fails_the_run_saying_why(pytester: pytest.Pytester) -> None:
+    result = _noisy_session(pytester)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, _lines(result)
+    result.stdout.fnmatch_lines(
+        [
+            "test_gate.py::test_busy*+*%*INCONCLUSIVE",
+            "as-bench gate INCONCLUSIVE (--as-bench-fail-on median:5%): 1 benchmark(s) "
+            "regressed on runs too noisy to judge (accept with --as-bench-allow-inconclusive):",
+            "  test_gate.py::test_busy: median +*% (95% CI * … *) > 5%, p=*; not gated because "
+            "the new run's IQR is *% of its median (the limit is 25%): rerun on a quiet machine",
+        ]
+    )
+    assert "gate passed" not in result.stdout.str()
+
+
+def test_allow_inconclusive_accepts_it_and_still_prints_the_verdict(
+    pytester: pytest.Pytester,
+) -> None:
+    result = _noisy_session(pytester, "--as-bench-allow-inconclusive")
+    assert result.ret == pytest.ExitCode.OK, _lines(result)
+    result.stdout.fnmatch_lines(
+        [
+            "as-bench gate INCONCLUSIVE (--as-bench-fail-on median:5%), accepted by "
+            "--as-bench-allow-inconclusive: 1 benchmark(s) regressed on runs too noisy*",
+            "  test_gate.py::test_busy: *(the limit is 25%): rerun on a quiet machine",
+        ]
+    )
+    assert "gate passed" not in result.stdout.str()
 
 
 def test_compare_with_nothing_measured_says_so(pytester: pytest.Pytester) -> None:
@@ -479,7 +540,9 @@ def test_compare_with_nothing_measured_says_so(pytester: pytest.Pytester) -> Non
         ),
         (
             ["--as-bench-compare", "{missing}"],
-            "ERROR: as-bench: --as-bench-compare */missing: no results at */missing*",
+            "ERROR: as-bench: --as-bench-compare */missing: no results at */missing: no such "
+            "file or folder; expected a baseline: a result store folder written by "
+            "--as-bench-store (or `as-bench run`), or a results file*",
         ),
         (
             ["--as-bench-max-time", "0.5", "--as-bench-min-time", "2"],

@@ -19,7 +19,11 @@ Options (``pytest --help`` lists them under "as-bench"):
 - ``--as-bench-compare BASELINE`` (a store folder or a results file) and
   ``--as-bench-fail-on EXPR`` (repeatable, as ``as-bench compare --fail-on``:
   ``median:5%``): compare the session's results with the baseline at the end, print the
-  table, and fail the run (exit status 1) naming each benchmark that regressed.
+  table, and fail the run (exit status 1) naming each benchmark that regressed, or each
+  one whose regression was measured on a run too noisy to judge (inconclusive: the noise
+  against its limit is printed). A baseline that is missing or empty is a usage error;
+  one with no benchmark of the session fails the run.
+- ``--as-bench-allow-inconclusive``: accept an inconclusive verdict (still printed).
 - ``--as-bench-max-time``, ``--as-bench-min-time``, ``--as-bench-target-ci``,
   ``--as-bench-isolate``, ``--as-bench-quick``: the default measurement options.
 - ``--as-bench-disable``: run each benchmarked function once, unmeasured.
@@ -118,7 +122,11 @@ def as_bench(request: pytest.FixtureRequest) -> Iterator[AsBench]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Run the regression gate; make the run fail when a benchmark regressed."""
+    """Run the regression gate; make the run fail when it did not pass.
+
+    It fails on a regression, an inconclusive verdict (unless accepted) and a comparison
+    with no benchmark in common.
+    """
     config = session.config
     bench = config.stash.get(_SESSION, None)
     if bench is None:

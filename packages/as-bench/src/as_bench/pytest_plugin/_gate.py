@@ -17,6 +17,7 @@ from as_bench.compare import (
     Comparison,
     ThresholdSet,
     compare_results,
+    inconclusive_reason,
     load_side,
     parse_threshold,
 )
@@ -48,12 +49,21 @@ def load_baseline(path: Path) -> list[BenchmarkResult]:
     """Read the baseline as ``as-bench compare`` reads a side.
 
     Raises:
-        pytest.UsageError: It is missing, empty, corrupt or of an unknown format.
+        pytest.UsageError: It is missing, empty, corrupt or of an unknown format; the
+            message names the path and what a baseline is.
     """
     try:
         return load_side(path)
     except AsBenchError as exc:
-        raise pytest.UsageError(f"as-bench: --as-bench-compare {path}: {exc}") from exc
+        raise pytest.UsageError(
+            f"as-bench: --as-bench-compare {path}: {exc}; {_EXPECTED_BASELINE}"
+        ) from exc
+
+
+_EXPECTED_BASELINE = (
+    "expected a baseline: a result store folder written by --as-bench-store (or "
+    "`as-bench run`), or a results file (.json, .csv, .parquet) exported from one"
+)
 
 
 @dataclass(frozen=True)
@@ -65,17 +75,40 @@ class Gate:
         comparison: The comparison of the benchmarks this session measured.
         thresholds: The ``--as-bench-fail-on`` thresholds; ``None`` when not gating.
         rootpath: pytest's rootdir, which the benchmarks' names (node ids) are relative to.
+        allow_inconclusive: Whether an inconclusive verdict is accepted
+            (``--as-bench-allow-inconclusive``) rather than failing the run.
     """
 
     baseline: Path
     comparison: Comparison
     thresholds: ThresholdSet | None
     rootpath: Path
+    allow_inconclusive: bool = False
 
     @property
     def failures(self) -> list[BenchmarkComparison]:
         """The benchmarks that regressed beyond a threshold."""
         return self.comparison.failures
+
+    @property
+    def inconclusive(self) -> list[BenchmarkComparison]:
+        """The benchmarks that exceeded a threshold on a run too noisy to judge."""
+        return self.comparison.inconclusive
+
+    @property
+    def nothing_compared(self) -> bool:
+        """Whether the session measured benchmarks but none of them is in the baseline."""
+        return not self.comparison.items
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run fails: nothing compared, a regression, or an inconclusive verdict.
+
+        An inconclusive one does not fail with :attr:`allow_inconclusive`.
+        """
+        if self.nothing_compared or self.failures:
+            return True
+        return bool(self.inconclusive) and not self.allow_inconclusive
 
     def lines(self) -> list[Line]:
         """The terminal summary lines, each with its markup.
@@ -97,24 +130,58 @@ class Gate:
         if comparison.only_in_new:
             names = ", ".join(comparison.only_in_new)
             lines.append((f"not in the baseline (not compared): {names}", {}))
-        if not comparison.items:
+        if self.nothing_compared:
             lines.append((_NOTHING_MATCHED.format(rootdir=self.rootpath), {"yellow": True}))
+            measured = ", ".join(comparison.only_in_new)
+            lines.append(
+                (
+                    f"as-bench FAILED: nothing compared: no benchmark of this session "
+                    f"({measured}) is in the baseline {self.baseline}; expected the "
+                    "baseline to hold results of the same benchmarks (the same node ids)",
+                    {"red": True, "bold": True},
+                )
+            )
+            return lines
         if self.thresholds is None:
             return lines
         gate = ", ".join(str(t) for t in self.thresholds.default)
-        failures = self.failures
-        if not failures:
-            lines.append((f"as-bench gate passed (--as-bench-fail-on {gate})", {"green": True}))
-            return lines
-        lines.append(
-            (
-                f"as-bench gate FAILED (--as-bench-fail-on {gate}): "
-                f"{len(failures)} benchmark(s) regressed:",
-                {"red": True, "bold": True},
+        failures, inconclusive = self.failures, self.inconclusive
+        if failures:
+            lines.append(
+                (
+                    f"as-bench gate FAILED (--as-bench-fail-on {gate}): "
+                    f"{len(failures)} benchmark(s) regressed:",
+                    {"red": True, "bold": True},
+                )
             )
-        )
-        for item in failures:
-            lines.append((f"  {item.benchmark}: {'; '.join(item.reasons)}", {"red": True}))
+            for item in failures:
+                lines.append((f"  {item.benchmark}: {'; '.join(item.reasons)}", {"red": True}))
+        if inconclusive:
+            lines.extend(self._inconclusive_lines(gate))
+        if not failures and not inconclusive:
+            lines.append((f"as-bench gate passed (--as-bench-fail-on {gate})", {"green": True}))
+        return lines
+
+    def _inconclusive_lines(self, gate: str) -> list[Line]:
+        """The inconclusive verdict, then each benchmark with why (the noise and its limit)."""
+        inconclusive = self.inconclusive
+        if self.failures:
+            head = f"{len(inconclusive)} more benchmark(s) inconclusive:"
+        elif self.allow_inconclusive:
+            head = (
+                f"as-bench gate INCONCLUSIVE (--as-bench-fail-on {gate}), accepted by "
+                f"--as-bench-allow-inconclusive: {len(inconclusive)} benchmark(s) "
+                "regressed on runs too noisy to judge:"
+            )
+        else:
+            head = (
+                f"as-bench gate INCONCLUSIVE (--as-bench-fail-on {gate}): "
+                f"{len(inconclusive)} benchmark(s) regressed on runs too noisy to judge "
+                "(accept with --as-bench-allow-inconclusive):"
+            )
+        lines: list[Line] = [(head, {"yellow": True, "bold": True})]
+        for item in inconclusive:
+            lines.append((f"  {item.benchmark}: {inconclusive_reason(item)}", {"yellow": True}))
         return lines
 
 
@@ -135,7 +202,7 @@ def _percent(value: float) -> str:
 def _comparison_table(items: Sequence[BenchmarkComparison]) -> list[str]:
     rows: list[tuple[str, ...]] = [("benchmark", "base", "new", "change", "95% CI", "p", "verdict")]
     for item in items:
-        verdict = "FAILED" if item.failed else item.change
+        verdict = "FAILED" if item.failed else "INCONCLUSIVE" if item.inconclusive else item.change
         rows.append(
             (
                 item.benchmark,
@@ -156,6 +223,8 @@ def run_gate(
     results: Sequence[BenchmarkResult],
     thresholds: ThresholdSet | None,
     rootpath: Path,
+    *,
+    allow_inconclusive: bool = False,
 ) -> Gate:
     """Compare the session's results with the baseline's results of the same benchmarks.
 
@@ -165,4 +234,4 @@ def run_gate(
     measured = {result.benchmark for result in results}
     base = [result for result in baseline if result.benchmark in measured]
     comparison = compare_results(base, results, thresholds=thresholds)
-    return Gate(baseline_path, comparison, thresholds, rootpath)
+    return Gate(baseline_path, comparison, thresholds, rootpath, allow_inconclusive)

@@ -63,6 +63,14 @@ def add_options(parser: pytest.Parser) -> None:
         "--as-bench-compare)",
     )
     group.addoption(
+        "--as-bench-allow-inconclusive",
+        action="store_true",
+        default=False,
+        help="accept an inconclusive gate (a regression beyond --as-bench-fail-on measured "
+        "on a run too noisy to judge) instead of failing the run; the verdict is still "
+        "printed",
+    )
+    group.addoption(
         "--as-bench-max-time",
         metavar="S",
         type=float,
@@ -112,6 +120,7 @@ class PluginSettings:
         store: The result store folder, or ``None``.
         baseline: The baseline to compare with, or ``None``.
         fail_on: ``--as-bench-fail-on`` expressions, unparsed.
+        allow_inconclusive: Accept an inconclusive gate (``--as-bench-allow-inconclusive``).
         measure: MeasureOptions fields set by flags.
         quick: Start from ``MeasureOptions.quick()``.
         disabled: Why measurements are off (the message to print), or ``None``.
@@ -121,6 +130,7 @@ class PluginSettings:
     store: Path | None = None
     baseline: Path | None = None
     fail_on: tuple[str, ...] = ()
+    allow_inconclusive: bool = False
     measure: dict[str, object] = field(default_factory=dict)
     quick: bool = False
     disabled: str | None = None
@@ -171,14 +181,18 @@ def read_settings(config: pytest.Config) -> PluginSettings:
     if config.getoption("as_bench_isolate", False):
         measure["isolate"] = True
     quick = bool(config.getoption("as_bench_quick", False))
+    allow_inconclusive = bool(config.getoption("as_bench_allow_inconclusive", False))
     explicit_off = bool(config.getoption("as_bench_disable", False))
-    given = bool(store or baseline or fail_on or measure or quick or explicit_off)
+    given = bool(
+        store or baseline or fail_on or measure or quick or explicit_off or allow_inconclusive
+    )
     # Relative paths are taken from where pytest was started, as a user would expect.
     here = config.invocation_params.dir
     return PluginSettings(
         store=here / store if store else None,
         baseline=here / baseline if baseline else None,
         fail_on=fail_on,
+        allow_inconclusive=allow_inconclusive,
         measure=measure,
         quick=quick,
         disabled=disabled_reason(config),

@@ -205,13 +205,18 @@ class BenchSession:
         from as_bench.pytest_plugin._gate import run_gate
 
         self.gate = run_gate(
-            baseline, self._baseline, self.results, self._thresholds, self._rootpath
+            baseline,
+            self._baseline,
+            self.results,
+            self._thresholds,
+            self._rootpath,
+            allow_inconclusive=self.settings.allow_inconclusive,
         )
 
     @property
     def failed(self) -> bool:
-        """Whether a regression failed the ``--as-bench-fail-on`` gate."""
-        return self.gate is not None and bool(self.gate.failures)
+        """Whether the gate fails the run (see :attr:`Gate.failed`)."""
+        return self.gate is not None and self.gate.failed
 
     def summary(self) -> list[Line]:
         """The lines of the terminal summary, each with its markup (``red=True``, ...)."""
