@@ -362,3 +362,126 @@ def test_no_arguments_runs_the_default_suite_everywhere(tmp_path: Path, cache: P
     for suffix in ("json", "csv", "parquet"):
         frame = read_results(plain.export(tmp_path / f"all.{suffix}"), on_error="raise")
         assert sorted(frame["benchmark"].to_list()) == expected, suffix
+
+
+def test_warnings_are_listed_under_the_table_once_each(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from as_bench.cli.run import print_report
+    from as_bench.suite import Outcome, run_suite
+
+    suite = load_suite(
+        overrides={
+            "workloads": ["mlp"],
+            "backends": ["torch", "onnxruntime"],
+            "batch_sizes": [1],
+            "measure": {"max_time_s": 0.05},
+            "results_dir": str(tmp_path),
+            "accuracy": False,
+        }
+    )
+    report = run_suite(suite)
+    texts = (["noisy clock", "not stable"], ["noisy clock"])
+    outcomes: list[Outcome] = []
+    for outcome, warnings in zip(report.outcomes, texts, strict=True):
+        assert outcome.result is not None
+        measurement = outcome.result.measurement.model_copy(update={"warnings": warnings})
+        result = outcome.result.model_copy(update={"measurement": measurement})
+        outcomes.append(Outcome(outcome.combination, outcome.status, result, outcome.message))
+    report.outcomes = outcomes
+    buffer = StringIO()
+    console = Console(file=buffer, width=100, color_system=None)
+    assert print_report(report, console, as_json=False) == 0
+    lines = buffer.getvalue().splitlines()
+    assert "warnings:" in lines
+    listed = lines[lines.index("warnings:") + 1 :]
+    assert listed[:2] == [
+        "  noisy clock (mlp/torch/cpu/bs1, mlp/onnxruntime/cpu/bs1)",
+        "  not stable (mlp/torch/cpu/bs1)",
+    ]
+    assert listed[2].startswith("2 result(s) stored in ")
+
+
+def test_help_shows_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from as_bench.suite import MeasureSection, Suite
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert _main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    fields = MeasureSection.model_fields
+    suite = Suite.model_fields
+    for option, default in (
+        ("--max-time", fields["max_time_s"].default),
+        ("--target-ci", fields["target_rel_ci"].default),
+        (
+            "--batch-size",
+            ", ".join(map(str, suite["batch_sizes"].get_default(call_default_factory=True))),
+        ),
+        ("--workload", ", ".join(suite["workloads"].get_default(call_default_factory=True))),
+        ("--results-dir", suite["results_dir"].default),
+    ):
+        row = text.split(option, 1)[1].split("│", 1)[0]
+        assert f"[default: ({default})]" in row, (option, row)
+    assert "[default: (no-isolate)]" in text
+
+
+def test_no_backend_installed_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from as_bench.suite import _runner
+
+    monkeypatch.setattr(_runner, "_available_backends", list)  # as with no extras installed
+    assert _main(["run", "-w", "mlp"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nothing to run on this machine: no backend is installed")
+    assert 'uv add "as-bench[torch]"' in err
+    assert "--debug" not in err
+
+
+def test_an_unknown_factory_is_one_error_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = "no_such_models_here:make"
+    argv = ["run", "-w", spec, "-b", "torch", "-b", "onnxruntime", "-B", "1", "-B", "2"]
+    assert _main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing planned, measured or failed per combination
+    assert captured.err.count("\n") == 1, captured.err
+    assert "error: workload 'no_such_models_here:make': module 'no_such_models_here'" in (
+        captured.err
+    )
+    assert "(hint: a workload of your own is 'pkg.module:factory'" in captured.err
+    assert not (tmp_path / "as-bench-results").exists()
+
+
+def test_a_skipped_backend_line_keeps_its_reason(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from as_bench.cli.run import _status_line, run_with_progress
+    from as_bench.suite import Combination, Outcome
+
+    if torch.backends.mps.is_available():
+        pytest.skip("torch can use mps here")
+    buffer = StringIO()
+    console = Console(file=buffer, width=40, color_system=None)  # narrow, not a terminal
+    suite = load_suite(
+        overrides={
+            "workloads": ["mlp"],
+            "backends": ["torch"],
+            "devices": ["cpu", "mps"],
+            "batch_sizes": [1],
+            "measure": {"max_time_s": 0.05},
+            "results_dir": str(tmp_path),
+            "accuracy": False,
+        }
+    )
+    run_with_progress(suite, console)
+    lines = buffer.getvalue().splitlines()
+    assert "skipped torch mps: torch cannot use 'mps' here (it can: ['cpu'])" in lines
+    silent = Outcome(Combination("mlp", "tflite", "-", 0), "skipped", message="")
+    assert _status_line(silent) == (
+        "[yellow]skipped[/] tflite -: no reason given (run again with --debug)"
+    )

@@ -88,6 +88,15 @@ class AbsentBackend(Backend):
 
     def prepare(self, workload, device, batch_size, workdir):
         raise MissingExtraError("absent_runtime", self.extra)
+
+
+class MuteBackend(TorchEagerBackend):
+    """A backend whose device check fails with an error that has no message."""
+
+    name = "mute"
+
+    def devices(self):
+        raise BackendError("")
 '''
 
 _MODULE = "as_bench_runner_test_backends"
@@ -126,6 +135,7 @@ def test_backends(
         ("perturbed", "PerturbedBackend"),
         ("broken", "BrokenBackend"),
         ("absent", "AbsentBackend"),
+        ("mute", "MuteBackend"),
     ):
         monkeypatch.setitem(_REGISTRY, name, f"{_MODULE}:{cls}")
 
@@ -381,6 +391,57 @@ def test_cuda_where_there_is_none_is_skipped_and_nothing_to_run_is_an_error(
     assert "torch cannot use 'cuda:0'" in str(caught.value)
     assert seen and seen[0][0] == []  # the plan was shown before the error
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_a_device_check_without_a_message_still_gives_a_reason(
+    tmp_path: Path, test_backends: None
+) -> None:
+    todo, skipped = plan(_suite(tmp_path, backends=["torch", "mute"]))
+    assert {c.backend for c in todo} == {"torch"}
+    (mute,) = skipped
+    assert mute.combination.backend == "mute"
+    assert mute.message == "BackendError (no message)"
+
+
+def test_no_backend_installed_names_the_command_that_installs_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from as_bench.suite import _runner
+    from as_core import install_hint
+
+    monkeypatch.setattr(_runner, "_available_backends", list)  # as with no extras installed
+    suite = _suite(tmp_path / "results", backends=[], devices=[])
+    assert plan(suite) == ([], [])
+    with pytest.raises(SuiteError, match="no backend is installed") as caught:
+        run_suite(suite)
+    hint = caught.value.hint  # type: ignore[attr-defined]  # the CLI prints it
+    assert install_hint("as-bench", "torch") in hint
+    assert 'uv add "as-bench[torch]"' in hint
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (None, "module 'runner_nosuch_{}' not found"),
+        ("def other():\n    return None\n", "has no attribute 'make'"),
+    ],
+)
+def test_an_unknown_factory_fails_once_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str | None, message: str
+) -> None:
+    from as_bench.exceptions import WorkloadError
+
+    module = f"runner_nosuch_{tmp_path.name.replace('-', '_')}"
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    planned: list[list[Combination]] = []
+    suite = _suite(tmp_path / "results", workloads=[f"{module}:make"], batch_sizes=[1, 2])
+    with pytest.raises(WorkloadError, match=message.format(tmp_path.name.replace("-", "_"))):
+        run_suite(suite, on_plan=lambda todo, skipped: planned.append(todo))
+    assert planned == []  # nothing was planned, measured or stored
+    assert not (tmp_path / "results").exists()
 
 
 # --- run_suite -----------------------------------------------------------------------------

@@ -19,7 +19,14 @@ from as_core.fmt import format_bytes, format_rate, format_seconds
 if TYPE_CHECKING:  # the runner imports the engine and the backends: only when running
     from as_bench.suite import Combination, Outcome, RunReport, Suite
 
-__all__ = ["outcome_row", "print_report", "run", "run_with_progress", "summary_table"]
+__all__ = [
+    "outcome_row",
+    "print_report",
+    "run",
+    "run_with_progress",
+    "summary_table",
+    "warning_lines",
+]
 
 
 def _ci(outcome: Outcome) -> str:
@@ -118,12 +125,25 @@ def summary_table(report: RunReport) -> Table:
     return table
 
 
+def warning_lines(report: RunReport) -> list[str]:
+    """The measurements' warnings, each text once with the benchmarks it applies to."""
+    grouped: dict[str, list[str]] = {}
+    for outcome in report.outcomes:
+        if outcome.result is None:
+            continue
+        for text in outcome.result.measurement.warnings:
+            names = grouped.setdefault(text, [])
+            if outcome.combination.name not in names:
+                names.append(outcome.combination.name)
+    return [f"{text} ({', '.join(names)})" for text, names in grouped.items()]
+
+
 def _status_line(outcome: Outcome) -> str:
     combo = outcome.combination
     if outcome.status == "skipped":
-        return f"[yellow]skipped[/] {escape(combo.backend)} {escape(combo.device)}: " + escape(
-            outcome.message
-        )
+        reason = outcome.message or "no reason given (run again with --debug)"
+        where = f"{escape(combo.backend)} {escape(combo.device)}"
+        return f"[yellow]skipped[/] {where}: {escape(reason)}"
     if outcome.status == "failed":
         return f"[red]failed[/] {escape(combo.name)}: {escape(outcome.message)}"
     assert outcome.result is not None
@@ -152,7 +172,8 @@ def run_with_progress(suite: Suite, console: Console) -> RunReport:
     def on_plan(todo: list[Combination], skipped: list[Outcome]) -> None:
         progress.update(task_id, total=len(todo))
         for outcome in skipped:
-            console.print(_status_line(outcome))
+            # soft_wrap: a long reason stays on its line, not split from its backend
+            console.print(_status_line(outcome), soft_wrap=True)
         console.print(f"measuring {len(todo)} combination(s) into {escape(str(suite.results_dir))}")
         if todo:
             progress.update(task_id, description=escape(todo[0].name))
@@ -160,7 +181,7 @@ def run_with_progress(suite: Suite, console: Console) -> RunReport:
     def on_outcome(outcome: Outcome) -> None:
         progress.advance(task_id)
         progress.update(task_id, description=escape(outcome.combination.name))
-        console.print(_status_line(outcome))
+        console.print(_status_line(outcome), soft_wrap=True)
 
     with progress:
         return run_suite(suite, on_plan=on_plan, on_outcome=on_outcome)
@@ -180,6 +201,11 @@ def print_report(report: RunReport, console: Console, *, as_json: bool) -> int:
             # Piped or logged: rich would squeeze the table into 80 columns.
             console.width = max(console.width, 180)
         console.print(summary_table(report))
+        warnings = warning_lines(report)
+        if warnings:
+            console.print("[yellow]warnings:[/]")
+            for line in warnings:
+                console.print(f"  {escape(line)}", soft_wrap=True)
         console.print(
             f"{len(report.results)} result(s) stored in {escape(str(report.store.root))}; "
             "latency is a synchronised call, device time is from device events"
@@ -202,39 +228,78 @@ def run(
     ] = None,
     workload: Annotated[
         list[str] | None,
-        typer.Option("--workload", "-w", help="Workload name or pkg.module:factory (repeat)."),
+        typer.Option(
+            "--workload",
+            "-w",
+            help="Workload name or pkg.module:factory (repeat).",
+            show_default="mlp, digits-cnn",
+        ),
     ] = None,
     backend: Annotated[
-        list[str] | None, typer.Option("--backend", "-b", help="Backend name (repeat).")
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Backend name (repeat).",
+            show_default="every backend installed here",
+        ),
     ] = None,
     device: Annotated[
-        list[str] | None, typer.Option("--device", "-d", help="Device: cpu, cuda:N, mps, mlx.")
+        list[str] | None,
+        typer.Option(
+            "--device",
+            "-d",
+            help="Device: cpu, cuda:N, mps, mlx (repeat).",
+            show_default="every device each backend can use",
+        ),
     ] = None,
     batch_size: Annotated[
-        list[int] | None, typer.Option("--batch-size", "-B", help="Batch size (repeat).")
+        list[int] | None,
+        typer.Option("--batch-size", "-B", help="Batch size (repeat).", show_default="1, 32"),
     ] = None,
     results_dir: Annotated[
-        Path | None, typer.Option("--results-dir", "-o", help="Result store folder.")
+        Path | None,
+        typer.Option(
+            "--results-dir", "-o", help="Result store folder.", show_default="as-bench-results"
+        ),
     ] = None,
     max_time: Annotated[
-        float | None, typer.Option("--max-time", help="Most seconds of sampling per benchmark.")
+        float | None,
+        typer.Option(
+            "--max-time", help="Most seconds of sampling per benchmark.", show_default="2.0"
+        ),
     ] = None,
     target_ci: Annotated[
         float | None,
-        typer.Option("--target-ci", help="Stop at this relative CI half-width (0.01 = ±1%)."),
+        typer.Option(
+            "--target-ci",
+            help="Stop at this relative CI half-width (0.01 = ±1%).",
+            show_default="0.02",
+        ),
     ] = None,
     isolate: Annotated[
         bool | None,
-        typer.Option("--isolate/--no-isolate", help="Each benchmark in a fresh process."),
+        typer.Option(
+            "--isolate/--no-isolate",
+            help="Each benchmark in a fresh process.",
+            show_default="no-isolate",
+        ),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Fix the number of compute threads.")
+        int | None,
+        typer.Option(
+            "--threads",
+            help="Fix the number of compute threads.",
+            show_default="the libraries' own",
+        ),
     ] = None,
     no_check: Annotated[
-        bool, typer.Option("--no-check", help="Skip checking outputs against eager PyTorch.")
+        bool,
+        typer.Option("--no-check", help="Skip checking outputs against eager PyTorch."),
     ] = False,
     no_accuracy: Annotated[
-        bool, typer.Option("--no-accuracy", help="Skip scoring on held-out data.")
+        bool,
+        typer.Option("--no-accuracy", help="Skip scoring on held-out data."),
     ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout.")

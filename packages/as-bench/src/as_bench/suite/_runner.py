@@ -30,7 +30,7 @@ import numpy as np
 from as_bench.backends import Backend, OutputCheckResult, check_outputs, evaluate, get_backend
 from as_bench.backends import available_backends as _available_backends
 from as_bench.engine import MeasureOptions, measure
-from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError
+from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError, WorkloadError
 from as_bench.results import BenchmarkResult, GitInfo, OutputCheck, ResultStore, git_info
 from as_bench.suite._definition import Suite
 from as_bench.workloads import Workload, get_workload
@@ -121,7 +121,8 @@ def plan(suite: Suite) -> tuple[list[Combination], list[Outcome]]:
         try:
             usable = backend.devices()
         except AsBenchError as exc:
-            skipped.append(_skip(suite, backend.name, "-", str(exc)))
+            reason = str(exc) or f"{type(exc).__name__} (no message)"
+            skipped.append(_skip(suite, backend.name, "-", reason))
             continue
         wanted = suite.devices or usable
         for device in wanted:
@@ -147,7 +148,7 @@ def _unavailable_reason(backend: Backend) -> str:
     except MissingExtraError:
         return f"not installed here: {install}"
     except Exception as exc:  # a broken install: say what it said
-        return f"not usable here: {type(exc).__name__}: {exc}"
+        return f"not usable here: {type(exc).__name__}: {exc or '(no message)'}"
     if not usable:
         where = f"{platform.system()} {platform.machine()}"
         return f"installed, but it cannot run on this platform ({where})"
@@ -157,6 +158,52 @@ def _unavailable_reason(backend: Backend) -> str:
 def _skip(suite: Suite, backend: str, device: str, reason: str) -> Outcome:
     combo = Combination(",".join(suite.workloads), backend, device, 0)
     return Outcome(combo, "skipped", message=reason)
+
+
+class _NothingToRunError(SuiteError):
+    """Nothing of the suite can run here; ``hint`` (printed by the CLI) says what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _nothing_to_run(skipped: list[Outcome]) -> SuiteError:
+    torch = install_hint(MissingExtraError.package, "torch")
+    if not skipped:  # no backend asked for, none installed
+        return _NothingToRunError(
+            "nothing to run on this machine: no backend is installed "
+            "(as-bench installs no ML framework by default)",
+            f"install one, e.g. PyTorch: {torch}",
+        )
+    reasons = "; ".join(f"{o.combination.backend}: {o.message}" for o in skipped)
+    return _NothingToRunError(
+        f"nothing to run on this machine ({reasons})",
+        "choose a backend and device this machine has (as-bench hw lists them), "
+        f"or install one, e.g. PyTorch: {torch}",
+    )
+
+
+def _check_factory_specs(suite: Suite) -> None:
+    """Fail once, before anything runs, on a ``pkg.module:factory`` that does not exist.
+
+    Only the import and the attribute are checked; calling the factory (which may train
+    a model) is left to the run, where a factory that raises fails its combinations.
+    """
+    from as_bench.workloads import builtin_workloads
+    from as_bench.workloads._loader import resolve_factory
+
+    for spec in suite.workloads:
+        if spec in builtin_workloads():
+            continue
+        try:
+            resolve_factory(spec)
+        except WorkloadError as exc:
+            exc.hint = (  # type: ignore[attr-defined]  # the CLI prints it instead of --debug
+                "a workload of your own is 'pkg.module:factory', importable from the current "
+                "directory or an installed package"
+            )
+            raise
 
 
 def _output_check(check: OutputCheckResult) -> OutputCheck:
@@ -366,14 +413,14 @@ def run_suite(
     """
     from as_bench.probe import probe
 
+    _check_factory_specs(suite)
     store = store if store is not None else ResultStore(suite.results_dir)
     todo, skipped = plan(suite)
     report = RunReport(suite, store, list(skipped))
     if on_plan is not None:
         on_plan(todo, skipped)
     if not todo:
-        reasons = "; ".join(f"{o.combination.backend}: {o.message}" for o in skipped)
-        raise SuiteError(f"nothing to run on this machine ({reasons or 'no backend installed'})")
+        raise _nothing_to_run(skipped)
     repo: GitInfo | None = git_info(Path.cwd())
     context = {"hardware": probe().model_dump(mode="json"), "git": repo}
     for outcome in _iter_outcomes(suite, todo, context):

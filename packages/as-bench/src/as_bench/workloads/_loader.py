@@ -36,7 +36,7 @@ import numpy.typing as npt
 from as_bench.exceptions import WorkloadError
 from as_bench.workloads._base import Workload
 
-__all__ = ["load_factory_workload", "parse_spec"]
+__all__ = ["load_factory_workload", "parse_spec", "resolve_factory"]
 
 Array = npt.NDArray[Any]
 
@@ -56,6 +56,17 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return module_name, attribute
 
 
+def resolve_factory(spec: str) -> Callable[[], Any]:
+    """Import the module of ``spec`` and return its factory, without calling it.
+
+    Raises:
+        WorkloadError: The spec is malformed, the module is not found or fails to import,
+            or the attribute is missing or not callable.
+    """
+    module_name, attribute = parse_spec(spec)
+    return _resolve(_import(module_name, spec), attribute, spec)
+
+
 def load_factory_workload(spec: str) -> Workload:
     """Import the module of ``spec``, call its factory and return the workload it describes.
 
@@ -64,9 +75,8 @@ def load_factory_workload(spec: str) -> Workload:
             or not callable, the factory raises, or it returns something else than a
             ``Workload`` or ``(torch.nn.Module, example_inputs)``.
     """
-    module_name, attribute = parse_spec(spec)
-    module = _import(module_name, spec)
-    factory = _resolve(module, attribute, spec)
+    factory = resolve_factory(spec)
+    attribute = parse_spec(spec)[1]
     try:
         result = factory()
     except Exception as exc:
