@@ -49,7 +49,9 @@ def parse_factory_spec(spec: str) -> tuple[str, str]:
 
 def is_factory_spec(spec: str) -> bool:
     """Whether ``spec`` looks like ``pkg.module:factory`` (not a built-in name)."""
-    return ":" in spec
+    from as_bench.workloads._loader import is_factory_spec as looks_like_factory
+
+    return looks_like_factory(spec)
 
 
 def load_workload(spec: str) -> Workload:

@@ -36,9 +36,14 @@ import numpy.typing as npt
 from as_bench.exceptions import WorkloadError
 from as_bench.workloads._base import Workload
 
-__all__ = ["load_factory_workload", "parse_spec", "resolve_factory"]
+__all__ = ["is_factory_spec", "load_factory_workload", "parse_spec", "resolve_factory"]
 
 Array = npt.NDArray[Any]
+
+
+def is_factory_spec(spec: str) -> bool:
+    """Whether ``spec`` names a model of the user's own (``pkg.module:factory``), not a built-in."""
+    return ":" in spec
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from as_bench.exceptions import MissingExtraError, WorkloadError
 from as_bench.workloads._base import Workload
-from as_bench.workloads._loader import load_factory_workload
+from as_bench.workloads._loader import is_factory_spec, load_factory_workload
 from as_core.extras import is_installed
 
 __all__ = ["builtin_workloads", "get_workload"]
@@ -65,7 +65,7 @@ def get_workload(spec: str) -> Workload:
         module_name, _, function = target.partition(":")
         builder: Callable[[], Workload] = getattr(importlib.import_module(module_name), function)
         return builder()
-    if ":" in spec:
+    if is_factory_spec(spec):
         return load_factory_workload(spec)
     msg = (
         f"unknown workload {spec!r}: the built-ins are {', '.join(_BUILTINS)}; a model of "

@@ -44,13 +44,13 @@ def load_source(source: str, fmt: str) -> Any:
         ExportError: The factory's module failed to import, or the factory failed.
     """
     from as_bench.exceptions import WorkloadError
-    from as_bench.export import load_workload, parse_factory_spec
+    from as_bench.export import is_factory_spec, load_workload, parse_factory_spec
     from as_bench.workloads import builtin_workloads
 
     spec = source.strip()
     builtins = builtin_workloads()
     if spec not in builtins:
-        if ":" not in spec:
+        if not is_factory_spec(spec):
             raise UsageError(
                 f"unknown model source {source!r}",
                 hint=f"give a built-in ({', '.join(builtins)}) or 'pkg.module:factory'",
