@@ -102,6 +102,9 @@ class Measurement(_Record):
         threads: Thread settings in force (``torch_intra_op``, ``OMP_NUM_THREADS``, ...).
         isolated: Whether it ran in a fresh child process.
         warnings: Noise and environment warnings, in words.
+        attempts: Measurements pooled into this one: 1, or more when a noisy first
+            attempt was re-measured (``MeasureOptions.remeasure_noisy``); the samples of
+            every attempt are kept, in order.
     """
 
     device: str
@@ -117,6 +120,7 @@ class Measurement(_Record):
     threads: dict[str, int | str | None] = Field(default_factory=dict)
     isolated: bool = False
     warnings: list[str] = Field(default_factory=list)
+    attempts: int = Field(default=1, ge=1)
 
     @property
     def primary(self) -> TimingSeries:

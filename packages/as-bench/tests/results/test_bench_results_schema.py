@@ -35,7 +35,7 @@ def test_defaults_and_properties(make_result: MakeResult) -> None:
     del fields["id"]
     fresh = BenchmarkResult(**fields)
     assert len(fresh.id) == 32 and fresh.id != BenchmarkResult(**fields).id
-    assert fresh.schema_version == SCHEMA_VERSION == 1
+    assert fresh.schema_version == SCHEMA_VERSION == 2
     assert fresh.as_bench_version == __version__
     assert fresh.median_s == fresh.measurement.latency.stats.median
     assert fresh.samples_s == fresh.measurement.latency.samples_s
@@ -74,7 +74,7 @@ def test_times_must_be_aware_and_are_stored_in_utc(make_result: MakeResult) -> N
         ({"accuracy": {"accuracy": float("nan")}}, "accuracy.accuracy"),
         ({"id": "../escape"}, "id"),
         ({"unknown_field": 1}, "unknown_field"),
-        ({"schema_version": 2}, "schema_version"),
+        ({"schema_version": 3}, "schema_version"),
     ],
 )
 def test_invalid_fields_are_refused(
@@ -96,8 +96,8 @@ def test_results_are_frozen(make_result: MakeResult) -> None:
         ([1, 2], "expected an object, got list"),
         ({"benchmark": "x"}, "schema_version is missing"),
         ({"schema_version": "1"}, "is not an integer"),
-        ({"schema_version": 2}, "newer than this as-bench"),
-        ({"schema_version": 0}, "not supported (supported: 1)"),
+        ({"schema_version": 3}, "newer than this as-bench"),
+        ({"schema_version": 0}, "not supported (supported: 1, 2)"),
     ],
 )
 def test_parse_result_names_the_file_and_the_version(data: object, reason: str) -> None:
@@ -107,7 +107,7 @@ def test_parse_result_names_the_file_and_the_version(data: object, reason: str) 
     assert raised.value.path == path
     assert reason in raised.value.reason
     assert str(path) in str(raised.value)
-    assert SUPPORTED_SCHEMA_VERSIONS == (1,)
+    assert SUPPORTED_SCHEMA_VERSIONS == (1, 2)
 
 
 # -- round trips ----------------------------------------------------------------------------
@@ -168,3 +168,16 @@ def test_round_trip_through_the_store_and_every_format(
             back = read_results(store.export(root / f"out.{fmt}"))
             assert_frame_equal(back, expected, check_exact=True)
         assert read_result_objects(root / "out.json") == loaded
+
+
+def test_a_version_1_record_reads_as_version_2_with_truthful_defaults(
+    make_result: MakeResult,
+) -> None:
+    data = make_result(0).model_dump(mode="json")
+    for key in ("run", "machine"):
+        data.pop(key)
+    data["measurement"].pop("attempts")
+    data["schema_version"] = 1
+    result = parse_result(data, Path("old.json"))
+    assert result.schema_version == 2
+    assert (result.run, result.machine, result.measurement.attempts) == (None, None, 1)

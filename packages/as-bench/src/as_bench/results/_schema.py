@@ -38,14 +38,22 @@ __all__ = [
     "parse_result",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema version this release writes."""
 
-SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 """The schema versions this release reads."""
 
+
+def _upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
+    # Version 2 only added optional fields (the run and machine a result belongs to,
+    # re-measurement attempts, memory before loading, per-call device timing), whose
+    # defaults describe a version-1 record truthfully: no run, one attempt, not measured.
+    return {**record, "schema_version": 2}
+
+
 # Upgrade steps from version N to N + 1, applied to the raw mapping before validation.
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
 
 # Infinity and NaN do not survive JSON (pydantic writes them as null), so refuse them here.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -129,9 +137,13 @@ class BenchmarkResult(_Record):
         as_bench_version: The as-bench release that measured it.
         tags: Free labels for grouping (``{"suite": "default"}``).
         params: Parameters of the run (measurement options, workload settings).
+        run: The run this result belongs to, numbered per machine in its store
+            (``"0007"``); ``None`` for a result stored outside a run.
+        machine: The machine id the run is numbered under (see
+            :func:`as_bench.results.machine_id`); ``None`` outside a run.
     """
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9A-Za-z_-]+$")
     benchmark: _Name
     workload: _Name
@@ -151,6 +163,8 @@ class BenchmarkResult(_Record):
     as_bench_version: str = __version__
     tags: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
+    run: str | None = Field(default=None, pattern=r"^[0-9]{4,}$")
+    machine: str | None = Field(default=None, pattern=r"^[0-9A-Za-z._-]+$")
 
     @field_validator("started_at", "finished_at")
     @classmethod
