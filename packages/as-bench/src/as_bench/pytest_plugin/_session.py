@@ -21,6 +21,7 @@ from as_bench.measurement import Measurement
 from as_bench.pytest_plugin._options import PluginSettings
 from as_bench.pytest_plugin._terminal import Line, format_table
 from as_bench.results import BenchmarkResult, GitInfo, ResultStore, git_info
+from as_bench.results._measured import function_result
 from as_core.fmt import format_seconds
 
 if TYPE_CHECKING:
@@ -172,21 +173,17 @@ class BenchSession:
             ResultStoreError: The store could not be written (the message names it).
         """
         hardware, repo = self._run_context()
-        measurement = call.measurement
-        median = measurement.latency.stats.median
-        result = BenchmarkResult(
+        result = function_result(
+            call.measurement,
             benchmark=benchmark,
             workload=workload,
-            backend="python",
-            device=measurement.device,
             batch_size=call.batch_size,
-            measurement=measurement,
-            throughput_items_per_s=call.batch_size / median if median > 0 else None,
             hardware=hardware,
             git=repo,
+            source="pytest",
             started_at=call.started_at,
             finished_at=call.finished_at,
-            tags={"source": "pytest", "test": test},
+            tags={"test": test},
             params={"measure": call.options.model_dump(mode="json"), "function": call.function},
         )
         self.results.append(result)

@@ -10,16 +10,20 @@ the store names it and loads the rest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
 from as_bench.exceptions import CorruptResultError, ResultStoreError
+from as_bench.measurement import Measurement
 from as_bench.results._export import ExportFormat, export_results, format_for
 from as_bench.results._frame import results_to_frame
+from as_bench.results._git import git_info
 from as_bench.results._io import atomic_write, read_result_file
+from as_bench.results._measured import function_result
 from as_bench.results._schema import BenchmarkResult
 
 if TYPE_CHECKING:
@@ -33,6 +37,14 @@ OnError = Literal["raise", "skip", "collect"]
 """What reading does with a corrupt file: raise at the first one; skip each one with a
 warning in the log that names it; or read everything and then raise one error that names
 every corrupt file."""
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{loc}: {error['msg']}" if loc else str(error["msg"]))
+    return "; ".join(parts)
 
 
 class ResultStore:
@@ -61,6 +73,7 @@ class ResultStore:
                 ``create`` is ``False``.
         """
         self._root = Path(root)
+        self._hardware: dict[str, Any] | None = None  # probed by the first add()
         if self._root.exists() and not self._root.is_dir():
             raise ResultStoreError(f"result store {self._root} is a file, not a folder")
         if not self._root.exists():
@@ -139,6 +152,95 @@ class ResultStore:
             The files written, in the order of ``results``.
         """
         return [self.append(result) for result in results]
+
+    def add(
+        self,
+        measurement: Measurement,
+        name: str,
+        *,
+        workload: str | None = None,
+        batch_size: int = 1,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        run: str | None = None,
+        machine: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+    ) -> BenchmarkResult:
+        """Store what :func:`as_bench.measure` returned, as a result named ``name``.
+
+        The result is a function result like the pytest plugin's: backend ``"python"``,
+        tag ``source="store.add"``, the machine from :func:`as_bench.probe.probe` (probed
+        once per store), the git checkout of the current directory, throughput
+        ``batch_size`` per median latency.
+
+        Args:
+            measurement: The measurement.
+            name: The benchmark's name (what comparisons and gates match on).
+            workload: The group the report shows and compares it in; ``name`` when
+                ``None``. Give several functions the same workload to compare them.
+            batch_size: Items one call processes.
+            tags: Labels for grouping; ``source`` is ``"store.add"`` unless given here.
+            params: Parameters to record with it (sizes, settings).
+            run: The run it belongs to (``"0007"``), if any.
+            machine: The machine id that run is numbered under, if any.
+            started_at: When the measurement started; ``finished_at`` less the
+                measurement's ``total_seconds`` when ``None``.
+            finished_at: When it finished; ``started_at`` plus ``total_seconds`` when
+                ``None``; now when neither is given.
+
+        Returns:
+            The result stored.
+
+        Raises:
+            TypeError: ``measurement`` is not a :class:`~as_bench.measurement.Measurement`
+                (a :class:`BenchmarkResult` goes to :meth:`append`).
+            ValueError: ``name`` or ``workload`` is empty, ``batch_size`` is not a
+                positive integer, or another field is not valid (the message says which).
+            ResultStoreError: The file could not be written.
+        """
+        given: object = measurement  # checked at run time: callers may not type-check
+        if not isinstance(given, Measurement):
+            hint = " (store a result with append)" if isinstance(given, BenchmarkResult) else ""
+            raise TypeError(
+                f"ResultStore.add takes what as_bench.measure() returned, a Measurement; "
+                f"got {type(given).__name__}{hint}"
+            )
+        for label, value in (("name", name), ("workload", workload)):
+            if value is None and label == "workload":
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"ResultStore.add needs a non-empty {label} for the result, got {value!r}"
+                )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"ResultStore.add: batch_size must be a positive integer, got {batch_size!r}"
+            )
+        if self._hardware is None:
+            from as_bench.probe import probe
+
+            self._hardware = probe().model_dump(mode="json")
+        try:
+            result = function_result(
+                measurement,
+                benchmark=name,
+                workload=workload if workload is not None else name,
+                batch_size=batch_size,
+                hardware=self._hardware,
+                git=git_info(),
+                source="store.add",
+                started_at=started_at,
+                finished_at=finished_at,
+                tags=tags,
+                params=params,
+                run=run,
+                machine=machine,
+            )
+        except ValidationError as exc:
+            raise ValueError(f"ResultStore.add({name!r}): {_problems(exc)}") from exc
+        self.append(result)
+        return result
 
     def load_report(self) -> tuple[list[BenchmarkResult], list[CorruptResultError]]:
         """Read every result, keeping going past corrupt files.
