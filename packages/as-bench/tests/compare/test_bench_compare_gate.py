@@ -103,8 +103,10 @@ GATE = ThresholdSet.model_validate({"default": ["median:5%"]})
 
 def test_public_names_are_exact_and_light() -> None:
     assert sorted(compare.__all__) == [
+        "BUSY_QUANTILE",
         "BenchmarkComparison",
         "Comparison",
+        "NOISY_REL_IQR",
         "Threshold",
         "ThresholdSet",
         "compare_results",
@@ -115,6 +117,8 @@ def test_public_names_are_exact_and_light() -> None:
         "parse_threshold",
     ]
     for name in compare.__all__:
+        if name.isupper():
+            continue  # constants
         assert getattr(compare, name).__module__.startswith("as_bench.compare")
     heavy = "polars torch onnxruntime scipy matplotlib".split()
     code = (
@@ -419,7 +423,11 @@ def test_a_large_difference_on_too_few_samples_is_not_significant() -> None:
     base = [result("a", [1.0e-3, 3.0e-3, 2.0e-3])]
     new = [result("a", [2.5e-3, 1.5e-3, 3.5e-3])]
     item = compare_results(base, new, thresholds=GATE).items[0]
-    assert item.ratio == pytest.approx(1.25)
+    # So wide a spread is a busy run: the lower deciles are compared, and three samples
+    # cannot pin them down.
+    assert item.estimator == "lower decile"
+    deciles = [np.quantile(side[0].samples_s, 0.1) for side in (base, new)]
+    assert item.ratio == pytest.approx(deciles[1] / deciles[0])
     assert not item.significant and item.change == "unchanged" and not item.failed
 
 
@@ -657,7 +665,11 @@ def test_injected_20_percent_slowdown_fails_naming_that_benchmark(
     assert code == 1, output
     assert _regressions(output) == [SLOWED], output
     line = next(line for line in output.splitlines() if line.startswith("REGRESSION"))
-    assert re.search(r": median \+(1[5-9]|2[0-5])\.\d% \(95% CI .*\) > 5%, p=", line), line
+    # Quiet runs are judged on the median, busy ones (a shared test machine) on the
+    # lower decile; either way the change measured is the one injected.
+    quiet = r": median \+(1[5-9]|2[0-5])\.\d% \(95% CI .*\) > 5%, p="
+    busy = r": lower decile \+(1[5-9]|2[0-5])\.\d% \(95% CI .*\) > 5% \(median:5% on a busy"
+    assert re.search(quiet, line) or re.search(busy, line), line
 
 
 @pytest.mark.slow
@@ -675,32 +687,83 @@ def test_20_reruns_of_the_unchanged_workload_raise_no_false_alarm(
     assert not alarms, "\n".join(alarms)
 
 
-def test_a_regression_on_a_noisy_run_is_inconclusive_not_failed() -> None:
-    # Two internally consistent runs far apart, the new one with a wide spread (IQR about
-    # 40% of the median, as a multi-threaded runtime on a busy machine gives): reported,
-    # not failed, and the reason says which side was noisy.
+def _busy(median_s: float, *, share: float, n: int = 600, seed: int = 0) -> list[float]:
+    """Samples of a call of ``median_s`` on a busy machine: a ``share`` of them waited
+    for a core (2 to 6 times as long), as other processes' time slices make them."""
+    rng = np.random.default_rng(seed)
+    body = median_s * rng.lognormal(0.0, 0.01, n)
+    waited = rng.random(n) < share
+    return np.where(waited, body * rng.uniform(2.0, 6.0, n), body).tolist()
+
+
+def test_unchanged_code_on_a_busier_new_run_passes() -> None:
+    # The median of the new run is inflated by other processes (60% of its samples
+    # waited, against 10% of the base's): the old rule did not pass it.
+    base = [result("f", _busy(1e-3, share=0.10, seed=1))]
+    new = [result("f", _busy(1e-3, share=0.60, seed=2))]
+    item = compare_results(base, new, thresholds=GATE).items[0]
+    assert new[0].median_s / base[0].median_s > 1.2, "the medians do differ"
+    assert item.busy and item.estimator == "lower decile"
+    assert item.ratio == pytest.approx(1.0, abs=0.01)
+    assert not item.failed and not item.inconclusive and item.reasons == []
+
+
+def test_a_regression_on_a_busy_run_fails_on_the_lower_decile() -> None:
+    # A 10% slower function on a busy machine, its base measured when it was less busy:
+    # the medians barely differ (the base's is not inflated), the lower deciles do.
+    base = [result("f", _busy(1e-3, share=0.10, seed=1))]
+    new = [result("f", _busy(1.1e-3, share=0.45, seed=2))]
+    item = compare_results(base, new, thresholds=GATE).items[0]
+    assert item.failed and not item.inconclusive
+    assert item.ratio == pytest.approx(1.1, abs=0.01) and item.ratio_ci_low > 1.05
+    assert re.fullmatch(
+        r"lower decile \+\d+\.\d% \(95% CI \+\d+\.\d% … \+\d+\.\d%\) > 5% "
+        r"\(median:5% on a busy run\)",
+        item.reasons[0],
+    ), item.reasons
+
+
+def test_a_wide_spread_regression_still_fails() -> None:
+    # A noisy measurement never turns a clear regression into a pass: the whole new
+    # distribution sits above the base's (+76% at the median, IQR 40% of it).
     base = [result("ort/bs16", lognormal(25e-6, sigma=0.02))]
     new = [result("ort/bs16", lognormal(44e-6, seed=1, sigma=0.3))]
     item = compare_results(base, new, thresholds=GATE).items[0]
-    assert item.change == "regression"
-    assert item.reasons, "the threshold was exceeded"
-    assert item.inconclusive and not item.failed
+    assert item.failed and not item.inconclusive
     assert item.noisy == [
-        f"new run's IQR is {new[0].measurement.latency.stats.relative_iqr:.0%} of its median"
+        f"the new run's IQR is {new[0].measurement.latency.stats.relative_iqr:.0%} of its median"
     ]
 
 
+def test_a_busy_regression_without_evidence_is_inconclusive() -> None:
+    base = [result("ort/bs16", lognormal(25e-6, n=20, sigma=0.3, seed=1))]
+    new = [result("ort/bs16", lognormal(28e-6, n=20, sigma=0.3, seed=11))]
+    item = compare_results(base, new, thresholds=GATE).items[0]
+    assert item.ratio > 1.05 and item.ratio_ci_low < 1.0
+    assert item.inconclusive and not item.failed
+
+
+def test_a_tail_threshold_on_a_busy_run_is_inconclusive_when_only_the_tail_moved() -> None:
+    base = [result("f", _busy(1e-3, share=0.05, seed=1))]
+    new = [result("f", _busy(1e-3, share=0.30, seed=2))]
+    tail = ThresholdSet.model_validate({"default": ["p95:10%"]})
+    item = compare_results(base, new, thresholds=tail).items[0]
+    assert item.inconclusive and not item.failed
+    assert "only the tail moved" in item.reasons[0]
+
+
 def test_inconclusive_reason_gives_the_noise_against_its_limit() -> None:
-    base = [result("ort/bs16", lognormal(25e-6, sigma=0.02))]
-    new = [result("ort/bs16", lognormal(44e-6, seed=1, sigma=0.3))]
+    base = [result("ort/bs16", lognormal(25e-6, n=20, sigma=0.3, seed=1))]
+    new = [result("ort/bs16", lognormal(28e-6, n=20, sigma=0.3, seed=11))]
     comparison = compare_results(base, new, thresholds=GATE)
     assert comparison.inconclusive == comparison.items and comparison.failures == []
-    iqr = new[0].measurement.latency.stats.relative_iqr
+    iqrs = [side[0].measurement.latency.stats.relative_iqr for side in (base, new)]
     text = inconclusive_reason(comparison.items[0])
-    assert text.startswith("median +")
+    assert text.startswith("lower decile +")
     assert text.endswith(
-        f"; not gated because the new run's IQR is {iqr:.0%} of its median "
-        "(the limit is 25%): rerun on a quiet machine"
+        f"; a busy run (the base run's IQR is {iqrs[0]:.0%} of its median and the new run's "
+        f"IQR is {iqrs[1]:.0%} of its median, over 10%) and the evidence does not settle it: "
+        "rerun it, on a quieter machine if you can"
     )
 
 

@@ -97,7 +97,9 @@ def _short_timer(label: str) -> str:
 
 def _ratio_text(item: BenchmarkComparison) -> str:
     # One space only: in a narrow terminal the interval wraps under the ratio, whole.
-    return f"{item.ratio:.3f} [{item.ratio_ci_low:.3f}…{item.ratio_ci_high:.3f}]"
+    # A dagger marks the busy-machine rule's lower decile (the caption says so).
+    mark = "†" if item.estimator != "median" else ""
+    return f"{item.ratio:.3f}{mark} [{item.ratio_ci_low:.3f}…{item.ratio_ci_high:.3f}]"
 
 
 def _p_text(p: float) -> str:
@@ -110,7 +112,7 @@ def _gate_text(item: BenchmarkComparison) -> str:
     if item.failed:
         return "[bold red]FAIL[/]"
     if item.inconclusive:
-        return "[yellow]noisy[/]"
+        return "[yellow]INCONCLUSIVE[/]"
     return "[green]pass[/]"
 
 
@@ -121,9 +123,16 @@ def comparison_table(comparison: Comparison, *, gated: bool = True) -> Table:
     it), and the gate one only when ``gated``, so that the table fits 80 columns more often.
     Benchmarks on one side only say so in the change column and are never gated.
     """
+    from as_bench.compare import NOISY_REL_IQR
+
     timers = {item.timer for item in comparison.items}
     one_timer = len(timers) == 1
     legend = "ratio: new/base of medians [95% bootstrap CI]; p: Mann-Whitney U, two-sided"
+    if any(item.estimator != "median" for item in comparison.items):
+        legend += (
+            f"; † busy run (IQR ≥ {NOISY_REL_IQR:.0%} of the median): base, new and ratio "
+            "are of the lower decile, which waiting for a core does not move"
+        )
     if one_timer:
         legend = f"times: {next(iter(timers))}; {legend}"
     table = Table(
@@ -151,8 +160,8 @@ def comparison_table(comparison: Comparison, *, gated: bool = True) -> Table:
         if not one_timer:
             row.append(escape(_short_timer(item.timer)))
         row += [
-            format_seconds(item.base_median_s),
-            format_seconds(item.new_median_s),
+            format_seconds(item.base_estimate_s),
+            format_seconds(item.new_estimate_s),
             _ratio_text(item),
             _p_text(item.p_value),
             f"[{_CHANGE_STYLE[item.change]}]{item.change}[/]",

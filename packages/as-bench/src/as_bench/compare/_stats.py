@@ -139,17 +139,20 @@ def mann_whitney_u(x: _Samples, y: _Samples) -> MannWhitneyResult:
 _CHUNK_VALUES = 2_000_000
 
 
-def _bootstrap_medians(
-    samples: npt.NDArray[np.float64], resamples: int, rng: np.random.Generator
+def _bootstrap_quantiles(
+    samples: npt.NDArray[np.float64], q: float, resamples: int, rng: np.random.Generator
 ) -> npt.NDArray[np.float64]:
     n = int(samples.size)
-    medians = np.empty(resamples)
+    values = np.empty(resamples)
     rows = max(1, _CHUNK_VALUES // n)
     for start in range(0, resamples, rows):
         stop = min(resamples, start + rows)
         picks = rng.integers(0, n, size=(stop - start, n))
-        medians[start:stop] = np.median(samples[picks], axis=1)
-    return medians
+        if q == 0.5:
+            values[start:stop] = np.median(samples[picks], axis=1)
+        else:
+            values[start:stop] = np.quantile(samples[picks], q, axis=1, method="linear")
+    return values
 
 
 def bootstrap_ratio_ci(
@@ -159,8 +162,12 @@ def bootstrap_ratio_ci(
     level: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
+    quantile: float = 0.5,
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of ``median(new) / median(base)``.
+
+    With ``quantile`` other than 0.5, of the ratio of that quantile instead (the gate's
+    busy-machine rule uses the lower decile, 0.1).
 
     Each side is resampled with replacement on its own (the two runs are independent),
     ``resamples`` times; the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2``
@@ -173,6 +180,7 @@ def bootstrap_ratio_ci(
         level: Confidence level, in (0, 1).
         resamples: Bootstrap resamples per side.
         seed: Seed of the :class:`numpy.random.Generator`.
+        quantile: The quantile whose ratio is estimated, in (0, 1); the median by default.
 
     Returns:
         ``(low, high)``; both the plain ratio when each side has one sample.
@@ -185,13 +193,15 @@ def bootstrap_ratio_ci(
         raise ValueError(f"level must be between 0 and 1 (exclusive), got {level!r}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples!r}")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be between 0 and 1 (exclusive), got {quantile!r}")
     a = _as_array(base, "base")
     b = _as_array(new, "new")
     if float(np.median(a)) <= 0.0:
         raise ValueError("the baseline's median is not positive: no ratio to it")
     rng = np.random.default_rng(seed)
-    base_medians = _bootstrap_medians(a, resamples, rng)
-    new_medians = _bootstrap_medians(b, resamples, rng)
+    base_medians = _bootstrap_quantiles(a, quantile, resamples, rng)
+    new_medians = _bootstrap_quantiles(b, quantile, resamples, rng)
     # A resample of a baseline with zeros can have median 0; such a ratio is unbounded.
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(base_medians > 0, new_medians / base_medians, np.inf)
@@ -201,11 +211,18 @@ def bootstrap_ratio_ci(
 
 
 def point_estimates(samples: _Samples) -> dict[str, float]:
-    """``median``, ``mean`` and ``p95`` of raw samples (linear quantiles, as ``summarize``).
+    """``median``, ``mean``, ``p95`` and ``p10`` of raw samples (linear quantiles).
+
+    The quantile method is the one :func:`as_bench.stats.summarize` uses.
 
     Raises:
         ValueError: No samples, or NaN or infinity among them.
     """
     a = _as_array(samples, "samples")
-    median, p95 = np.quantile(a, [0.5, 0.95], method="linear")
-    return {"median": float(median), "mean": float(np.mean(a)), "p95": float(p95)}
+    p10, median, p95 = np.quantile(a, [0.1, 0.5, 0.95], method="linear")
+    return {
+        "median": float(median),
+        "mean": float(np.mean(a)),
+        "p95": float(p95),
+        "p10": float(p10),
+    }

@@ -127,6 +127,8 @@ class Gate:
         )
         if comparison.items:
             lines.extend((row, {}) for row in _comparison_table(comparison.items))
+            if any(item.estimator != "median" for item in comparison.items):
+                lines.append((_BUSY_LEGEND, {}))
         if comparison.only_in_new:
             names = ", ".join(comparison.only_in_new)
             lines.append((f"not in the baseline (not compared): {names}", {}))
@@ -185,6 +187,11 @@ class Gate:
         return lines
 
 
+_BUSY_LEGEND = (
+    "† a busy run (a side's IQR at least 10% of its median): the lower decile, which "
+    "waiting for a core does not move, is compared instead of the median"
+)
+
 # pytest sets the rootdir before plugins' options are known, so an existing folder given
 # as `--as-bench-compare PATH` (with a space) counts as a test path and can move it.
 _NOTHING_MATCHED = (
@@ -203,11 +210,12 @@ def _comparison_table(items: Sequence[BenchmarkComparison]) -> list[str]:
     rows: list[tuple[str, ...]] = [("benchmark", "base", "new", "change", "95% CI", "p", "verdict")]
     for item in items:
         verdict = "FAILED" if item.failed else "INCONCLUSIVE" if item.inconclusive else item.change
+        mark = "†" if item.estimator != "median" else ""
         rows.append(
             (
                 item.benchmark,
-                format_seconds(item.base_median_s),
-                format_seconds(item.new_median_s),
+                format_seconds(item.base_estimate_s) + mark,
+                format_seconds(item.new_estimate_s) + mark,
                 _percent(item.ratio - 1),
                 f"[{_percent(item.ratio_ci_low - 1)}, {_percent(item.ratio_ci_high - 1)}]",
                 f"{item.p_value:.2g}",
