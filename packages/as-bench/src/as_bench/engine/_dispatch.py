@@ -8,6 +8,7 @@ from typing import Any
 from as_bench.devices import Device, get_device
 from as_bench.engine._isolate import run_isolated
 from as_bench.engine._measure import run_measurement
+from as_bench.engine._remeasure import is_noisy, remeasure
 from as_bench.engine.options import MeasureOptions
 from as_bench.measurement import Measurement
 
@@ -29,7 +30,9 @@ def measure(
     stay under 0.01% of a sample; samples are taken until the 95% CI of the median is
     within ±1% (by default) or ``max_time_s`` passes. On CUDA and MPS two series are
     kept: ``device_time`` (device events) and ``latency`` (synchronised wall clock); MLX
-    outputs are evaluated inside the timed region. Raw samples are kept.
+    outputs are evaluated inside the timed region. Raw samples are kept. With
+    ``options.remeasure_noisy``, a noisy measurement (a busy machine) is taken again, in
+    fresh processes where possible (see :mod:`as_bench.engine._remeasure`).
 
     Keyword arguments named ``device``, ``options`` or ``setup`` are taken by
     ``measure`` itself: bind such arguments of ``fn`` with :func:`functools.partial`.
@@ -74,6 +77,16 @@ def measure(
         msg = f"setup must be callable or None, got {type(given_setup).__name__}"
         raise TypeError(msg)
     opts = options if options is not None else MeasureOptions()
-    if opts.isolate:
-        return run_isolated(fn, args, kwargs, device, opts, setup)
-    return run_measurement(fn, args, kwargs, get_device(device), opts, setup)
+    chosen = device if opts.isolate else get_device(device)
+
+    def attempt(fresh: bool) -> Measurement:
+        if fresh:
+            return run_isolated(fn, args, kwargs, chosen, opts, setup)
+        return run_measurement(fn, args, kwargs, get_device(chosen), opts, setup)
+
+    first = attempt(opts.isolate)
+    if opts.remeasure_noisy == 0 or not is_noisy(first, opts):
+        return first
+    # A device with a clock of its own (a fake in tests) cannot be recreated in a child.
+    fresh = isinstance(chosen, str) or get_device(chosen).has_default_clock
+    return remeasure(first, attempt, opts, fresh=fresh)

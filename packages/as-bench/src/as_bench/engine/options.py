@@ -67,6 +67,13 @@ class MeasureOptions(BaseModel):
         isolate: Run the whole measurement in a fresh process (multiprocessing "spawn");
             the function, its arguments and ``setup`` must then be picklable.
         isolate_timeout_s: Kill an isolated child after this many seconds (``None``: wait).
+        remeasure_noisy: When the primary series' IQR is at least ``noise_rel_iqr`` of its
+            median (a busy machine), measure again up to this many times: each attempt in
+            a fresh process when the function can be sent to one (else in this process),
+            stopping at the first quiet attempt, which is then the result; when none is
+            quiet, the samples of every attempt are pooled (more samples, several
+            processes). 0 (the default) never re-measures; the pytest plugin's gate and
+            ``as-bench run`` use 2.
         threads: Fix the number of compute threads: sets ``torch.set_num_threads`` when
             torch is loaded and, in an isolated child, ``OMP_NUM_THREADS``,
             ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``VECLIB_MAXIMUM_THREADS`` and
@@ -109,6 +116,7 @@ class MeasureOptions(BaseModel):
 
     isolate: bool = False
     isolate_timeout_s: float | None = Field(default=None, gt=0)
+    remeasure_noisy: int = Field(default=0, ge=0, le=20)
     threads: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
