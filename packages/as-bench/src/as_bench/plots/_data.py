@@ -6,8 +6,9 @@ import logging
 from collections.abc import Sequence
 
 from as_bench.results import BenchmarkResult
+from as_bench.results._measured import is_function_result
 
-__all__ = ["by_workload", "latest_per_benchmark", "result_label", "sort_key"]
+__all__ = ["by_workload", "function_name", "latest_per_benchmark", "result_label", "sort_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,25 @@ def by_workload(results: Sequence[BenchmarkResult]) -> dict[str, list[BenchmarkR
     return dict(sorted(groups.items()))
 
 
+def function_name(result: BenchmarkResult) -> str:
+    """A function result's short name: its benchmark less the test file and the group.
+
+    ``tests/test_x.py::test_sort[heapq]`` is ``test_sort[heapq]``; ``words/join`` in the
+    workload ``words`` is ``join``.
+    """
+    name = result.benchmark.rsplit("::", 1)[-1]
+    prefix = result.workload + "/"
+    return name[len(prefix) :] if name.startswith(prefix) and name != prefix else name
+
+
 def result_label(result: BenchmarkResult, *, batch: bool = True) -> str:
-    """``"onnxruntime/cpu bs32"``: what a tick or an annotation calls a result."""
+    """``"onnxruntime/cpu bs32"``: what a tick or an annotation calls a result.
+
+    A function result is called by its name (:func:`function_name`), since every function
+    has the backend ``python``.
+    """
+    if is_function_result(result):
+        label = f"{function_name(result)}/{result.device}"
+        return f"{label} bs{result.batch_size}" if batch and result.batch_size != 1 else label
     label = f"{result.backend}/{result.device}"
     return f"{label} bs{result.batch_size}" if batch else label

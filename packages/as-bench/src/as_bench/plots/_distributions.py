@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from as_bench.plots._data import by_workload
+from as_bench.plots._data import by_workload, function_name
 from as_bench.plots._files import draw
 from as_bench.plots._style import (
     LOWER_IS_BETTER,
@@ -21,6 +21,7 @@ from as_bench.plots._style import (
     scale_seconds,
 )
 from as_bench.results import BenchmarkResult
+from as_bench.results._measured import is_function_result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,7 +36,11 @@ _MAX_DOTS = 300
 
 
 def _tick(result: BenchmarkResult) -> str:
-    label = f"{result.backend}\n{result.device} bs{result.batch_size}"
+    if is_function_result(result):  # every function's backend is "python": name it
+        label = f"{function_name(result)}\n{result.device}"
+        label += f" bs{result.batch_size}" if result.batch_size != 1 else ""
+    else:
+        label = f"{result.backend}\n{result.device} bs{result.batch_size}"
     if result.measurement.device_time is not None:
         label += "\n(device time)"
     return label
@@ -91,9 +96,10 @@ def _panel(ax: Axes, workload: str, results: list[BenchmarkResult]) -> None:
     scale_note = ", log scale" if log else ""
     ax.set_ylabel(f"time per call ({unit}{scale_note}; {LOWER_IS_BETTER})")
     ax.set_title(f"{workload}: time per call, all samples")
+    # Functions all have the backend "python": their ticks name them, the legend need not.
+    backends = [r.backend for r in kept if not is_function_result(r)]
     ax.legend(
-        handles=backend_handles([r.backend for r in kept])
-        + device_handles([r.device for r in kept], kind="hatch"),
+        handles=backend_handles(backends) + device_handles([r.device for r in kept], kind="hatch"),
         loc="upper left",
         bbox_to_anchor=(1.0, 1.0),
     )
@@ -113,10 +119,11 @@ def build_distributions(results: Sequence[BenchmarkResult]) -> Figure:
         raise ValueError("no results to plot the latency distributions of")
     widest = max(len(group) for group in groups.values())
     width = min(max(6.5, 1.0 * widest + 2.5), 30.0)
+    functions = all(is_function_result(r) for group in groups.values() for r in group)
+    what = "function and device" if functions else "backend, device and batch size"
     fig, axes = figure_with_panels(
         len(groups),
-        title="Time per call by backend, device and batch size "
-        "(box: quartiles and median; whiskers: 1.5 IQR)",
+        title=f"Time per call by {what} (box: quartiles and median; whiskers: 1.5 IQR)",
         panel_size=(width, 4.6),
         columns=1,
     )

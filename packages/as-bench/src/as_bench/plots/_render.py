@@ -12,7 +12,7 @@ from as_bench.plots._distributions import build_distributions
 from as_bench.plots._files import check_formats, draw
 from as_bench.plots._memory import build_memory, has_memory
 from as_bench.plots._pareto import build_pareto, has_accuracy
-from as_bench.plots._throughput import build_throughput
+from as_bench.plots._throughput import build_throughput, has_throughput_curve
 from as_bench.results import BenchmarkResult
 
 if TYPE_CHECKING:
@@ -33,7 +33,11 @@ def _builders(
     skipped_no_results = "no results"
     builders: dict[str, Callable[[], Figure] | str] = {
         "distributions": (lambda: build_distributions(results)) if results else skipped_no_results,
-        "throughput": (lambda: build_throughput(results)) if results else skipped_no_results,
+        "throughput": (lambda: build_throughput(results))
+        if has_throughput_curve(results)
+        else "no backend and device was measured at two batch sizes or more"
+        if results
+        else skipped_no_results,
         "memory": (lambda: build_memory(results))
         if has_memory(results)
         else "no result recorded peak memory",
@@ -56,9 +60,11 @@ def render_all(
 ) -> dict[str, list[Path]]:
     """Write every figure that has data, in every format, into ``out_dir``.
 
-    The figures are ``distributions``, ``throughput``, ``memory`` (when any result
-    recorded memory), ``pareto`` (when any result recorded accuracy) and ``comparison``
-    (when ``comparison`` has rows); each file is ``<name>.<format>``, written atomically.
+    The figures are ``distributions``, ``throughput`` (when a backend and device of a
+    workload was measured at two batch sizes or more: not for functions measured at one
+    batch size), ``memory`` (when any result recorded memory), ``pareto`` (when any
+    result recorded accuracy) and ``comparison`` (when ``comparison`` has rows); each file
+    is ``<name>.<format>``, written atomically.
 
     Args:
         results: The results to plot.

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["build_throughput", "plot_throughput", "throughput_of"]
+__all__ = ["build_throughput", "has_throughput_curve", "plot_throughput", "throughput_of"]
 
 _LOG_SPAN = 20.0
 
@@ -34,6 +34,26 @@ def throughput_of(result: BenchmarkResult) -> float | None:
         return result.throughput_items_per_s
     median = result.median_s
     return result.batch_size / median if median > 0 and math.isfinite(median) else None
+
+
+def _curves(results: Sequence[BenchmarkResult]) -> set[tuple[str, str, str]]:
+    """The (workload, backend, device) lines with throughput at two batch sizes or more."""
+    batches: dict[tuple[str, str, str], set[int]] = {}
+    for result in results:
+        value = throughput_of(result)
+        if value is not None and value > 0:
+            key = (result.workload, result.backend, result.device)
+            batches.setdefault(key, set()).add(result.batch_size)
+    return {key for key, sizes in batches.items() if len(sizes) >= 2}
+
+
+def has_throughput_curve(results: Sequence[BenchmarkResult]) -> bool:
+    """Whether any backend and device of a workload has throughput at two batch sizes.
+
+    A line of one point says nothing about batch size: functions measured at their one
+    batch size, or a suite run at one batch size, get no throughput figure.
+    """
+    return bool(_curves(results))
 
 
 def _panel(ax: Axes, workload: str, results: list[BenchmarkResult]) -> None:
@@ -79,12 +99,18 @@ def _panel(ax: Axes, workload: str, results: list[BenchmarkResult]) -> None:
 def build_throughput(results: Sequence[BenchmarkResult]) -> Figure:
     """The throughput figure (not saved): one panel per workload.
 
+    Only the workloads with a line of two batch sizes or more get a panel, when any has
+    (see :func:`has_throughput_curve`); otherwise every workload does.
+
     Raises:
         ValueError: ``results`` is empty.
     """
     groups = by_workload(results)
     if not groups:
         raise ValueError("no results to plot the throughput of")
+    curved = {workload for workload, _, _ in _curves(results)}
+    if curved:
+        groups = {workload: group for workload, group in groups.items() if workload in curved}
     fig, axes = figure_with_panels(
         len(groups), title="Throughput (items/s) against batch size by backend and device"
     )

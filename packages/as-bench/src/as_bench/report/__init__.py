@@ -3,19 +3,21 @@
 :func:`build_report` writes ``report.md`` and ``report.html`` (figures embedded, nothing
 fetched when opened) with the environment, noise warnings, a table per workload, the
 comparison with a baseline, a recommendation per workload and batch size, and Apple
-Silicon insights::
+Silicon insights; of functions (the pytest plugin's results, ``ResultStore.add``'s) it
+says instead which of a group is faster, how noisy each was and whether it converged::
 
     from as_bench.report import build_report
     from as_bench.results import read_result_objects
 
     files = build_report(read_result_objects("as-bench-results"), Path("report"))
 
-:func:`recommend` and :func:`apple_silicon_insights` are the report's reasoning on their
-own, for other tools. Importing this package imports neither matplotlib nor polars; the
-figures are drawn when a report is built.
+:func:`recommend`, :func:`apple_silicon_insights` and :func:`function_insights` are the
+report's reasoning on their own, for other tools. Importing this package imports neither
+matplotlib nor polars; the figures are drawn when a report is built.
 """
 
 from as_bench.report._build import ReportFiles, build_report
+from as_bench.report._functions import function_insights
 from as_bench.report._insights import Insight, apple_silicon_insights
 from as_bench.report._recommend import ACCURACY_TOLERANCE, Candidate, Recommendation, recommend
 
@@ -27,5 +29,6 @@ __all__ = [
     "ReportFiles",
     "apple_silicon_insights",
     "build_report",
+    "function_insights",
     "recommend",
 ]

@@ -74,6 +74,12 @@ def build_report(
     :func:`as_bench.plots.render_all` (PNG files under ``out_dir/images``, linked from
     the Markdown by relative path and embedded in the HTML as data URIs).
 
+    The report adapts to what was measured: function results (backend ``"python"``: the
+    pytest plugin's and :meth:`~as_bench.results.ResultStore.add`'s) get no backend
+    recommendation, Apple Silicon insights or throughput-against-batch figure, but
+    findings of their own (:func:`~as_bench.report.function_insights`): which function
+    of a group is faster, noise, convergence. Model results are reported as before.
+
     Args:
         results: The results to report (at least one).
         out_dir: The folder to write into; created if missing.

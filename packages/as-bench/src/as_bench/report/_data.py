@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from as_bench.probe import summary_rows
+from as_bench.report._functions import function_insights
 from as_bench.report._hardware import hardware_of, machine_label
 from as_bench.report._insights import Insight, apple_silicon_insights
 from as_bench.report._recommend import (
@@ -26,6 +27,7 @@ from as_bench.report._recommend import (
     recommend,
 )
 from as_bench.results import BenchmarkResult
+from as_bench.results._measured import is_function_result
 from as_core.fmt import format_bytes, format_rate, format_seconds
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ __all__ = [
     "WarningGroup",
     "build_data",
     "figure_title",
+    "results_heading",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,9 @@ _FIGURE_TITLES = {
     "comparison": "Comparison with the baseline",
 }
 _MAX_RAW_ROWS = 60  # an unrecognised hardware record is shown as stored, up to this
+_MAX_TITLE_NAMES = 6  # a default title names this many workloads, then counts the rest
+
+Subject = Literal["models", "functions", "models and functions"]
 
 
 @dataclass(frozen=True)
@@ -124,9 +130,14 @@ class ReportData:
         warnings: Noise warnings, grouped.
         workloads: A results table per workload.
         comparison: The comparison with a baseline, if one was given.
-        recommendations: The recommendation per workload and batch size.
-        insights: Apple Silicon insights.
+        recommendations: The recommendation per workload and batch size, of model
+            results (none for functions: there is no backend to choose).
+        insights: Apple Silicon insights, of model results.
         figures: The figures, in order.
+        function_insights: What function results say (comparisons, noise,
+            convergence); empty without function results.
+        subject: What was measured: models on backends, functions of one's own
+            (:func:`~as_bench.results._measured.is_function_result`), or both.
     """
 
     title: str
@@ -140,6 +151,8 @@ class ReportData:
     recommendations: list[Recommendation]
     insights: list[Insight]
     figures: list[Figure] = field(default_factory=list)
+    function_insights: list[Insight] = field(default_factory=list)
+    subject: Subject = "models"
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -251,6 +264,50 @@ def _workload_tables(
     return tables
 
 
+def _function_tables(
+    results: Sequence[BenchmarkResult], *, several_machines: bool
+) -> dict[str, Table]:
+    # A function has no backend, accuracy or output check: its columns are its timing.
+    headers = [
+        "function",
+        "device",
+        "batch",
+        "median latency (95% CI)",
+        "IQR / median",
+        "samples x calls",
+        "device time",
+        "throughput",
+        "peak memory",
+        "notes",
+    ]
+    if several_machines:
+        headers.append("machine")
+    tables: dict[str, Table] = {}
+    for result in results:
+        stats = result.measurement.latency.stats
+        row = [
+            result.benchmark,
+            result.device,
+            str(result.batch_size),
+            f"{format_seconds(stats.median)} ({format_seconds(stats.ci_low)} to "
+            f"{format_seconds(stats.ci_high)})",
+            f"{stats.relative_iqr * 100:.1f}%",
+            f"{stats.n} x {result.measurement.inner_loops}",
+            format_seconds(result.device_median_s),
+            format_rate(result.throughput_items_per_s),
+            _memory_cell(result),
+            _notes_cell(result, set()),
+        ]
+        if several_machines:
+            row.append(machine_label(result))
+        table = tables.setdefault(
+            result.workload,
+            Table(headers=headers, rows=[], numeric=frozenset({2, 3, 4, 5, 6, 7})),
+        )
+        table.rows.append(row)
+    return tables
+
+
 def _comparison_section(comparison: Comparison) -> ComparisonSection:
     rows = []
     for item in comparison.items:
@@ -293,8 +350,14 @@ def _overview(results: Sequence[BenchmarkResult], machines: list[str]) -> list[s
     start = min(r.started_at for r in results)
     end = max(r.finished_at for r in results)
     workloads = sorted({r.workload for r in results})
+    functions = sum(1 for r in results if is_function_result(r))
+    if functions == len(results):
+        what = f"{len(results)} function measurement(s) in {len(workloads)} group(s)"
+    else:
+        what = f"{len(results)} result(s) of {len(workloads)} workload(s)"
+        what += f" ({functions} of them functions)" if functions else ""
     lines = [
-        f"{len(results)} result(s) of {len(workloads)} workload(s) ({', '.join(workloads)}), "
+        f"{what} ({', '.join(workloads)}), "
         f"measured {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
         f"machine: {'; '.join(machines)}",
     ]
@@ -342,21 +405,51 @@ def build_data(
             f"{dropped} older result(s) of benchmarks measured more than once are left out: "
             "the report shows the latest run of each"
         )
-    recommendations = recommend(latest)
-    workloads = sorted({r.workload for r in latest})
+    # Functions of one's own have no backend to recommend and no compute unit to choose:
+    # the model sections describe model results only, the function findings the rest.
+    models = [r for r in latest if not is_function_result(r)]
+    functions = [r for r in latest if is_function_result(r)]
+    subject: Subject = (
+        "functions" if not models else "models and functions" if functions else "models"
+    )
+    recommendations = recommend(models)
+    several = len(machines) > 1
+    tables = _workload_tables(models, recommendations, several_machines=several)
+    tables.update(_function_tables(functions, several_machines=several))
     return ReportData(
-        title=title or f"as-bench report: {', '.join(workloads)}",
+        title=title or _default_title(latest, subject),
         generated_at=datetime.now(UTC),
         overview=_overview(latest, machines),
         environment=environment,
         notes=notes,
         warnings=_warning_groups(latest),
-        workloads=_workload_tables(latest, recommendations, several_machines=len(machines) > 1),
+        workloads=tables,
         comparison=None if comparison is None else _comparison_section(comparison),
         recommendations=recommendations,
-        insights=apple_silicon_insights(latest),
+        insights=apple_silicon_insights(models) if models else [],
         figures=list(figures),
+        function_insights=function_insights(functions),
+        subject=subject,
     )
+
+
+def _default_title(results: Sequence[BenchmarkResult], subject: Subject) -> str:
+    workloads = sorted({r.workload for r in results})
+    names = ", ".join(workloads[:_MAX_TITLE_NAMES])
+    if len(workloads) > _MAX_TITLE_NAMES:
+        names += f" and {len(workloads) - _MAX_TITLE_NAMES} more"
+    if subject == "functions":
+        return f"as-bench report of functions: {names}"
+    return f"as-bench report: {names}"
+
+
+FUNCTION_FINDINGS = "Functions: comparisons, noise and convergence"
+"""The heading of what a report says about function results."""
+
+
+def results_heading(data: ReportData) -> str:
+    """The heading of the results tables: by function when only functions were measured."""
+    return "Results by function" if data.subject == "functions" else "Results by workload"
 
 
 def figure_title(name: str) -> str:

@@ -24,14 +24,24 @@ from as_bench.report._recommend import latest_per_benchmark
 from as_bench.results import BenchmarkResult
 from as_core.fmt import format_bytes, format_seconds
 
-__all__ = ["MEMORY_WARN_FRACTION", "Insight", "apple_silicon_insights"]
+__all__ = ["MEMORY_WARN_FRACTION", "Insight", "apple_silicon_insights", "power_warnings"]
 
 log = logging.getLogger(__name__)
 
 MEMORY_WARN_FRACTION = 0.75
 """Above this share of ``recommended_max_memory`` a run risks paging or failing."""
 
-Topic = Literal["platform", "compute units", "threads", "memory", "power and heat"]
+Topic = Literal[
+    "platform",
+    "compute units",
+    "threads",
+    "memory",
+    "power and heat",
+    # Of function results (see as_bench.report._functions):
+    "comparisons",
+    "noise",
+    "convergence",
+]
 Level = Literal["info", "warning", "unavailable"]
 
 # The compute units compared, by the device strings that select them.
@@ -41,7 +51,7 @@ _TORCH_BACKENDS = frozenset({"torch", "torch-compile"})
 
 @dataclass(frozen=True)
 class Insight:
-    """One finding about how the results used an Apple Silicon Mac.
+    """One finding: about how the results used an Apple Silicon Mac, or about functions.
 
     Attributes:
         topic: What it is about.
@@ -290,6 +300,15 @@ def _power(results: Sequence[BenchmarkResult]) -> list[Insight]:
             )
         )
     return insights
+
+
+def power_warnings(results: Sequence[BenchmarkResult]) -> list[Insight]:
+    """The warnings about low-power mode and thermal pressure of Apple Silicon results.
+
+    Results from other machines, and facts not recorded, give none: this is what a
+    report of any kind of result needs to know (a throttled Mac measures slow).
+    """
+    return [insight for insight in _power(results) if insight.level == "warning"]
 
 
 def _few(names: list[str]) -> str:

@@ -12,7 +12,7 @@ import html
 import re
 from urllib.parse import quote
 
-from as_bench.report._data import ReportData, Table
+from as_bench.report._data import FUNCTION_FINDINGS, ReportData, Table, results_heading
 from as_bench.report._insights import Insight
 from as_bench.report._recommend import METHOD, Recommendation
 
@@ -53,8 +53,8 @@ def _recommendations(recommendations: list[Recommendation]) -> list[str]:
     return [*lines, ""]
 
 
-def _insights(insights: list[Insight]) -> list[str]:
-    lines = ["## Apple Silicon insights"]
+def _insights(insights: list[Insight], heading: str = "Apple Silicon insights") -> list[str]:
+    lines = [f"## {heading}"]
     topic = None
     for insight in insights:
         if insight.topic != topic:
@@ -71,7 +71,10 @@ def render_markdown(data: ReportData) -> str:
     lines.append(f"- report generated {data.generated_at:%Y-%m-%d %H:%M} UTC")
     lines.append("")
     lines += [f"> **Note:** {escape_markdown(note)}\n" for note in data.notes]
-    lines += _recommendations(data.recommendations)
+    if data.recommendations:
+        lines += _recommendations(data.recommendations)
+    if data.function_insights:
+        lines += _insights(data.function_insights, FUNCTION_FINDINGS)
     lines += ["## Environment", ""]
     lines += _table(Table(headers=["what", "value"], rows=[list(r) for r in data.environment]))
     lines += ["## Noise warnings", ""]
@@ -80,7 +83,7 @@ def render_markdown(data: ReportData) -> str:
     for group in data.warnings:
         names = ", ".join(group.benchmarks)
         lines.append(f"- {escape_markdown(group.text)} ({escape_markdown(names)})")
-    lines += ["", "## Results by workload", ""]
+    lines += ["", f"## {results_heading(data)}", ""]
     lines.append(
         "Latency is a synchronised call (what a caller waits for); device time comes from "
         "device events where the device has them."
@@ -95,7 +98,8 @@ def render_markdown(data: ReportData) -> str:
             f"- **Environment:** {escape_markdown(w)}" for w in data.comparison.environment_warnings
         ]
         lines += ["", *_table(data.comparison.table)]
-    lines += _insights(data.insights)
+    if data.insights:
+        lines += _insights(data.insights)
     lines += ["## Figures", ""]
     if not data.figures:
         lines += ["No figures were drawn.", ""]
