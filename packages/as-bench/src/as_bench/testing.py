@@ -176,8 +176,9 @@ class FakeDevice(Device):
         busy_ns: Fake time the calls cost so far (clock reads and syncs not included).
         syncs: Synchronisations so far.
         requests: What the engine asked for, in order: ``("latency", count)`` per batch of
-            latency samples (``("device", count)`` per batch of device-time samples on
-            :class:`FakeEventDevice`).
+            latency samples (``("device", count)`` per batch of back-to-back device-time
+            samples on :class:`FakeEventDevice`, ``("device_per_call", count)`` per batch
+            of per-call ones).
         others_cores: As the argument; may be changed between measurements.
     """
 
@@ -267,19 +268,64 @@ class FakeEventDevice(FakeDevice):
     """A :class:`FakeDevice` that behaves like a GPU: asynchronous, with an event timer.
 
     Latency samples synchronise after every call (as on CUDA and MPS); device-time
-    samples are the calls' costs alone (no clock reads, no synchronisations), with one
-    synchronisation per batch, as CUDA events give. Use ``sync_s`` to make latency
-    exceed device time.
+    samples are the calls' costs alone (no clock reads, no synchronisations): back to
+    back, with one synchronisation per batch, as CUDA events give by default, or, with
+    ``MeasureOptions(device_timing="per_call")``, one call at a time with a
+    synchronisation after each. Use ``sync_s`` to make latency exceed device time.
+
+    ``launch_s`` models a launch-bound call: a call made on an idle device (the first
+    after a synchronisation) costs ``launch_s`` more, as a GPU that waits for the host's
+    first launch does. Latency and per-call device time pay it on every call; back-to-back
+    device time once per batch, as on a real GPU whose queue stays fed.
+
+    Args:
+        cost_s: As :class:`FakeDevice`.
+        launch_s: Extra seconds of a call made on an idle device.
+        clock: As :class:`FakeDevice`.
+        sync_s: As :class:`FakeDevice`.
+        others_cores: As :class:`FakeDevice`.
+        cpu_count: As :class:`FakeDevice`.
     """
 
     asynchronous: ClassVar[bool] = True
     latency_timer: ClassVar[TimerKind] = "sync_clock"
     latency_label: ClassVar[str] = "latency (synchronised wall clock)"
     device_timer: ClassVar[TimerKind | None] = "cuda_events"
-    device_label: ClassVar[str | None] = "device time (fake events)"
+    device_label: ClassVar[str | None] = "device time, back-to-back (fake events)"
+    per_call_device_timer: ClassVar[TimerKind | None] = "cuda_events_per_call"
+    per_call_device_label: ClassVar[str | None] = "device time, per call (fake events)"
+
+    def __init__(
+        self,
+        cost_s: Cost = 0.0,
+        *,
+        launch_s: float = 0.0,
+        clock: FakeClock | None = None,
+        sync_s: float = 0.0,
+        others_cores: float = 0.0,
+        cpu_count: int = 2,
+    ) -> None:
+        """Build the device (see the class docstring for the arguments)."""
+        super().__init__(
+            cost_s, clock=clock, sync_s=sync_s, others_cores=others_cores, cpu_count=cpu_count
+        )
+        self._launch_ns = _to_ns(launch_s)
+        self._idle = True
+
+    def _call_ns(self) -> int:
+        ns = super()._call_ns()
+        if self._idle:
+            self._idle = False
+            ns += self._launch_ns
+        return ns
+
+    def synchronize(self) -> None:
+        """As :meth:`FakeDevice.synchronize`; the device is idle afterwards."""
+        super().synchronize()
+        self._idle = True
 
     def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
-        """``count`` samples of ``inner`` calls: their fake cost in seconds, logged."""
+        """``count`` samples of ``inner`` calls back to back: their fake cost, logged."""
         self.requests.append(("device", count))
         out = []
         for _ in range(count):
@@ -287,6 +333,23 @@ class FakeEventDevice(FakeDevice):
             loop(inner)
             out.append((self.busy_ns - before) * 1e-9)
         self.synchronize()  # one per batch, as CUDA and MPS do
+        return out
+
+    def per_call_device_time_samples(
+        self, loop: CallLoop, inner: int, count: int
+    ) -> list[float] | None:
+        """``count`` samples of ``inner`` synchronised calls: their fake cost, logged."""
+        self.requests.append(("device_per_call", count))
+        self.synchronize()
+        out = []
+        for _ in range(count):
+            total = 0
+            for _ in range(inner):
+                before = self.busy_ns
+                loop(1)
+                self.synchronize()  # one per call: the next call starts on an idle device
+                total += self.busy_ns - before
+            out.append(total * 1e-9)
         return out
 
 
@@ -370,7 +433,9 @@ def make_measurement(
     device_time = None
     if device_samples_s is not None:
         device_time = make_series(
-            device_samples_s, label="device time (CUDA events)", timer="cuda_events"
+            device_samples_s,
+            label="device time, back-to-back (CUDA events)",
+            timer="cuda_events",
         )
     if warmup is None:
         warmup = WarmupReport(iterations=5, seconds=0.01, stable=True)

@@ -206,7 +206,15 @@ def test_evaluate_without_dataset() -> None:
 
 
 def test_registry_names_and_lookup() -> None:
-    assert backend_names() == ["torch", "torch-compile", "onnxruntime", "tflite", "coreml", "mlx"]
+    assert backend_names() == [
+        "torch",
+        "torch-compile",
+        "torch-compile-cudagraphs",
+        "onnxruntime",
+        "tflite",
+        "coreml",
+        "mlx",
+    ]
     with pytest.raises(BackendError, match=r"unknown backend 'tensorrt'.*torch, torch-compile"):
         get_backend("tensorrt")
     assert get_backend(" Torch ").name == "torch"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from as_bench.backends import Backend, check_outputs, evaluate, get_backend
-from as_bench.backends.torch_compile import TorchCompileBackend
+from as_bench.backends.torch_compile import TorchCompileBackend, TorchCompileCudaGraphsBackend
 from as_bench.exceptions import BackendError, DeviceUnavailableError
 from as_bench.workloads import Workload, get_workload
 
@@ -168,6 +168,75 @@ def test_compile_cuda_matches_eager(mlp: Workload, tmp_path: Path) -> None:
         reference.predict(inputs), prepared.predict(inputs), task=mlp.task, atol=1e-3, rtol=1e-3
     )
     assert check.passed, check.failures
+
+
+def test_cudagraphs_variant_is_a_backend_of_its_own() -> None:
+    backend = get_backend("torch-compile-cudagraphs")
+    assert isinstance(backend, TorchCompileCudaGraphsBackend)
+    assert isinstance(backend, TorchCompileBackend)
+    assert backend.name == "torch-compile-cudagraphs" and backend.mode == "reduce-overhead"
+    assert get_backend("torch-compile").mode == "default"  # the plain one is unchanged
+    with pytest.raises(BackendError, match="bad options"):
+        get_backend("torch-compile-cudagraphs", mode="default")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cudagraphs_variant_without_cuda_is_skipped_with_the_reason(
+    mlp: Workload, tmp_path: Path
+) -> None:
+    from as_bench.suite import load_suite, plan
+
+    backend = get_backend("torch-compile-cudagraphs")
+    with pytest.raises(DeviceUnavailableError, match="needs an NVIDIA GPU") as caught:
+        backend.devices()
+    assert "Inductor skips them" in str(caught.value)  # why the CPU is not offered
+    assert "torch.cuda.is_available() is False" in str(caught.value)
+    with pytest.raises(DeviceUnavailableError, match="needs an NVIDIA GPU"):
+        backend.prepare(mlp, "cpu", 1, tmp_path)
+    suite = load_suite(
+        overrides={
+            "workloads": ["mlp"],
+            "backends": ["torch", "torch-compile-cudagraphs"],
+            "devices": ["cpu"],
+            "batch_sizes": [1],
+            "results_dir": str(tmp_path / "results"),
+        }
+    )
+    todo, skipped = plan(suite)
+    assert {c.backend for c in todo} == {"torch"}
+    (cudagraphs,) = skipped
+    assert cudagraphs.combination.backend == "torch-compile-cudagraphs"
+    assert "needs an NVIDIA GPU" in cudagraphs.message
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@needs_cuda
+def test_cudagraphs_variant_matches_eager_and_is_measured_on_cuda(
+    mlp: Workload, tmp_path: Path
+) -> None:
+    from as_bench.engine import MeasureOptions, measure
+
+    backend = get_backend("torch-compile-cudagraphs")
+    assert backend.devices() == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    prepared = backend.prepare(mlp, "cuda:0", 1, tmp_path)
+    assert prepared.timing_device == "cuda:0"
+    assert prepared.info["compile_mode"] == "reduce-overhead"
+    assert prepared.info["cudagraph_skips"] == 0  # really replayed as CUDA graphs
+    # A replay may reuse the previous output's memory: keep a clone, not the output.
+    first = prepared.bench_call().clone()
+    second = prepared.bench_call()
+    torch.testing.assert_close(first, second)
+    reference = get_backend("torch").prepare(mlp, "cuda:0", 1, tmp_path)
+    inputs = mlp.inputs(1)
+    check = check_outputs(
+        reference.predict(inputs), prepared.predict(inputs), task=mlp.task, atol=1e-3, rtol=1e-3
+    )
+    assert check.passed, check.failures
+    assert evaluate(prepared, mlp)["accuracy"] >= 0.9
+    m = measure(prepared.bench_call, device=prepared.timing_device, options=MeasureOptions.quick())
+    assert m.device_time is not None and m.device_time.timer == "cuda_events"
+    assert m.latency.stats.median > 0
 
 
 @pytest.mark.macos

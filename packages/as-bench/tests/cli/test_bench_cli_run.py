@@ -14,8 +14,9 @@ import pytest
 from rich.console import Console
 
 import as_logging
-from as_bench.backends import _REGISTRY, available_backends
+from as_bench.backends import _REGISTRY, Backend, available_backends
 from as_bench.cli import main
+from as_bench.exceptions import DeviceUnavailableError
 from as_bench.results import ResultStore, read_results
 from as_bench.suite import load_suite
 
@@ -185,6 +186,7 @@ def test_malformed_suite_exits_two_with_one_line(
         (["-w", "mpl"], "workloads: unknown workload 'mpl'"),
         (["--max-time", "0"], "measure.max_time_s: Input should be greater than 0"),
         (["-p", "quick"], "profile 'quick': no config file was given"),
+        (["--device-timing", "kernel"], "measure.device_timing: Input should be 'batched'"),
     ],
 )
 def test_bad_flags_exit_two(
@@ -324,6 +326,14 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     assert "as-bench run: default" in text
 
 
+def _usable_devices(backend: Backend) -> list[str]:
+    """A backend's devices here; none when it says it cannot run here (the run skips it)."""
+    try:
+        return backend.devices()
+    except DeviceUnavailableError:  # torch-compile-cudagraphs without a GPU
+        return []
+
+
 @pytest.mark.slow  # converts to every backend installed here, LiteRT and MLX included
 def test_no_arguments_runs_the_default_suite_everywhere(tmp_path: Path, cache: Path) -> None:
     script = Path(sys.executable).with_name("as-bench")
@@ -344,7 +354,7 @@ def test_no_arguments_runs_the_default_suite_everywhere(tmp_path: Path, cache: P
     expected = sorted(
         f"{workload}/{backend.name}/{device}/bs1"
         for backend in available_backends()
-        for device in backend.devices()
+        for device in _usable_devices(backend)
         for workload in ("mlp", "digits-cnn")
     )
     assert {"torch", "onnxruntime"} <= {b.name for b in available_backends()}
@@ -485,3 +495,48 @@ def test_a_skipped_backend_line_keeps_its_reason(tmp_path: Path) -> None:
     assert _status_line(silent) == (
         "[yellow]skipped[/] tflite -: no reason given (run again with --debug)"
     )
+
+
+def test_device_timing_flag_reaches_the_suite_and_the_column_says_what_it_means(
+    tmp_path: Path,
+) -> None:
+    from io import StringIO
+
+    from as_bench.cli.run import outcome_row, summary_table
+    from as_bench.suite import Combination, Outcome, RunReport
+    from as_bench.testing import make_measurement, make_result
+
+    suite = load_suite(
+        overrides={"results_dir": str(tmp_path), "measure": {"device_timing": "per_call"}}
+    )
+    assert suite.measure.to_options().device_timing == "per_call"
+    default = load_suite(overrides={"results_dir": str(tmp_path)})
+    assert default.measure.device_timing == "batched"
+
+    def outcome(device: str, timer: str | None) -> Outcome:
+        m = make_measurement([1e-3, 1.2e-3], device_samples_s=[8e-4, 9e-4], device=device)
+        if timer is None:
+            m = m.model_copy(update={"device_time": None})
+        else:
+            assert m.device_time is not None
+            series = m.device_time.model_copy(update={"timer": timer})
+            m = m.model_copy(update={"device_time": series})
+        combo = Combination("mlp", "torch", device, 1)
+        result = make_result(combo.name, measurement=m, backend="torch", device=device)
+        return Outcome(combo, "ok", result)
+
+    def table_text(*outcomes: Outcome) -> str:
+        report = RunReport(suite, ResultStore(tmp_path), list(outcomes))
+        buffer = StringIO()
+        Console(file=buffer, width=250, color_system=None).print(summary_table(report))
+        return buffer.getvalue()
+
+    cpu, batched = outcome("cpu", None), outcome("cuda:0", "cuda_events")
+    per_call = outcome("cuda:1", "cuda_events_per_call")
+    assert "device time (back-to-back)" in table_text(cpu, batched)
+    assert "device time (per call)" in table_text(cpu, per_call)
+    mixed = table_text(batched, per_call)
+    assert "device time (back-to-back)" not in mixed.splitlines()[1]  # the heading
+    assert "(per call)" in mixed and "(back-to-back)" in mixed  # said in each cell
+    assert outcome_row(per_call)["device_timing"] == "per_call"
+    assert outcome_row(cpu)["device_timing"] is None

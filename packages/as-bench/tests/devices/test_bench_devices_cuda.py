@@ -94,3 +94,41 @@ def test_small_kernels_get_an_inner_loop(torch: Any) -> None:
     m = measure(torch.add, a, a, device="cuda:0", options=MeasureOptions.quick())
     assert m.inner_loops > 1
     assert m.device_time is not None
+
+
+def test_per_call_device_time_synchronizes_after_every_call(
+    torch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = CudaDevice(0)
+    a = torch.randn(1024, 1024, device="cuda:0")
+    loop = device.make_call_loop(torch.mm, (a, a))
+    loop(3)
+    device.synchronize()
+    calls: list[object] = []
+    real = torch.cuda.synchronize
+
+    def counting(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.cuda, "synchronize", counting)
+    samples = device.per_call_device_time_samples(loop, 3, 4)
+    assert samples is not None and len(samples) == 4
+    assert len(calls) == 1 + 3 * 4  # one first, then one after every call
+    assert all(s > 0 for s in samples)
+
+
+def test_per_call_and_back_to_back_agree_on_a_compute_bound_matmul(torch: Any) -> None:
+    a = torch.randn(4096, 4096, device="cuda:0", dtype=torch.bfloat16)
+    per_call = measure(
+        torch.mm, a, a, device="cuda:0", options=MeasureOptions.quick(device_timing="per_call")
+    )
+    batched = measure(torch.mm, a, a, device="cuda:0", options=MeasureOptions.quick())
+    assert per_call.device_time is not None and batched.device_time is not None
+    assert per_call.device_time.timer == "cuda_events_per_call"
+    assert per_call.device_time.label == "device time, per call (CUDA events)"
+    assert batched.device_time.timer == "cuda_events"
+    assert batched.device_time.label == "device time, back-to-back (CUDA events)"
+    # Within 2% on an H200; loose here: this checks the wiring, not the GPU.
+    ratio = per_call.device_time.stats.median / batched.device_time.stats.median
+    assert 0.8 < ratio < 1.25, ratio

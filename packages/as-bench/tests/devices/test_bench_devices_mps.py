@@ -76,3 +76,30 @@ def test_mps_memory_fields_are_filled(torch: Any) -> None:
     assert memory.device_peak_allocated_bytes >= 64 * 1024 * 1024
     assert memory.device_peak_reserved_bytes is not None
     assert memory.device_budget_bytes == torch.mps.recommended_max_memory()
+
+
+def test_per_call_device_time_is_labelled_and_synchronizes_after_every_call(
+    torch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = MpsDevice()
+    a = torch.randn(512, 512, device="mps")
+    loop = device.make_call_loop(torch.mm, (a, a))
+    loop(3)
+    device.synchronize()
+    calls: list[object] = []
+    real = torch.mps.synchronize
+
+    def counting() -> None:
+        calls.append(None)
+        real()
+
+    monkeypatch.setattr(torch.mps, "synchronize", counting)
+    samples = device.per_call_device_time_samples(loop, 2, 3)
+    assert samples is not None and len(samples) == 3
+    assert len(calls) == 1 + 2 * 3
+    monkeypatch.undo()
+    m = measure(
+        torch.mm, a, a, device="mps", options=MeasureOptions.quick(device_timing="per_call")
+    )
+    assert m.device_time is not None and m.device_time.timer == "mps_events_per_call"
+    assert m.device_time.label == "device time, per call (MPS events)"

@@ -24,7 +24,7 @@ def test_device_time_and_latency_are_both_reported_and_labelled() -> None:
     device = FakeEventDevice(2e-4, sync_s=5e-6)
     m = measure(noop, device=device, options=MeasureOptions.quick())
     assert m.device_time is not None
-    assert m.device_time.label == "device time (fake events)"
+    assert m.device_time.label == "device time, back-to-back (fake events)"
     assert m.device_time.timer == "cuda_events"
     assert m.latency.label == "latency (synchronised wall clock)"
     assert m.primary is m.device_time

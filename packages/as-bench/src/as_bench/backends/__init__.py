@@ -2,7 +2,7 @@
 
 >>> from as_bench.backends import backend_names
 >>> backend_names()
-['torch', 'torch-compile', 'onnxruntime', 'tflite', 'coreml', 'mlx']
+['torch', 'torch-compile', 'torch-compile-cudagraphs', 'onnxruntime', 'tflite', 'coreml', 'mlx']
 
 Backends are registered by module path and imported when asked for, so importing this
 package imports no torch, onnxruntime, coremltools, mlx or litert, and a backend whose
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 _REGISTRY: dict[str, str] = {
     "torch": "as_bench.backends.torch_eager:TorchEagerBackend",
     "torch-compile": "as_bench.backends.torch_compile:TorchCompileBackend",
+    "torch-compile-cudagraphs": "as_bench.backends.torch_compile:TorchCompileCudaGraphsBackend",
     "onnxruntime": "as_bench.backends.onnxruntime:OnnxRuntimeBackend",
     "tflite": "as_bench.backends.tflite:TFLiteBackend",
     "coreml": "as_bench.backends.coreml:CoreMLBackend",

@@ -14,9 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from as_bench.cli._app import app, command_line
+from as_bench.measurement import device_time_cell_suffix, device_time_heading, device_timing_of
 from as_core.fmt import format_bytes, format_rate, format_seconds
 
 if TYPE_CHECKING:  # the runner imports the engine and the backends: only when running
+    from as_bench.measurement import TimingSeries
     from as_bench.suite import Combination, Outcome, RunReport, Suite
 
 __all__ = [
@@ -71,6 +73,7 @@ def outcome_row(outcome: Outcome) -> dict[str, Any]:
             device_time_median_s=(
                 measurement.device_time.stats.median if measurement.device_time else None
             ),
+            device_timing=device_timing_of(measurement.device_time),
             throughput_items_per_s=result.throughput_items_per_s,
             host_peak_rss_bytes=measurement.memory.host_peak_rss_bytes,
             accuracy=result.accuracy,
@@ -81,9 +84,18 @@ def outcome_row(outcome: Outcome) -> dict[str, Any]:
     return row
 
 
+def _device_cell(series: TimingSeries | None, heading: str) -> str:
+    if series is None:
+        return "-"
+    return format_seconds(series.stats.median) + device_time_cell_suffix(series, heading)
+
+
 def summary_table(report: RunReport) -> Table:
     """The results of a run, one row per measured combination."""
     table = Table(title=f"as-bench run: {report.suite.name}", title_justify="left")
+    device_heading = device_time_heading(
+        o.result.measurement.device_time for o in report.outcomes if o.result is not None
+    )
     for column, justify in (
         ("workload", "left"),
         ("backend", "left"),
@@ -91,7 +103,7 @@ def summary_table(report: RunReport) -> Table:
         ("batch", "right"),
         ("latency (median)", "right"),
         ("CI 95%", "right"),
-        ("device time", "right"),
+        (device_heading, "right"),
         ("throughput", "right"),
         ("peak RSS", "right"),
         ("accuracy", "right"),
@@ -113,9 +125,7 @@ def summary_table(report: RunReport) -> Table:
             str(combo.batch_size),
             format_seconds(measurement.latency.stats.median),
             _ci(outcome),
-            format_seconds(measurement.device_time.stats.median)
-            if measurement.device_time
-            else "-",
+            _device_cell(measurement.device_time, device_heading),
             format_rate(result.throughput_items_per_s),
             format_bytes(measurement.memory.host_peak_rss_bytes),
             accuracy,
@@ -208,13 +218,20 @@ def print_report(report: RunReport, console: Console, *, as_json: bool) -> int:
                 console.print(f"  {escape(line)}", soft_wrap=True)
         console.print(
             f"{len(report.results)} result(s) stored in {escape(str(report.store.root))}; "
-            "latency is a synchronised call, device time is from device events"
+            "latency is a synchronised call; device time is from device events, back-to-back "
+            "(GPU time per call of calls queued back to back) unless --device-timing per-call "
+            "(an event pair around each synchronised call)"
         )
     for outcome in report.problems:
         console.print(
             f"[red]problem:[/] {escape(outcome.combination.name)}: " + escape(outcome.message)
         )
     return 1 if report.problems else 0
+
+
+def _device_timing(value: str | None) -> str | None:
+    """``--device-timing`` as a ``MeasureOptions.device_timing`` value (the suite checks it)."""
+    return None if value is None else value.strip().lower().replace("-", "_")
 
 
 @app.command("run")
@@ -293,6 +310,18 @@ def run(
             show_default="the libraries' own",
         ),
     ] = None,
+    device_timing: Annotated[
+        str | None,
+        typer.Option(
+            "--device-timing",
+            help=(
+                "Device time on CUDA/MPS: batched (one event pair around calls queued back "
+                "to back: GPU time per call of a stream) or per-call (an event pair around "
+                "each synchronised call; reads higher on launch-bound calls)."
+            ),
+            show_default="batched",
+        ),
+    ] = None,
     no_check: Annotated[
         bool,
         typer.Option("--no-check", help="Skip checking outputs against eager PyTorch."),
@@ -325,6 +354,7 @@ def run(
         ("target_rel_ci", target_ci),
         ("isolate", isolate),
         ("threads", threads),
+        ("device_timing", _device_timing(device_timing)),
     )
     for key, value in given:
         if value is not None:

@@ -17,7 +17,7 @@ from as_bench.compare._environment import environment_differences
 from as_bench.compare._stats import bootstrap_ratio_ci, mann_whitney_u, point_estimates
 from as_bench.compare._thresholds import Threshold, ThresholdSet
 from as_bench.exceptions import NothingToCompareError, ResultStoreError, ThresholdError
-from as_bench.measurement import Measurement, TimingSeries, WarmupReport
+from as_bench.measurement import Measurement, TimingSeries, WarmupReport, device_timing_of
 from as_bench.results import BenchmarkResult, GitInfo, read_result_objects, read_results
 from as_bench.results._export import format_for
 from as_bench.stats import summarize
@@ -300,9 +300,15 @@ def _gate(item: BenchmarkComparison, thresholds: Sequence[Threshold]) -> Benchma
 
 def _series(base: BenchmarkResult, new: BenchmarkResult) -> tuple[TimingSeries, TimingSeries]:
     b, n = base.measurement, new.measurement
-    if b.device_time is not None and n.device_time is not None:
+    if b.device_time is not None and n.device_time is not None and _same_device_timing(b, n):
         return b.device_time, n.device_time
     return b.latency, n.latency
+
+
+def _same_device_timing(b: Measurement, n: Measurement) -> bool:
+    # Back-to-back and per-call device time measure different things (23% apart on a
+    # launch-bound call on an H200): never compare one with the other.
+    return device_timing_of(b.device_time) == device_timing_of(n.device_time)
 
 
 def _seed(name: str) -> int:
@@ -404,6 +410,11 @@ def _comparable(
     if (b.device_time is None) != (n.device_time is None):
         warnings.append(
             f"{name}: only one side has device time; latency is compared (both sides have it)"
+        )
+    elif b.device_time is not None and n.device_time is not None and not _same_device_timing(b, n):
+        warnings.append(
+            f"{name}: the sides took device time differently (back-to-back vs per call); "
+            "latency is compared"
         )
     return True
 

@@ -5,7 +5,8 @@ knowing that a call has finished and how long it took:
 
 - **cpu**: the call returns when it is done; the clock around it.
 - **cuda**: kernels are queued; device time from a pair of CUDA events per sample with
-  one synchronize at the end of a batch of samples, latency from
+  one synchronize at the end of a batch of samples (back-to-back, the default) or from a
+  pair around each synchronised call (per call), latency from
   synchronize / clock / calls / synchronize / clock.
 - **mps**: likewise with ``torch.mps.event.Event`` and ``torch.mps.synchronize``.
 - **mlx**: arrays are lazy; every call's outputs are evaluated (``mx.eval``) inside the
@@ -30,7 +31,7 @@ from typing import Any, ClassVar, Literal
 from as_bench.devices._clock import Clock, CpuTimes, read_cpu_times
 from as_bench.devices._host_memory import MemoryTracker
 from as_bench.exceptions import DeviceUnavailableError
-from as_bench.measurement import TimerKind
+from as_bench.measurement import DeviceTiming, TimerKind
 
 __all__ = ["CallLoop", "Device", "DeviceKind", "InvalidDeviceSpecError", "make_call_loop"]
 
@@ -135,9 +136,13 @@ class Device(ABC):
         asynchronous: Whether a call may return before the work is done.
         latency_timer: How :meth:`latency_samples` times (a ``TimingSeries.timer`` value).
         latency_label: The label of latency series, for people.
-        device_timer: How :meth:`device_time_samples` times; ``None`` when the device has
-            no event timer (CPU, MLX).
-        device_label: The label of device-time series; ``None`` without an event timer.
+        device_timer: How :meth:`device_time_samples` times (back-to-back); ``None``
+            when the device has no event timer (CPU, MLX).
+        device_label: The label of back-to-back device-time series; ``None`` without an
+            event timer.
+        per_call_device_timer: How :meth:`per_call_device_time_samples` times; ``None``
+            when the device cannot time single calls on the device.
+        per_call_device_label: The label of per-call device-time series.
         extra: The as-bench extra that provides the library the device needs.
     """
 
@@ -147,6 +152,8 @@ class Device(ABC):
     latency_label: ClassVar[str] = "latency (synchronised wall clock)"
     device_timer: ClassVar[TimerKind | None] = None
     device_label: ClassVar[str | None] = None
+    per_call_device_timer: ClassVar[TimerKind | None] = None
+    per_call_device_label: ClassVar[str | None] = None
     extra: ClassVar[str | None] = None
     _clock: Clock | None = None
 
@@ -278,6 +285,41 @@ class Device(ABC):
             device has no event timer.
         """
         return None
+
+    def per_call_device_time_samples(
+        self, loop: CallLoop, inner: int, count: int
+    ) -> list[float] | None:
+        """Device-time samples from an event pair around each synchronised call.
+
+        The device is synchronised first; then, per sample, for each of the ``inner``
+        calls: record a start event, make the call, record an end event, synchronize,
+        and add the pair's span. The GPU starts every call idle, as a caller that waits
+        for each result sees it, so a span holds the call's kernels and the gaps in
+        which the GPU waited for the host (see :data:`~as_bench.measurement.DeviceTiming`).
+
+        Args:
+            loop: From :meth:`make_call_loop`.
+            inner: Calls per sample.
+            count: Samples to take.
+
+        Returns:
+            ``count`` durations in seconds, each the sum of ``inner`` calls' spans;
+            ``None`` when the device cannot time single calls.
+        """
+        return None
+
+    def device_series(self, timing: DeviceTiming = "batched") -> tuple[TimerKind, str] | None:
+        """The timer kind and label of device-time series taken with ``timing``.
+
+        ``None`` when the device has no event timer for that timing (CPU, MLX).
+        """
+        if timing == "per_call":
+            timer, label = self.per_call_device_timer, self.per_call_device_label
+        else:
+            timer, label = self.device_timer, self.device_label
+        if timer is None:
+            return None
+        return timer, label or "device time"
 
     def timer_overhead_ns(self, loop: CallLoop, repeats: int = 51) -> float:
         """Median cost of an empty latency sample: clock reads, syncs and ``loop(0)``.

@@ -1,10 +1,12 @@
 """NVIDIA GPUs through PyTorch: CUDA events for device time, synchronised clock for latency.
 
-Device time: a pair of ``torch.cuda.Event(enable_timing=True)`` per sample, recorded on
-the current stream of the device around the sample's calls, and one
-``torch.cuda.synchronize`` at the end of the batch before the pairs are read
-(``elapsed_time``, milliseconds, resolution about 0.5 µs). Work the function queues on
-other streams is outside the events. Latency: synchronize, clock, calls, synchronize,
+Device time, back-to-back (the default): a pair of ``torch.cuda.Event(enable_timing=True)``
+per sample, recorded on the current stream of the device around the sample's calls, and
+one ``torch.cuda.synchronize`` at the end of the batch before the pairs are read
+(``elapsed_time``, milliseconds, resolution about 0.5 µs). Device time, per call
+(``MeasureOptions(device_timing="per_call")``): synchronize, then for each call a pair
+around that call alone and a synchronize, the pair read at once. Work the function queues
+on other streams is outside the events. Latency: synchronize, clock, calls, synchronize,
 clock. Memory: ``torch.cuda.reset_peak_memory_stats`` at the start,
 ``max_memory_allocated``/``max_memory_reserved`` at the end, the card's total memory as
 the budget.
@@ -37,7 +39,9 @@ class CudaDevice(Device):
     latency_timer: ClassVar[TimerKind] = "sync_clock"
     latency_label: ClassVar[str] = "latency (synchronised wall clock)"
     device_timer: ClassVar[TimerKind | None] = "cuda_events"
-    device_label: ClassVar[str | None] = "device time (CUDA events)"
+    device_label: ClassVar[str | None] = "device time, back-to-back (CUDA events)"
+    per_call_device_timer: ClassVar[TimerKind | None] = "cuda_events_per_call"
+    per_call_device_label: ClassVar[str | None] = "device time, per call (CUDA events)"
     extra: ClassVar[str | None] = "torch"
 
     def __init__(self, index: int = 0) -> None:
@@ -103,7 +107,7 @@ class CudaDevice(Device):
         return self._events[:count]
 
     def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
-        """A pair of CUDA events per sample; one synchronize after the whole batch."""
+        """A pair of CUDA events per sample (back-to-back); one synchronize per batch."""
         torch = self._torch
         with torch.cuda.device(self.index):
             pairs = self._event_pairs(count)
@@ -113,6 +117,28 @@ class CudaDevice(Device):
                 end.record()
             torch.cuda.synchronize(self.index)
             return [start.elapsed_time(end) * 1e-3 for start, end in pairs]
+
+    def per_call_device_time_samples(
+        self, loop: CallLoop, inner: int, count: int
+    ) -> list[float] | None:
+        """A pair of CUDA events around each call, each call on an idle GPU (synchronised)."""
+        torch = self._torch
+        index = self.index
+        sync = torch.cuda.synchronize
+        with torch.cuda.device(index):
+            ((start, end),) = self._event_pairs(1)
+            out = [0.0] * count
+            sync(index)
+            for i in range(count):
+                total_ms = 0.0
+                for _ in range(inner):
+                    start.record()
+                    loop(1)
+                    end.record()
+                    sync(index)
+                    total_ms += start.elapsed_time(end)
+                out[i] = total_ms * 1e-3
+            return out
 
     def reset_peak_memory(self) -> None:
         """``torch.cuda.reset_peak_memory_stats``."""

@@ -1,8 +1,11 @@
 """Apple GPUs through PyTorch's MPS backend: MPS events for device time, synchronised clock.
 
-Device time: a pair of ``torch.mps.event.Event(enable_timing=True)`` per sample, recorded
-on the MPS stream around the sample's calls, one ``torch.mps.synchronize()`` at the end of
-the batch, then ``elapsed_time`` (milliseconds). Latency: synchronize, clock, calls,
+Device time, back-to-back (the default): a pair of
+``torch.mps.event.Event(enable_timing=True)`` per sample, recorded on the MPS stream
+around the sample's calls, one ``torch.mps.synchronize()`` at the end of the batch, then
+``elapsed_time`` (milliseconds). Device time, per call
+(``MeasureOptions(device_timing="per_call")``): synchronize, then for each call a pair
+around that call alone and a synchronize, the pair read at once. Latency: synchronize, clock, calls,
 synchronize, clock. Memory: MPS keeps no peak counter, so ``current_allocated_memory``
 (tensors) and ``driver_allocated_memory`` (everything Metal holds for the process, caches
 included) are polled by the memory tracker's thread and their maxima reported;
@@ -35,7 +38,9 @@ class MpsDevice(Device):
     latency_timer: ClassVar[TimerKind] = "sync_clock"
     latency_label: ClassVar[str] = "latency (synchronised wall clock)"
     device_timer: ClassVar[TimerKind | None] = "mps_events"
-    device_label: ClassVar[str | None] = "device time (MPS events)"
+    device_label: ClassVar[str | None] = "device time, back-to-back (MPS events)"
+    per_call_device_timer: ClassVar[TimerKind | None] = "mps_events_per_call"
+    per_call_device_label: ClassVar[str | None] = "device time, per call (MPS events)"
     extra: ClassVar[str | None] = "torch"
     needs_memory_polling: ClassVar[bool] = True
 
@@ -80,7 +85,7 @@ class MpsDevice(Device):
         return self._events[:count]
 
     def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
-        """A pair of MPS events per sample; one ``torch.mps.synchronize()`` per batch."""
+        """A pair of MPS events per sample (back-to-back); one synchronize per batch."""
         pairs = self._event_pairs(count)
         for start, end in pairs:
             start.record()
@@ -88,6 +93,25 @@ class MpsDevice(Device):
             end.record()
         self._torch.mps.synchronize()
         return [start.elapsed_time(end) * 1e-3 for start, end in pairs]
+
+    def per_call_device_time_samples(
+        self, loop: CallLoop, inner: int, count: int
+    ) -> list[float] | None:
+        """A pair of MPS events around each call, each call on an idle GPU (synchronised)."""
+        sync = self._torch.mps.synchronize
+        ((start, end),) = self._event_pairs(1)
+        out = [0.0] * count
+        sync()
+        for i in range(count):
+            total_ms = 0.0
+            for _ in range(inner):
+                start.record()
+                loop(1)
+                end.record()
+                sync()
+                total_ms += start.elapsed_time(end)
+            out[i] = total_ms * 1e-3
+        return out
 
     def reset_peak_memory(self) -> None:
         """Start the polled peaks from the current allocation."""

@@ -201,9 +201,9 @@ def run_measurement(
     level = options.ci_level
     latency = _series(device.latency_label, device.latency_timer, outcome.latency_s, level)
     device_time = None
-    if outcome.device_s is not None and device.device_timer is not None:
-        label = device.device_label or "device time"
-        device_time = _series(label, device.device_timer, outcome.device_s, level)
+    timer = device.device_series(options.device_timing)
+    if outcome.device_s is not None and timer is not None:
+        device_time = _series(timer[1], timer[0], outcome.device_s, level)
     series = [latency] if device_time is None else [device_time, latency]
     threads_applied = torch_set or env_threads_applied
     found = _warnings(warm, cal, outcome, series, options, threads_applied)

@@ -3,11 +3,15 @@
 A *round* is: ``setup()`` (untimed, when given), then a batch of latency samples
 (synchronize, clock, ``inner`` calls, synchronize, clock: one synchronisation pair per
 sample), then, on devices with an event timer (CUDA, MPS), a batch of as many
-device-time samples (a pair of events per sample around the same ``inner`` calls, one
-synchronize at the end of the batch). Interleaving the two batches round by round means
-both series see the same clocks, temperatures and background load; taking device time in
-batches means the GPU runs back to back, with no host round trip between samples, as it
-does in production.
+device-time samples. Interleaving the two batches round by round means both series see
+the same clocks, temperatures and background load.
+
+Device time is taken as ``MeasureOptions.device_timing`` says (see
+:data:`as_bench.measurement.DeviceTiming`): ``"batched"`` (back-to-back, the default), a
+pair of events per sample around the same ``inner`` calls and one synchronize at the end
+of the batch, so the GPU runs back to back with no host round trip between samples, as a
+stream of calls does in production; ``"per_call"``, a pair of events around each call and
+a synchronize after it, so each call starts on an idle GPU as a synchronised call does.
 
 After every round the *primary* series (device time where there is one, else latency) is
 checked. Sampling stops when, with at least ``min_samples`` samples and ``min_time_s``
@@ -59,12 +63,21 @@ class _Rounds:
     """The samples taken so far and how long a sample lasts."""
 
     def __init__(
-        self, device: Device, loop: CallLoop, inner: int, sample_time_s: float, use_events: bool
+        self,
+        device: Device,
+        loop: CallLoop,
+        inner: int,
+        sample_time_s: float,
+        use_events: bool,
+        per_call: bool = False,
     ) -> None:
         self.device = device
         self.loop = loop
         self.inner = inner
         self.use_events = use_events
+        self.device_samples = (
+            device.per_call_device_time_samples if per_call else device.device_time_samples
+        )
         self.latency_ns: list[int] = []
         self.device_s: list[float] = []
         self.per_sample_s = max(sample_time_s, 1e-9)
@@ -95,7 +108,7 @@ class _Rounds:
         t0 = self.clock()
         self.latency_ns.extend(self.device.latency_samples(self.loop, self.inner, k))
         if self.use_events:
-            got = self.device.device_time_samples(self.loop, self.inner, k)
+            got = self.device_samples(self.loop, self.inner, k)
             if got is None:  # pragma: no cover - a device that declares events has them
                 self.use_events = False
             else:
@@ -176,8 +189,9 @@ def sample(
         options: Stopping rule and round sizes.
         setup: Called before every round, untimed.
     """
-    use_events = options.device_time and device.device_timer is not None
-    rounds = _Rounds(device, loop, inner, sample_time_s, use_events)
+    timing = options.device_timing
+    use_events = options.device_time and device.device_series(timing) is not None
+    rounds = _Rounds(device, loop, inner, sample_time_s, use_events, timing == "per_call")
     while True:
         k = rounds.size(options)
         if setup is not None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
+from as_bench.measurement import device_time_cell_suffix, device_time_heading
 from as_bench.probe import summary_rows
 from as_bench.report._functions import function_insights
 from as_bench.report._hardware import hardware_of, machine_label
@@ -221,12 +222,13 @@ def _workload_tables(
     several_machines: bool,
 ) -> dict[str, Table]:
     chosen = {r.choice.benchmark for r in recommendations if r.choice is not None}
+    device_heading = device_time_heading(r.measurement.device_time for r in results)
     headers = [
         "backend",
         "device",
         "batch",
         "median latency (95% CI)",
-        "device time",
+        device_heading,
         "throughput",
         "peak memory",
         "accuracy",
@@ -248,7 +250,8 @@ def _workload_tables(
             str(result.batch_size),
             f"{format_seconds(stats.median)} ({format_seconds(stats.ci_low)} to "
             f"{format_seconds(stats.ci_high)})",
-            format_seconds(result.device_median_s),
+            format_seconds(result.device_median_s)
+            + device_time_cell_suffix(result.measurement.device_time, device_heading),
             format_rate(result.throughput_items_per_s),
             _memory_cell(result),
             accuracy,
@@ -268,6 +271,7 @@ def _function_tables(
     results: Sequence[BenchmarkResult], *, several_machines: bool
 ) -> dict[str, Table]:
     # A function has no backend, accuracy or output check: its columns are its timing.
+    device_heading = device_time_heading(r.measurement.device_time for r in results)
     headers = [
         "function",
         "device",
@@ -275,7 +279,7 @@ def _function_tables(
         "median latency (95% CI)",
         "IQR / median",
         "samples x calls",
-        "device time",
+        device_heading,
         "throughput",
         "peak memory",
         "notes",
@@ -293,7 +297,8 @@ def _function_tables(
             f"{format_seconds(stats.ci_high)})",
             f"{stats.relative_iqr * 100:.1f}%",
             f"{stats.n} x {result.measurement.inner_loops}",
-            format_seconds(result.device_median_s),
+            format_seconds(result.device_median_s)
+            + device_time_cell_suffix(result.measurement.device_time, device_heading),
             format_rate(result.throughput_items_per_s),
             _memory_cell(result),
             _notes_cell(result, set()),

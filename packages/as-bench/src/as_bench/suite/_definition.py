@@ -32,6 +32,7 @@ from pydantic_settings import SettingsConfigDict
 
 from as_bench.engine import MeasureOptions
 from as_bench.exceptions import SuiteError, WorkloadError
+from as_bench.measurement import DeviceTiming
 from as_config import AsSettings, ConfigSection, load_settings
 from as_config.exceptions import AsConfigError, ConfigIssue, ConfigValidationError
 
@@ -58,6 +59,12 @@ class MeasureSection(ConfigSection):
         warmup_max_time_s: Longest warm-up.
         isolate: Measure each combination in a fresh process.
         threads: Fix compute threads (``None``: the libraries' defaults, recorded).
+        remeasure_noisy: Measure a noisy combination (IQR at least 10% of the median: a
+            busy machine) again up to this many times, in fresh processes, before
+            storing it (see ``MeasureOptions.remeasure_noisy``); 0 never does.
+        device_timing: Device time on CUDA and MPS: ``batched`` (back-to-back, one event
+            pair around calls queued back to back) or ``per_call`` (an event pair around
+            each synchronised call); see :class:`~as_bench.engine.MeasureOptions`.
     """
 
     min_samples: int = Field(default=10, ge=2)
@@ -67,6 +74,8 @@ class MeasureSection(ConfigSection):
     warmup_max_time_s: float = Field(default=1.0, ge=0)
     isolate: bool = False
     threads: int | None = Field(default=None, ge=1)
+    device_timing: DeviceTiming = "batched"
+    remeasure_noisy: int = Field(default=2, ge=0, le=20)
 
     @model_validator(mode="after")
     def _time_range(self) -> Self:
@@ -90,6 +99,8 @@ class MeasureSection(ConfigSection):
             warmup_min_time_s=min(warmup_min, self.warmup_max_time_s),
             warmup_max_time_s=self.warmup_max_time_s,
             threads=self.threads,
+            device_timing=self.device_timing,
+            remeasure_noisy=self.remeasure_noisy,
         )
 
 
