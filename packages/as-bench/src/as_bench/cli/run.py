@@ -13,9 +13,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from as_bench._memory_text import (
+    DEVICE_PEAK_HEADING,
+    MODEL_MEMORY_HEADING,
+    POLLUTED_NOTE,
+    device_peak_cell,
+    model_memory_cell,
+)
 from as_bench.cli._app import app, command_line
 from as_bench.measurement import device_time_cell_suffix, device_time_heading, device_timing_of
-from as_core.fmt import format_bytes, format_rate, format_seconds
+from as_core.fmt import format_rate, format_seconds
 
 if TYPE_CHECKING:  # the runner imports the engine and the backends: only when running
     from as_bench.measurement import TimingSeries
@@ -75,7 +82,11 @@ def outcome_row(outcome: Outcome) -> dict[str, Any]:
             ),
             device_timing=device_timing_of(measurement.device_time),
             throughput_items_per_s=result.throughput_items_per_s,
+            model_memory_bytes=measurement.memory.model_memory_bytes,
+            model_memory_polluted=measurement.memory.host_memory_polluted,
+            host_before_load_rss_bytes=measurement.memory.host_before_load_rss_bytes,
             host_peak_rss_bytes=measurement.memory.host_peak_rss_bytes,
+            device_peak_allocated_bytes=measurement.memory.device_peak_allocated_bytes,
             accuracy=result.accuracy,
             output_check_passed=result.output_check.passed if result.output_check else None,
             converged=measurement.converged,
@@ -105,7 +116,8 @@ def summary_table(report: RunReport) -> Table:
         ("CI 95%", "right"),
         (device_heading, "right"),
         ("throughput", "right"),
-        ("peak RSS", "right"),
+        (MODEL_MEMORY_HEADING, "right"),
+        (DEVICE_PEAK_HEADING, "right"),
         ("accuracy", "right"),
         ("vs torch", "left"),
         ("notes", "left"),
@@ -127,11 +139,15 @@ def summary_table(report: RunReport) -> Table:
             _ci(outcome),
             _device_cell(measurement.device_time, device_heading),
             format_rate(result.throughput_items_per_s),
-            format_bytes(measurement.memory.host_peak_rss_bytes),
+            model_memory_cell(measurement.memory),
+            device_peak_cell(measurement.memory),
             accuracy,
             _check(outcome),
             escape(_notes(outcome)),
         )
+    if any(o.result and o.result.measurement.memory.host_memory_polluted for o in report.outcomes):
+        table.caption = POLLUTED_NOTE
+        table.caption_justify = "left"
     return table
 
 

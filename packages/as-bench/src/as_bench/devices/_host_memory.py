@@ -121,8 +121,10 @@ class MemoryTracker:
         """Stop sampling (if still running) and return the peaks seen."""
         self.stop_sampling()
         device = self._read_device() if self._read_device is not None else {}
-        return MemoryReport(
-            host_peak_rss_bytes=self._peak,
-            host_baseline_rss_bytes=self._baseline,
-            **device,
+        return MemoryReport.model_validate(
+            {
+                "host_peak_rss_bytes": self._peak,
+                "host_baseline_rss_bytes": self._baseline,
+                **device,
+            }
         )

@@ -3,7 +3,7 @@
 - :func:`plot_distributions`: every latency sample as a box per backend, device and
   batch size, a panel per workload.
 - :func:`plot_throughput`: items per second against batch size.
-- :func:`plot_memory`: peak host RSS and device peak allocation.
+- :func:`plot_memory`: each benchmark's model+inference memory (RSS increase) and device peak.
 - :func:`plot_pareto`: quality against median latency, marker area by model size, the
   Pareto front (:func:`pareto_front`) marked.
 - :func:`plot_comparison`: change against a baseline per benchmark, with confidence

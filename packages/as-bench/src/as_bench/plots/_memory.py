@@ -1,4 +1,11 @@
-"""Peak memory: host RSS and device peak allocation as bars, a panel per workload."""
+"""Memory per benchmark: model+inference RSS increase and device peak, a panel per workload.
+
+A solid bar is what loading the model and running it added to the process's RSS
+(:attr:`~as_bench.measurement.MemoryReport.model_memory_bytes`), labelled ``≥`` when it
+is a lower bound (other benchmarks ran before it in the same process). A result without
+that reading (older, or measured outside ``as-bench run``) is drawn dotted, as the
+measuring process's peak RSS, and says so: it counts whatever ran before it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from as_bench._memory_text import POLLUTED_MARK
 from as_bench.plots._data import by_workload
 from as_bench.plots._files import draw
 from as_bench.plots._style import (
@@ -28,10 +36,25 @@ if TYPE_CHECKING:
 __all__ = ["build_memory", "has_memory", "plot_memory"]
 
 _DEVICE_HATCH = "////"
+_PROCESS_HATCH = "...."
+TITLE = "Model + inference memory (RSS increase from before loading) and device peak"
 
 
 def _host(result: BenchmarkResult) -> int | None:
-    return result.measurement.memory.host_peak_rss_bytes
+    """The model+inference RSS increase, or the process peak where that was not recorded."""
+    memory = result.measurement.memory
+    delta = memory.model_memory_bytes
+    return delta if delta is not None else memory.host_peak_rss_bytes
+
+
+def _is_process_peak(result: BenchmarkResult) -> bool:
+    memory = result.measurement.memory
+    return memory.model_memory_bytes is None and memory.host_peak_rss_bytes is not None
+
+
+def _is_lower_bound(result: BenchmarkResult) -> bool:
+    memory = result.measurement.memory
+    return memory.model_memory_bytes is not None and bool(memory.host_memory_polluted)
 
 
 def _device(result: BenchmarkResult) -> int | None:
@@ -64,6 +87,13 @@ def _bars(
         alpha=0.6 if device else 0.9,
     )
     labels = [format_bytes(v, missing="n/a") for v in values]
+    if not device:
+        for i, (bar, result) in enumerate(zip(bars, results, strict=True)):
+            if _is_process_peak(result):
+                bar.set_hatch(_PROCESS_HATCH)
+                labels[i] = f"process {labels[i]}"
+            elif _is_lower_bound(result):
+                labels[i] = f"{POLLUTED_MARK}{labels[i]}"
     ax.bar_label(bars, labels=labels, fontsize=6, rotation=90, padding=2)
 
 
@@ -72,7 +102,7 @@ def _panel(ax: Axes, workload: str, results: list[BenchmarkResult]) -> None:
 
     host = [_host(r) for r in results]
     device = [_device(r) for r in results]
-    ax.set_title(f"{workload}: peak memory while measuring")
+    ax.set_title(f"{workload}: memory per benchmark")
     if not has_memory(results):
         note(ax, "no peak memory recorded for this workload", where="center")
         return
@@ -84,17 +114,33 @@ def _panel(ax: Axes, workload: str, results: list[BenchmarkResult]) -> None:
     if any_device:
         _bars(ax, x + offset, device, results, scale, device=True)
     ax.set_xticks(x, [f"{r.backend}\n{r.device} bs{r.batch_size}" for r in results])
-    ax.set_ylabel(f"peak memory ({unit}; {LOWER_IS_BETTER})")
+    ax.set_ylabel(f"memory ({unit}; {LOWER_IS_BETTER})")
     # Room above the tallest bar for its label.
     ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
-    kinds = [Patch(facecolor="#BBBBBB", edgecolor="#333333", label="host peak RSS (process)")]
+    kinds = []
+    if any(not _is_process_peak(r) and _host(r) is not None for r in results):
+        label = "model+inference (RSS increase)"
+        if any(_is_lower_bound(r) for r in results):
+            label += (
+                f"; {POLLUTED_MARK} lower bound: other\nbenchmarks ran before it in the process"
+            )
+        kinds.append(Patch(facecolor="#BBBBBB", edgecolor="#333333", label=label))
+    if any(_is_process_peak(r) for r in results):
+        kinds.append(
+            Patch(
+                facecolor="#BBBBBB",
+                edgecolor="#333333",
+                hatch=_PROCESS_HATCH,
+                label="process peak RSS (no before-load\nreading; counts what ran before)",
+            )
+        )
     if any_device:
         kinds.append(
             Patch(
                 facecolor="#BBBBBB",
                 edgecolor="#333333",
                 hatch=_DEVICE_HATCH,
-                label="device peak allocated",
+                label="device peak allocated (CUDA/MPS/MLX)",
             )
         )
     ax.legend(
@@ -112,8 +158,8 @@ def build_memory(results: Sequence[BenchmarkResult]) -> Figure:
     """
     groups = by_workload(results)
     if not groups:
-        raise ValueError("no results to plot the peak memory of")
-    title = "Peak memory by backend, device and batch size"
+        raise ValueError("no results to plot the memory of")
+    title = TITLE
     if not has_memory(results):
         fig, axes = figure_with_panels(1, title=title)
         axes[0].set_axis_off()
@@ -128,12 +174,14 @@ def build_memory(results: Sequence[BenchmarkResult]) -> Figure:
 
 
 def plot_memory(results: Sequence[BenchmarkResult], path: Path) -> Path:
-    """Plot peak host RSS and device peak allocation per backend, device and batch size.
+    """Plot each benchmark's model+inference memory and device peak allocation.
 
-    One panel per workload; bars in the backend's colour, solid for the host's peak
-    resident set (the whole measuring process) and hatched for the device's peak
-    allocation where the device reports one; a missing value is labelled ``n/a``. When
-    no result recorded any memory the figure says so instead of failing.
+    One panel per workload; bars in the backend's colour: solid for what loading the
+    model and running it added to the RSS (``≥`` where it is a lower bound), dotted for
+    the measuring process's peak RSS where a result has no before-load reading, hatched
+    for the device's peak allocation where the device reports one; a missing value is
+    labelled ``n/a``. When no result recorded any memory the figure says so instead of
+    failing.
 
     Args:
         results: The results to plot.

@@ -15,6 +15,13 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
+from as_bench._memory_text import (
+    DEVICE_PEAK_HEADING,
+    MODEL_MEMORY_HEADING,
+    POLLUTED_NOTE,
+    device_peak_cell,
+    model_memory_cell,
+)
 from as_bench.measurement import device_time_cell_suffix, device_time_heading
 from as_bench.probe import summary_rows
 from as_bench.report._functions import function_insights
@@ -50,7 +57,7 @@ log = logging.getLogger(__name__)
 _FIGURE_TITLES = {
     "distributions": "Latency distributions",
     "throughput": "Throughput",
-    "memory": "Peak memory",
+    "memory": "Model and inference memory (RSS increase) and device peak",
     "pareto": "Accuracy, latency and model size (Pareto front)",
     "comparison": "Comparison with the baseline",
 }
@@ -204,6 +211,30 @@ def _memory_cell(result: BenchmarkResult) -> str:
     return ", ".join(parts) or "-"
 
 
+def _model_memory_cell(result: BenchmarkResult) -> str:
+    return model_memory_cell(result.measurement.memory)
+
+
+def _device_peak_cell(result: BenchmarkResult) -> str:
+    return device_peak_cell(result.measurement.memory)
+
+
+def _memory_notes(results: Sequence[BenchmarkResult]) -> list[str]:
+    """What the memory column's marks mean, for the marks that appear."""
+    memories = [r.measurement.memory for r in results]
+    notes = []
+    if any(m.model_memory_bytes is not None and m.host_memory_polluted for m in memories):
+        notes.append(f"{MODEL_MEMORY_HEADING}: {POLLUTED_NOTE}")
+    if any(m.model_memory_bytes is None and m.host_peak_rss_bytes is not None for m in memories):
+        notes.append(
+            f"{MODEL_MEMORY_HEADING}: results without an RSS reading from before their model "
+            "loaded (recorded by an older as-bench, or outside as-bench run) show the "
+            "measuring process's peak RSS instead, which counts whatever ran before in "
+            "that process"
+        )
+    return notes
+
+
 def _notes_cell(result: BenchmarkResult, chosen: set[str]) -> str:
     notes = []
     if result.benchmark in chosen:
@@ -230,7 +261,8 @@ def _workload_tables(
         "median latency (95% CI)",
         device_heading,
         "throughput",
-        "peak memory",
+        MODEL_MEMORY_HEADING,
+        DEVICE_PEAK_HEADING,
         "accuracy",
         "output check",
         "notes",
@@ -253,7 +285,8 @@ def _workload_tables(
             format_seconds(result.device_median_s)
             + device_time_cell_suffix(result.measurement.device_time, device_heading),
             format_rate(result.throughput_items_per_s),
-            _memory_cell(result),
+            _model_memory_cell(result),
+            _device_peak_cell(result),
             accuracy,
             check_text(result),
             _notes_cell(result, chosen),
@@ -417,6 +450,7 @@ def build_data(
     subject: Subject = (
         "functions" if not models else "models and functions" if functions else "models"
     )
+    notes.extend(_memory_notes(models))
     recommendations = recommend(models)
     several = len(machines) > 1
     tables = _workload_tables(models, recommendations, several_machines=several)

@@ -33,6 +33,7 @@ from as_bench.engine import MeasureOptions, measure
 from as_bench.exceptions import AsBenchError, MissingExtraError, SuiteError, WorkloadError
 from as_bench.results import BenchmarkResult, GitInfo, OutputCheck, ResultStore, git_info
 from as_bench.suite._definition import Suite
+from as_bench.suite._memory import LoadMemory
 from as_bench.workloads import Workload, get_workload
 from as_core import install_hint
 
@@ -251,27 +252,46 @@ def _measure_one(
     references: _References,
     workdir: Path,
     context: dict[str, Any],
+    *,
+    polluted: bool = False,
 ) -> Outcome:
     started = datetime.now(UTC)
     backend = get_backend(combo.backend)
-    prepared = backend.prepare(workload, combo.device, combo.batch_size, workdir)
+    # The reference outputs come before the memory baseline: they are not this model's.
+    reference = references.outputs(workload, combo.batch_size) if suite.check_outputs else None
+    memory = LoadMemory(options.memory_poll_interval_s, polluted=polluted)
+    if options.track_memory:
+        memory.start()
+    try:
+        prepared = backend.prepare(workload, combo.device, combo.batch_size, workdir)
+    except BaseException:
+        memory.abandon()
+        raise
     try:
         check = None
-        if suite.check_outputs:
-            inputs = workload.inputs(combo.batch_size)
-            reference = references.outputs(workload, combo.batch_size)
+        if reference is not None:
             check = check_outputs(
                 reference,
-                prepared.predict(inputs),
+                prepared.predict(workload.inputs(combo.batch_size)),
                 task=workload.task,
                 min_top1_agreement=1.0 if workload.task == "classification" else None,
                 min_cosine_similarity=0.999 if workload.task == "embedding" else None,
             )
+        memory.pause()
         measurement = measure(prepared.bench_call, device=prepared.timing_device, options=options)
+        if options.track_memory:
+            measurement = measurement.model_copy(
+                update={
+                    "memory": memory.finish(
+                        measurement.memory, same_process=not measurement.isolated
+                    )
+                }
+            )
         accuracy = evaluate(prepared, workload) if suite.accuracy and workload.dataset else None
         model_size = prepared.model_size_bytes
         info = dict(prepared.info)
     finally:
+        memory.abandon()
         prepared.close()
     latency = measurement.latency.stats.median
     result = BenchmarkResult(
@@ -304,6 +324,9 @@ def _run_isolated_child(suite_json: str, combo: Combination, context: dict[str, 
     workload = get_workload(combo.workload)
     options = suite.measure.to_options()
     workdir = Path(tempfile.mkdtemp(prefix="as-bench-"))
+    # The runtime library loads before the memory baseline, as it does in the parent
+    # (whose plan() asked every backend for its devices): it is not the model's memory.
+    get_backend(combo.backend).devices()
     try:
         outcome = _measure_one(
             combo, workload, suite, options, _References(workdir), workdir, context
@@ -358,6 +381,7 @@ def _iter_outcomes(
     options = suite.measure.to_options()
     workdir = Path(tempfile.mkdtemp(prefix="as-bench-"))
     references = _References(workdir)
+    loaded_here = 0  # combinations that ran in this process: their leftovers colour memory
     try:
         for combo in todo:
             try:
@@ -379,7 +403,17 @@ def _iter_outcomes(
                 workload = workloads[combo.workload]
                 if isinstance(workload, Exception):
                     raise workload
-                yield _measure_one(combo, workload, suite, options, references, workdir, context)
+                loaded_here += 1
+                yield _measure_one(
+                    combo,
+                    workload,
+                    suite,
+                    options,
+                    references,
+                    workdir,
+                    context,
+                    polluted=loaded_here > 1,
+                )
             except AsBenchError as exc:
                 logger.warning("%s failed: %s", combo.name, exc)
                 yield Outcome(combo, "failed", message=str(exc))
