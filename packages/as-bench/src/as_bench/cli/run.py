@@ -21,6 +21,7 @@ from as_bench._memory_text import (
     model_memory_cell,
 )
 from as_bench.cli._app import app, command_line
+from as_bench.cli._quiet import library_output
 from as_bench.measurement import device_time_cell_suffix, device_time_heading, device_timing_of
 from as_core.fmt import format_rate, format_seconds
 
@@ -192,6 +193,9 @@ def run_with_progress(suite: Suite, console: Console) -> RunReport:
         console=console,
         disable=not interactive,
         transient=True,
+        # Not through the bar: what libraries write to sys.stderr must reach descriptor 2,
+        # where `library_output` captures it for the log.
+        redirect_stderr=False,
     )
     task_id = progress.add_task("measuring", total=None)
 
@@ -384,5 +388,7 @@ def run(
     suite = load_suite(suite_file, profile=profile, overrides=overrides)
     # Progress and per-benchmark lines go to stderr, so that --json stdout stays clean.
     console = command_line.stderr if json_output else command_line.stdout
-    report = run_with_progress(suite, console)
+    # The libraries' own stderr (TensorFlow/absl C++ lines, torch warnings) goes to the log.
+    with library_output(console, debug=command_line.debug) as console:
+        report = run_with_progress(suite, console)
     return print_report(report, console, as_json=json_output)

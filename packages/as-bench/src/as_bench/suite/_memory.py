@@ -10,9 +10,12 @@ there:
   (:class:`~as_bench.devices._host_memory.MemoryTracker`, host only); it stops before the
   engine starts, whose own thread samples the cold call and the warm-up (and stops before
   the timed samples, so that no thread takes the GIL from the measured function);
+* the RSS is read once more after the measurement (what inference kept resident);
 * the process's ``getrusage`` high-water mark is read before and after: if it rose, the
   benchmark's true peak is that mark, exact, so a spike shorter than the poll interval is
-  not lost. A short spike below an earlier benchmark's mark can still be missed.
+  not lost. A short spike below an earlier benchmark's mark can still be missed, as can
+  one during a re-measured result's later attempts (the engine's peak of pooled attempts
+  may be a child process's, so it is not used then).
 
 Memory that earlier work freed but the process kept (Python's, PyTorch's and glibc's
 allocators seldom return it to the system) can be reused by this benchmark without the
@@ -23,7 +26,7 @@ benchmark in a fresh process.
 
 from __future__ import annotations
 
-from as_bench.devices._host_memory import MemoryTracker
+from as_bench.devices._host_memory import MemoryTracker, current_rss_bytes
 from as_bench.engine._isolate import rusage_peak_rss_bytes
 from as_bench.measurement import MemoryReport
 
@@ -61,11 +64,14 @@ class LoadMemory:
 
         Args:
             memory: The engine's report of the measurement.
-            same_process: Whether the engine measured in this process (its peak then
-                counts); ``False`` when it measured in a child of its own.
+            same_process: Whether the engine's host peak is this process's (its sampled
+                cold call and warm-up then count); ``False`` when any of its attempts ran
+                in a child, whose peak is the child's.
         """
         own = self._tracker.report()
-        candidates = [own.host_peak_rss_bytes]
+        # The RSS now holds what inference kept (arenas, caches) even where the engine's
+        # peak cannot be used.
+        candidates = [own.host_peak_rss_bytes, current_rss_bytes()]
         if same_process:
             candidates.append(memory.host_peak_rss_bytes)
         high_water = rusage_peak_rss_bytes()

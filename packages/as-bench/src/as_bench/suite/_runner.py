@@ -282,8 +282,11 @@ def _measure_one(
         if options.track_memory:
             measurement = measurement.model_copy(
                 update={
+                    # A re-measured result may pool attempts from fresh processes,
+                    # whose host peak is theirs: only a single in-process attempt's counts.
                     "memory": memory.finish(
-                        measurement.memory, same_process=not measurement.isolated
+                        measurement.memory,
+                        same_process=not measurement.isolated and measurement.attempts == 1,
                     )
                 }
             )
