@@ -12,6 +12,7 @@ from as_logging import exceptions
 
 EXPECTED = {
     "AsLoggingError",
+    "CapturedOutput",
     "ConfigurationError",
     "ConfigureResult",
     "ContextFilter",
@@ -21,9 +22,11 @@ EXPECTED = {
     "__version__",
     "bind",
     "bound_context",
+    "capture_native_output",
     "configure",
     "get_logger",
     "reset",
+    "terminal_stderr",
 }
 
 

@@ -12,11 +12,15 @@ every record logged inside a ``with`` block, per thread and per asyncio task::
     log = logging.getLogger(__name__)
     with as_logging.bind(run_id="r42"):
         log.info("loaded %s", "resnet50", extra={"params": 25_557_032})
+
+:func:`capture_native_output` sends what third-party code writes to the process's stderr
+(C and C++ libraries included) to the log instead of the terminal.
 """
 
 from as_logging._configure import ConfigureResult, configure, get_logger, reset
 from as_logging._context import ContextFilter, bind, bound_context
 from as_logging._json import JsonFormatter
+from as_logging._native import CapturedOutput, capture_native_output, terminal_stderr
 from as_logging._version import __version__
 from as_logging.exceptions import (
     AsLoggingError,
@@ -27,6 +31,7 @@ from as_logging.exceptions import (
 
 __all__ = [
     "AsLoggingError",
+    "CapturedOutput",
     "ConfigurationError",
     "ConfigureResult",
     "ContextFilter",
@@ -36,7 +41,9 @@ __all__ = [
     "__version__",
     "bind",
     "bound_context",
+    "capture_native_output",
     "configure",
     "get_logger",
     "reset",
+    "terminal_stderr",
 ]

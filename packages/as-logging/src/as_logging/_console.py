@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from as_logging._encode import safe_repr
+from as_logging._native import terminal_stderr
 from as_logging._record import record_context, record_extras
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
@@ -35,24 +36,6 @@ def _show(value: object) -> str:
     return value if isinstance(value, str) else safe_repr(value)
 
 
-class _CurrentStderr:
-    """A stream that writes to whatever ``sys.stderr`` is at the time of writing.
-
-    Test runners and CLI runners swap ``sys.stderr`` and close their replacement
-    afterwards; a handler bound to the object seen at configure() time would then write
-    to a closed stream.
-    """
-
-    def write(self, text: str) -> int:
-        stream = getattr(sys, "stderr", None)  # None under pythonw
-        return stream.write(text) if stream is not None else len(text)
-
-    def flush(self) -> None:
-        stream = getattr(sys, "stderr", None)
-        if stream is not None:
-            stream.flush()
-
-
 def is_terminal(stream: object) -> bool:
     """Return whether ``stream`` is an interactive terminal (False when unsure)."""
     isatty = getattr(stream, "isatty", None)
@@ -71,7 +54,7 @@ def make_console_handler(
 
     Args:
         stream: Where to write; None means the current ``sys.stderr``, looked up anew at
-            each write.
+            each write (the terminal's, during :func:`capture_native_output`).
         rich_tracebacks: Let rich render exceptions (rich handler only).
         force_plain: True for plain lines, False for rich output, None to pick rich only
             when the stream is a terminal.
@@ -83,11 +66,13 @@ def make_console_handler(
     plain = force_plain if force_plain is not None else not is_terminal(target)
     handler: logging.Handler
     if plain:
-        handler = logging.StreamHandler(stream if stream is not None else _CurrentStderr())
+        handler = logging.StreamHandler(stream if stream is not None else terminal_stderr())
         handler.setFormatter(ConsoleFormatter(PLAIN_FORMAT, PLAIN_DATEFMT))
     else:
-        # Console(stderr=True) without a file also looks sys.stderr up at each write.
-        console = Console(file=stream) if stream is not None else Console(stderr=True)
+        # terminal_stderr() looks sys.stderr up at each write (test runners and CLI runners
+        # swap it and close their replacement), and stays on the terminal while
+        # capture_native_output() holds descriptor 2.
+        console = Console(file=stream if stream is not None else terminal_stderr())
         handler = RichHandler(console=console, rich_tracebacks=rich_tracebacks, markup=False)
         handler.setFormatter(ConsoleFormatter("%(message)s"))
     return handler
