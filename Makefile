@@ -4,7 +4,7 @@
 .DEFAULT_GOAL := help
 STEP := scripts/ci/step
 PACKAGE ?=
-.PHONY: help sync lock lock-check lint format typecheck release-check isolation test test-fast \
+.PHONY: help sync lock lock-check lint format typecheck release-check isolation torch-cpu test test-fast \
 	test-timing test-ci coverage-check test-package test-light test-lowest test-gpu test-macos ci hooks
 
 help: ## List the targets
@@ -34,6 +34,9 @@ release-check: ## Each package's CHANGELOG top entry matches its version
 
 isolation: ## Build each wheel without sources, install it alone in a fresh venv, import it
 	@$(STEP) isolation
+
+torch-cpu: ## The README's CPU-only torch set-up in a fresh project (skips offline)
+	@$(STEP) torch-cpu
 
 test: ## The README's command: every test but timing, in parallel
 	@$(STEP) test
