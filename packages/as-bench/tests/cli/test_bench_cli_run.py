@@ -83,11 +83,14 @@ def test_python_m_run_prints_the_summary_and_stores_results(tmp_path: Path, cach
     (row,) = [line for line in lines if line.startswith("│ mlp ")]
     cells = [cell.strip() for cell in row.strip("│").split("│")]
     assert cells[:4] == ["mlp", "torch", "cpu", "1"]
-    assert cells[10].startswith("ok ")  # vs torch
+    assert cells[-2].startswith("ok ")  # vs torch, before the notes
     assert f"1 result(s) stored in {out}" in done.stdout
     assert "problem:" not in done.stdout
     assert _benchmarks(out) == ["mlp/torch/cpu/bs1"]
     assert len(list(out.glob("*.json"))) == 1
+    # The invocation is run 0001 of this machine in the store.
+    (stored,) = ResultStore(out).load()
+    assert stored.run == "0001" and stored.machine is not None
 
 
 @pytest.mark.slow

@@ -107,6 +107,7 @@ def test_public_names_are_exact_and_light() -> None:
         "BenchmarkComparison",
         "Comparison",
         "NOISY_REL_IQR",
+        "Side",
         "Threshold",
         "ThresholdSet",
         "compare_results",
@@ -115,6 +116,7 @@ def test_public_names_are_exact_and_light() -> None:
         "load_side",
         "load_thresholds",
         "parse_threshold",
+        "read_side",
     ]
     for name in compare.__all__:
         if name.isupper():

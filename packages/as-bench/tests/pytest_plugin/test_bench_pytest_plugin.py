@@ -151,7 +151,7 @@ def test_several_measurements_are_named_and_stored(pytester: pytest.Pytester) ->
     assert wide.tags == {"source": "pytest", "test": "test_many.py::test_three"}
     assert wide.params["function"] == "busy"
     assert wide.hardware["os"]  # the probe ran once and went into every result
-    result.stdout.fnmatch_lines([f"as-bench: 4 result(s) appended to {store}"])
+    result.stdout.fnmatch_lines([f"as-bench: 4 result(s) appended to {store} as run 0001 (*)"])
 
 
 def test_relative_store_path_is_taken_from_where_pytest_started(
@@ -453,8 +453,8 @@ def test_a_baseline_with_no_benchmark_in_common_fails_the_run(
             f"warning: no benchmark of this session is in the baseline. Names are pytest node "
             f"ids, relative to the rootdir ({pytester.path})*",
             "as-bench FAILED: nothing compared: no benchmark of this session "
-            f"(test_gate.py::test_renamed) is in the baseline {store}; expected the baseline "
-            "to hold results of the same benchmarks*",
+            f"(test_gate.py::test_renamed) is in the baseline {store} run 0001 (*); expected "
+            "the baseline to hold results of the same benchmarks*",
         ]
     )
     assert "gate passed" not in result.stdout.str()
@@ -788,7 +788,7 @@ def test_options_and_marker_are_registered(pytester: pytest.Pytester) -> None:
         [
             "as-bench measurements (the as_bench fixture):",
             "*--as-bench-store=DIR*",
-            "*--as-bench-compare=BASELINE*",
+            "*--as-bench-compare=*BASELINE*",
             "*--as-bench-fail-on=EXPR*",
             "*--as-bench-disable*",
         ]
@@ -848,3 +848,94 @@ def test_the_fixture_measures_on_cuda_with_device_time(pytester: pytest.Pytester
     assert matmul.measurement.device_time is not None
     assert matmul.throughput_items_per_s == pytest.approx(1024 / matmul.median_s)
     result.stdout.fnmatch_lines(["test_gpu.py::test_matmul*cuda:0*"])
+
+
+# --------------------------------------------------------------------------------------
+# Runs: each session stores a numbered run; --as-bench-compare alone means the latest
+# --------------------------------------------------------------------------------------
+
+
+def test_each_session_is_a_numbered_run_and_a_bare_compare_takes_the_latest(
+    pytester: pytest.Pytester,
+) -> None:
+    store = pytester.path / "bench"
+    _baseline(pytester, store)  # run 0001, 200 µs
+    pytester.makepyfile(test_gate=_gated(2.4e-4, seed=1))  # 20% slower
+    pytester.runpytest(*QUICK, "--as-bench-store", str(store)).assert_outcomes(passed=1)
+    # Run 0003, back at 200 µs, gated against the latest run (0002, the slow one): an
+    # improvement, so it passes; against 0001 (named) it is unchanged, and passes too.
+    pytester.makepyfile(test_gate=_gated(2e-4, seed=2))
+    result = pytester.runpytest(
+        *QUICK,
+        "--as-bench-store",
+        str(store),
+        "--as-bench-fail-on",
+        "median:5%",
+        "--as-bench-compare",
+    )
+    assert result.ret == pytest.ExitCode.OK, _lines(result)
+    result.stdout.fnmatch_lines(
+        [
+            f"as-bench: 1 benchmark(s) compared with {store} run 0002 (*) of 2 runs*",
+            "test_gate.py::test_busy *improvement",
+            "as-bench gate passed (--as-bench-fail-on median:5%)",
+            f"as-bench: 1 result(s) appended to {store} as run 0003 (*)",
+        ]
+    )
+    runs = [r.run for r in ResultStore(store).load()]
+    assert sorted(runs) == ["0001", "0002", "0003"]
+    # Naming a run: the slow one fails against the first.
+    pytester.makepyfile(test_gate=_gated(2.4e-4, seed=3))
+    named = pytester.runpytest(
+        *QUICK, f"--as-bench-compare={store}@1", "--as-bench-fail-on", "median:5%"
+    )
+    assert named.ret == pytest.ExitCode.TESTS_FAILED, _lines(named)
+    named.stdout.fnmatch_lines([f"as-bench: 1 benchmark(s) compared with {store} run 0001 (*"])
+
+
+def test_a_bare_compare_without_a_store_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_gate=_gated(2e-4))
+    result = pytester.runpytest(*QUICK, "--as-bench-compare")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--as-bench-compare without a value compares with the latest run*--as-bench-store DIR*"]
+    )
+
+
+def test_a_bare_compare_with_an_empty_store_says_to_store_a_run_first(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_gate=_gated(2e-4))
+    store = pytester.path / "fresh"
+    result = pytester.runpytest(*QUICK, "--as-bench-store", str(store), "--as-bench-compare")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no results at*store a run there first*"])
+
+
+def test_comparing_re_measures_noisy_measurements(pytester: pytest.Pytester) -> None:
+    # The busy fake device (45% of calls wait for a core) is noisy on every attempt: with
+    # a baseline the plugin measures it three times and pools the samples.
+    pytester.makepyfile(
+        test_noisy=_module(
+            """
+            def test_busy(as_bench):
+                rng = random.Random(3)
+
+                def call(_):
+                    body = 2e-4 * rng.lognormvariate(0.0, 0.01)
+                    return body * rng.uniform(2.0, 6.0) if rng.random() < 0.45 else body
+
+                m = as_bench(noop, device=FakeDevice(call))
+                print("ATTEMPTS", m.attempts)
+            """
+        )
+    )
+    store = pytester.path / "bench"
+    first = pytester.runpytest(*QUICK, "-s", "--as-bench-store", str(store))
+    first.stdout.fnmatch_lines(["*ATTEMPTS 1"])  # not comparing: measured once
+    second = pytester.runpytest(*QUICK, "-s", f"--as-bench-compare={store}")
+    second.stdout.fnmatch_lines(["*ATTEMPTS 3"])
+    third = pytester.runpytest(
+        *QUICK, "-s", f"--as-bench-compare={store}", "--as-bench-remeasure-noisy", "0"
+    )
+    third.stdout.fnmatch_lines(["*ATTEMPTS 1"])

@@ -1,7 +1,8 @@
 """The ``as-bench`` command line (also ``python -m as_bench``).
 
 One module per command: :mod:`~as_bench.cli.hw`, :mod:`~as_bench.cli.run`,
-:mod:`~as_bench.cli.compare` (the regression gate), :mod:`~as_bench.cli.plot` and
+:mod:`~as_bench.cli.compare` (the regression gate), :mod:`~as_bench.cli.runs`
+(``as-bench list``: the runs of a store), :mod:`~as_bench.cli.plot` and
 :mod:`~as_bench.cli.report`; :mod:`~as_bench.cli._app` holds the typer app and the
 global ``--debug`` and ``--version`` options.
 
@@ -19,7 +20,7 @@ matplotlib: each command imports what it needs when it runs.
 from __future__ import annotations
 
 # Importing the command modules registers their commands on the app, in this order.
-from as_bench.cli import hw, run, compare, plot, report  # noqa: F401  # isort: skip
+from as_bench.cli import hw, run, compare, runs, plot, report  # noqa: F401  # isort: skip
 from as_bench.cli._app import app, command_line
 
 __all__ = ["app", "main"]

@@ -281,13 +281,14 @@ def run_compare(
         ResultStoreError: A side could not be read.
         CorruptResultError: A result file of a side is corrupt.
     """
-    from as_bench.compare import compare_results, load_side
+    from as_bench.compare import compare_results, read_side
 
     # Thresholds first: a typo in --fail-on is reported before any file is read.
     gates = threshold_set(fail_on, thresholds)
+    base_side, new_side = read_side(base), read_side(new)
     comparison = compare_results(
-        load_side(base),
-        load_side(new),
+        base_side.results,
+        new_side.results,
         thresholds=gates,
         alpha=alpha,
         min_effect=min_effect,
@@ -300,6 +301,8 @@ def run_compare(
             # Piped or logged: rich would fold benchmark names to fit 80 columns.
             console.width = max(console.width, 160)
         gated = gates is not None and not gates.empty
+        console.print(f"base: {escape(base_side.describe())}", highlight=False)
+        console.print(f"new:  {escape(new_side.describe())}", highlight=False)
         print_comparison(comparison, console, gated=gated, allow_inconclusive=allow_inconclusive)
     if not comparison.items:
         raise NothingToCompareError(
@@ -324,10 +327,15 @@ def _names(names: list[str], most: int = 5) -> str:
 @app.command("compare")
 def compare(
     base: Annotated[
-        Path, typer.Argument(help="Baseline: a result file, an export or a store folder.")
+        Path,
+        typer.Argument(
+            help="Baseline: a result file, an export or a store folder (its latest run; "
+            "PATH@RUN for another, see as-bench list)."
+        ),
     ],
     new: Annotated[
-        Path, typer.Argument(help="Candidate: a result file, an export or a store folder.")
+        Path,
+        typer.Argument(help="Candidate: a result file, an export or a store folder, likewise."),
     ],
     fail_on: Annotated[
         list[str] | None,

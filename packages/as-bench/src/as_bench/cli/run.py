@@ -342,6 +342,19 @@ def run(
             show_default="batched",
         ),
     ] = None,
+    remeasure_noisy: Annotated[
+        int | None,
+        typer.Option(
+            "--remeasure-noisy",
+            min=0,
+            max=20,
+            help=(
+                "Measure a noisy benchmark (IQR at least 10% of the median: a busy machine) "
+                "again up to N times, in fresh processes, before storing it; 0: never."
+            ),
+            show_default="2",
+        ),
+    ] = None,
     no_check: Annotated[
         bool,
         typer.Option("--no-check", help="Skip checking outputs against eager PyTorch."),
@@ -375,6 +388,7 @@ def run(
         ("isolate", isolate),
         ("threads", threads),
         ("device_timing", _device_timing(device_timing)),
+        ("remeasure_noisy", remeasure_noisy),
     )
     for key, value in given:
         if value is not None:

@@ -79,9 +79,11 @@ from as_bench.compare._compare import (
     NOISY_REL_IQR,
     BenchmarkComparison,
     Comparison,
+    Side,
     compare_results,
     inconclusive_reason,
     load_side,
+    read_side,
 )
 from as_bench.compare._environment import environment_differences
 from as_bench.compare._thresholds import (
@@ -96,6 +98,7 @@ __all__ = [
     "NOISY_REL_IQR",
     "BenchmarkComparison",
     "Comparison",
+    "Side",
     "Threshold",
     "ThresholdSet",
     "compare_results",
@@ -104,4 +107,5 @@ __all__ = [
     "load_side",
     "load_thresholds",
     "parse_threshold",
+    "read_side",
 ]

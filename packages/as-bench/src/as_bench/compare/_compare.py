@@ -6,6 +6,7 @@ import logging
 import math
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,15 @@ from as_bench.compare._stats import bootstrap_ratio_ci, mann_whitney_u, point_es
 from as_bench.compare._thresholds import Threshold, ThresholdSet
 from as_bench.exceptions import NothingToCompareError, ResultStoreError, ThresholdError
 from as_bench.measurement import Measurement, TimingSeries, WarmupReport, device_timing_of
-from as_bench.results import BenchmarkResult, GitInfo, read_result_objects, read_results
+from as_bench.results import (
+    BenchmarkResult,
+    GitInfo,
+    RunSummary,
+    read_result_objects,
+    read_results,
+    select_run,
+    summarize_runs,
+)
 from as_bench.results._export import format_for
 from as_bench.stats import summarize
 from as_core.fmt import format_seconds
@@ -29,9 +38,11 @@ __all__ = [
     "NOISY_REL_IQR",
     "BenchmarkComparison",
     "Comparison",
+    "Side",
     "compare_results",
     "inconclusive_reason",
     "load_side",
+    "read_side",
 ]
 
 logger = logging.getLogger(__name__)
@@ -549,8 +560,65 @@ def _rebuild(row: dict[str, Any], path: Path) -> BenchmarkResult:
     )
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison as read: its results and which run they are.
+
+    Attributes:
+        path: Where it was read from (without an ``@RUN`` suffix).
+        results: The results compared.
+        run: The run they are, when the place holds numbered runs; else ``None``.
+        runs: How many numbered runs the place holds.
+    """
+
+    path: Path
+    results: list[BenchmarkResult]
+    run: RunSummary | None = None
+    runs: int = 0
+
+    def describe(self) -> str:
+        """Which run this is, for people; the path alone outside runs.
+
+        ``base run 0007 (linux-x86_64-cpython3.11, 2026-12-04 20:01 UTC) of 3 runs``.
+        """
+        if self.run is None:
+            return str(self.path)
+        when = f"{self.run.started_at:%Y-%m-%d %H:%M} UTC"
+        text = f"{self.path} run {self.run.run} ({self.run.machine}, {when})"
+        return f"{text} of {self.runs} runs" if self.runs > 1 else text
+
+
+def _split_run(path: Path | str) -> tuple[Path, str | None]:
+    text = str(path)
+    if "@" in text and not Path(text).exists():
+        place, _, run = text.rpartition("@")
+        if place and run:
+            return Path(place), run
+    return Path(text), None
+
+
+def read_side(path: Path | str, *, machine: str | None = None) -> Side:
+    """Read one side of a comparison (see :func:`load_side`), and say which run it is.
+
+    ``path`` may end in ``@RUN`` (``results@0003``, ``results@latest``) to pick a run of a
+    store or JSON export that holds several; without it, the latest run is taken (of
+    ``machine`` when it has any). Results stored before runs were numbered have no run:
+    a place holding only those is read whole, as before.
+
+    Raises:
+        As :func:`load_side`; and ResultStoreError for a run that is not there.
+    """
+    place, run = _split_run(path)
+    results = _load_all(place)
+    picked, summary = select_run(results, run, machine=machine, where=str(place))
+    return Side(place, picked, summary, len(summarize_runs(results)))
+
+
 def load_side(path: Path | str) -> list[BenchmarkResult]:
     """Read one side of a comparison: a store folder, a result or JSON export, CSV, Parquet.
+
+    A place holding several numbered runs gives its latest run; ``PATH@RUN`` names
+    another (see :func:`read_side`).
 
     A store folder with a corrupt file is an error naming every corrupt file (a gate
     must not quietly compare fewer benchmarks). CSV and Parquet exports keep the raw
@@ -568,9 +636,12 @@ def load_side(path: Path | str) -> list[BenchmarkResult]:
         NothingToCompareError: ``path`` does not exist, or holds no results (a
             :class:`ResultStoreError` too).
         ResultStoreError: ``path`` has an unknown suffix, or a store folder has corrupt
-            files.
+            files, or ``@RUN`` names a run that is not there.
     """
-    path = Path(path)
+    return read_side(path).results
+
+
+def _load_all(path: Path) -> list[BenchmarkResult]:
     if not path.exists():
         raise NothingToCompareError(f"no results at {path}: no such file or folder")
     if path.is_dir():

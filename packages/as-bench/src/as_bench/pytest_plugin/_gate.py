@@ -15,15 +15,16 @@ import pytest
 from as_bench.compare import (
     BenchmarkComparison,
     Comparison,
+    Side,
     ThresholdSet,
     compare_results,
     inconclusive_reason,
-    load_side,
     parse_threshold,
+    read_side,
 )
 from as_bench.exceptions import AsBenchError, ThresholdError
 from as_bench.pytest_plugin._terminal import Line, format_table
-from as_bench.results import BenchmarkResult
+from as_bench.results import BenchmarkResult, machine_id
 from as_core.fmt import format_seconds
 
 __all__ = ["Gate", "load_baseline", "parse_fail_on", "run_gate"]
@@ -45,16 +46,27 @@ def parse_fail_on(expressions: Sequence[str]) -> ThresholdSet:
     return ThresholdSet(default=thresholds)
 
 
-def load_baseline(path: Path) -> list[BenchmarkResult]:
-    """Read the baseline as ``as-bench compare`` reads a side.
+def load_baseline(path: Path, *, latest: bool = False) -> Side:
+    """Read the baseline as ``as-bench compare`` reads a side (see :func:`read_side`).
+
+    Args:
+        path: The baseline (``PATH@RUN`` picks a run); with ``latest``, the store whose
+            latest run of this machine is the baseline.
+        latest: ``--as-bench-compare`` was given without a value.
 
     Raises:
-        pytest.UsageError: It is missing, empty, corrupt or of an unknown format; the
-            message names the path and what a baseline is.
+        pytest.UsageError: It is missing, empty, corrupt or of an unknown format, or
+            holds no such run; the message names the path and what a baseline is.
     """
     try:
-        return load_side(path)
+        return read_side(path, machine=machine_id())
     except AsBenchError as exc:
+        if latest:
+            raise pytest.UsageError(
+                f"as-bench: --as-bench-compare (the latest run in --as-bench-store {path}): "
+                f"{exc}; store a run there first (a session with --as-bench-store {path} "
+                "and no --as-bench-compare), then compare the next one with it"
+            ) from exc
         raise pytest.UsageError(
             f"as-bench: --as-bench-compare {path}: {exc}; {_EXPECTED_BASELINE}"
         ) from exc
@@ -71,7 +83,8 @@ class Gate:
     """The session's results compared with the baseline, and the gate's verdict.
 
     Attributes:
-        baseline: Where the baseline came from.
+        baseline: Where the baseline came from, in words (its path, and its run when it
+            is one of several).
         comparison: The comparison of the benchmarks this session measured.
         thresholds: The ``--as-bench-fail-on`` thresholds; ``None`` when not gating.
         rootpath: pytest's rootdir, which the benchmarks' names (node ids) are relative to.
@@ -79,7 +92,7 @@ class Gate:
             (``--as-bench-allow-inconclusive``) rather than failing the run.
     """
 
-    baseline: Path
+    baseline: str
     comparison: Comparison
     thresholds: ThresholdSet | None
     rootpath: Path
@@ -226,7 +239,7 @@ def _comparison_table(items: Sequence[BenchmarkComparison]) -> list[str]:
 
 
 def run_gate(
-    baseline_path: Path,
+    baseline_path: str,
     baseline: Sequence[BenchmarkResult],
     results: Sequence[BenchmarkResult],
     thresholds: ThresholdSet | None,

@@ -14,6 +14,8 @@ import pytest
 
 __all__ = [
     "DISABLE_MESSAGE",
+    "GATE_REMEASURE_NOISY",
+    "LATEST",
     "XDIST_MESSAGE",
     "PluginSettings",
     "add_options",
@@ -34,7 +36,15 @@ _MEASURE_FLAGS = {
     "as_bench_max_time": "max_time_s",
     "as_bench_min_time": "min_time_s",
     "as_bench_target_ci": "target_rel_ci",
+    "as_bench_remeasure_noisy": "remeasure_noisy",
 }
+
+#: What ``--as-bench-compare`` holds when given without a value: the latest run.
+LATEST = "@latest"
+
+#: How many times a noisy measurement is re-measured while gating, unless a flag or a
+#: marker says otherwise (``MeasureOptions.remeasure_noisy``).
+GATE_REMEASURE_NOISY = 2
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -49,9 +59,14 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--as-bench-compare",
         metavar="BASELINE",
+        nargs="?",
+        const=LATEST,
         default=None,
         help="compare the session's measurements with a baseline: a store folder or a "
-        "results file (.json)",
+        "results file (.json, .csv, .parquet), its latest run unless PATH@RUN names one "
+        "(`as-bench list` shows them); with no value, the latest run of this machine in "
+        "--as-bench-store. Write --as-bench-compare=PATH, so that pytest does not take "
+        "PATH for a test path",
     )
     group.addoption(
         "--as-bench-fail-on",
@@ -92,6 +107,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="stop sampling when the median's CI is within this fraction (0.01 = ±1%%)",
     )
     group.addoption(
+        "--as-bench-remeasure-noisy",
+        metavar="N",
+        type=int,
+        default=None,
+        help="measure a noisy benchmark (IQR at least 10%% of its median: a busy machine) "
+        "again up to N times, in fresh processes where possible; default "
+        f"{GATE_REMEASURE_NOISY} when comparing with a baseline, else 0",
+    )
+    group.addoption(
         "--as-bench-isolate",
         action="store_true",
         default=False,
@@ -118,7 +142,10 @@ class PluginSettings:
 
     Attributes:
         store: The result store folder, or ``None``.
-        baseline: The baseline to compare with, or ``None``.
+        baseline: The baseline to compare with, or ``None``; ``None`` too with
+            :attr:`compare_latest`.
+        compare_latest: ``--as-bench-compare`` without a value: the latest run of this
+            machine in the store.
         fail_on: ``--as-bench-fail-on`` expressions, unparsed.
         allow_inconclusive: Accept an inconclusive gate (``--as-bench-allow-inconclusive``).
         measure: MeasureOptions fields set by flags.
@@ -129,6 +156,7 @@ class PluginSettings:
 
     store: Path | None = None
     baseline: Path | None = None
+    compare_latest: bool = False
     fail_on: tuple[str, ...] = ()
     allow_inconclusive: bool = False
     measure: dict[str, object] = field(default_factory=dict)
@@ -183,6 +211,7 @@ def read_settings(config: pytest.Config) -> PluginSettings:
     quick = bool(config.getoption("as_bench_quick", False))
     allow_inconclusive = bool(config.getoption("as_bench_allow_inconclusive", False))
     explicit_off = bool(config.getoption("as_bench_disable", False))
+    latest = baseline == LATEST
     given = bool(
         store or baseline or fail_on or measure or quick or explicit_off or allow_inconclusive
     )
@@ -190,7 +219,8 @@ def read_settings(config: pytest.Config) -> PluginSettings:
     here = config.invocation_params.dir
     return PluginSettings(
         store=here / store if store else None,
-        baseline=here / baseline if baseline else None,
+        baseline=here / baseline if baseline and not latest else None,
+        compare_latest=latest,
         fail_on=fail_on,
         allow_inconclusive=allow_inconclusive,
         measure=measure,

@@ -18,14 +18,14 @@ from pydantic import ValidationError
 
 from as_bench.engine import MeasureOptions
 from as_bench.measurement import Measurement
-from as_bench.pytest_plugin._options import PluginSettings
+from as_bench.pytest_plugin._options import GATE_REMEASURE_NOISY, PluginSettings
 from as_bench.pytest_plugin._terminal import Line, format_table
 from as_bench.results import BenchmarkResult, GitInfo, ResultStore, git_info
 from as_bench.results._measured import function_result
 from as_core.fmt import format_seconds
 
 if TYPE_CHECKING:
-    from as_bench.compare import ThresholdSet
+    from as_bench.compare import Side, ThresholdSet
     from as_bench.pytest_plugin._gate import Gate
 
 __all__ = ["BenchSession", "MeasuredCall", "build_options"]
@@ -98,7 +98,9 @@ class BenchSession:
         self._rootpath = rootpath
         self._context: tuple[dict[str, Any], GitInfo | None] | None = None
         self._store: ResultStore | None = None
+        self._run: dict[str, str] = {}
         self._baseline: list[BenchmarkResult] = []
+        self._baseline_side: Side | None = None
         self._base_options = self._check_measure_flags()
         self._thresholds = self._check_fail_on()
         if settings.disabled is None:
@@ -109,8 +111,16 @@ class BenchSession:
         """Why measurements are off (the message to print once), or ``None``."""
         return self.settings.disabled
 
+    @property
+    def comparing(self) -> bool:
+        """Whether the session compares with a baseline at the end."""
+        return self.settings.baseline is not None or self.settings.compare_latest
+
     def _check_measure_flags(self) -> MeasureOptions:
         base = MeasureOptions.quick() if self.settings.quick else MeasureOptions()
+        if self.comparing:
+            # A gate must not decide on a noisy measurement: re-measure it first.
+            base = base.model_copy(update={"remeasure_noisy": GATE_REMEASURE_NOISY})
         try:
             return build_options(base, self.settings.measure)
         except ValidationError as exc:
@@ -120,9 +130,15 @@ class BenchSession:
             ) from exc
 
     def _check_fail_on(self) -> ThresholdSet | None:
+        if self.settings.compare_latest and self.settings.store is None:
+            raise pytest.UsageError(
+                "as-bench: --as-bench-compare without a value compares with the latest run "
+                "in the result store, so it needs --as-bench-store DIR (the store earlier "
+                "sessions wrote to); or give the baseline: --as-bench-compare=PATH"
+            )
         if not self.settings.fail_on:
             return None
-        if self.settings.baseline is None:
+        if not self.comparing:
             raise pytest.UsageError(
                 "as-bench: --as-bench-fail-on needs a baseline to compare with: "
                 "add --as-bench-compare BASELINE (a store folder or a results file)"
@@ -132,11 +148,16 @@ class BenchSession:
         return parse_fail_on(self.settings.fail_on)
 
     def _load_baseline(self) -> list[BenchmarkResult]:
-        if self.settings.baseline is None:
-            return []
         from as_bench.pytest_plugin._gate import load_baseline
 
-        return load_baseline(self.settings.baseline)
+        if self.settings.compare_latest:
+            assert self.settings.store is not None  # checked by _check_fail_on
+            self._baseline_side = load_baseline(self.settings.store, latest=True)
+        elif self.settings.baseline is not None:
+            self._baseline_side = load_baseline(self.settings.baseline)
+        else:
+            return []
+        return self._baseline_side.results
 
     def options_for(self, overrides: Mapping[str, object], *, where: str) -> MeasureOptions:
         """The options of one measurement: the flags' defaults with a marker's fields.
@@ -186,23 +207,27 @@ class BenchSession:
             tags={"test": test},
             params={"measure": call.options.model_dump(mode="json"), "function": call.function},
         )
-        self.results.append(result)
         if self.settings.store is not None:
-            # Appended as measured, so an interrupted session keeps what it measured.
+            # Appended as measured, so an interrupted session keeps what it measured. The
+            # session is one run of the store, numbered on its first result.
             if self._store is None:
                 self._store = ResultStore(self.settings.store)
+                number, machine = self._store.new_run()
+                self._run = {"run": number, "machine": machine}
+            result = result.model_copy(update=self._run)
             self._store.append(result)
+        self.results.append(result)
         return result
 
     def finish(self) -> None:
         """Compare the session's results with the baseline, if one was given."""
-        baseline = self.settings.baseline
-        if self.disabled is not None or baseline is None or not self.results:
+        side = self._baseline_side
+        if self.disabled is not None or side is None or not self.results:
             return
         from as_bench.pytest_plugin._gate import run_gate
 
         self.gate = run_gate(
-            baseline,
+            side.describe(),
             self._baseline,
             self.results,
             self._thresholds,
@@ -226,13 +251,18 @@ class BenchSession:
             lines.extend((line, {}) for line in _results_table(self.results))
         if self.gate is not None:
             lines.extend(self.gate.lines())
-        elif self.settings.baseline is not None:
-            baseline = self.settings.baseline
+        elif self._baseline_side is not None:
+            baseline = self._baseline_side.describe()
             text = f"as-bench: nothing measured in this session to compare with {baseline}"
             lines.append((text, {"yellow": True}))
         if self.settings.store is not None and self.results:
+            run = f" as run {self._run['run']} ({self._run['machine']})" if self._run else ""
             lines.append(
-                (f"as-bench: {len(self.results)} result(s) appended to {self.settings.store}", {})
+                (
+                    f"as-bench: {len(self.results)} result(s) appended to "
+                    f"{self.settings.store}{run}",
+                    {},
+                )
             )
         return lines
 

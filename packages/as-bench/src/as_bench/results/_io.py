@@ -71,7 +71,9 @@ def read_json(path: Path) -> object:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = " (truncated?)" if exc.pos >= len(text.rstrip()) else ""
+        # Cut short: decoding ran into the end, or a string the end left open.
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        hint = " (truncated?)" if cut else ""
         raise CorruptResultError(
             path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}"
         ) from exc

@@ -24,6 +24,7 @@ from as_bench.results._frame import results_to_frame
 from as_bench.results._git import git_info
 from as_bench.results._io import atomic_write, read_result_file
 from as_bench.results._measured import function_result
+from as_bench.results._runs import RunSummary, claim_run, machine_id, summarize_runs
 from as_bench.results._schema import BenchmarkResult
 
 if TYPE_CHECKING:
@@ -152,6 +153,28 @@ class ResultStore:
             The files written, in the order of ``results``.
         """
         return [self.append(result) for result in results]
+
+    def new_run(self, machine: str | None = None) -> tuple[str, str]:
+        """Claim the next run number of ``machine`` in this store (see :mod:`._runs`).
+
+        Give each result of the run the number and machine (``BenchmarkResult(run=...,
+        machine=...)``, or ``add(..., run=..., machine=...)``).
+
+        Args:
+            machine: The machine id; :func:`machine_id` (this machine) when ``None``.
+
+        Returns:
+            ``(run, machine)``, e.g. ``("0007", "linux-x86_64-cpython3.11")``.
+
+        Raises:
+            ResultStoreError: The claim could not be written.
+        """
+        chosen = machine if machine is not None else machine_id()
+        return claim_run(self._root, chosen), chosen
+
+    def runs(self, *, on_error: OnError = "skip") -> list[RunSummary]:
+        """The numbered runs in the store, oldest first (see :class:`RunSummary`)."""
+        return summarize_runs(self.load(on_error=on_error))
 
     def add(
         self,

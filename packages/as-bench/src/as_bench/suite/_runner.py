@@ -460,8 +460,13 @@ def run_suite(
         raise _nothing_to_run(skipped)
     repo: GitInfo | None = git_info(Path.cwd())
     context = {"hardware": probe().model_dump(mode="json"), "git": repo}
+    run: dict[str, str] = {}
     for outcome in _iter_outcomes(suite, todo, context):
         if outcome.result is not None:
+            if not run:  # numbered on the first result: a run that stores nothing takes none
+                number, machine = store.new_run()
+                run = {"run": number, "machine": machine}
+            outcome.result = outcome.result.model_copy(update=run)
             store.append(outcome.result)
         report.outcomes.append(outcome)
         if on_outcome is not None:
