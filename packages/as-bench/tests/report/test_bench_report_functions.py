@@ -101,9 +101,7 @@ def test_a_report_of_functions_compares_them_and_leaves_the_model_sections_out(
 def test_noise_convergence_and_ties_of_functions_are_reported() -> None:
     tight = make_result("group/a", median_s=1e-3)
     tied = make_result("group/b", median_s=1.0005e-3)  # within a's confidence interval
-    noisy = make_result(
-        "group/c", samples_s=lognormal_samples(3e-3, sigma=0.5), workload="group"
-    )
+    noisy = make_result("group/c", samples_s=lognormal_samples(3e-3, sigma=0.5), workload="group")
     unconverged = make_result(
         "solo",
         measurement=make_measurement(
