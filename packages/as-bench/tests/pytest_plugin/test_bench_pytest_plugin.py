@@ -913,8 +913,8 @@ def test_a_bare_compare_with_an_empty_store_says_to_store_a_run_first(
 
 
 def test_comparing_re_measures_noisy_measurements(pytester: pytest.Pytester) -> None:
-    # The busy fake device (45% of calls wait for a core) is noisy on every attempt: with
-    # a baseline the plugin measures it three times and pools the samples.
+    # The busy fake device (45% of calls wait for a core) is noisy on every attempt: when
+    # storing or comparing, the plugin measures it three times and pools the samples.
     pytester.makepyfile(
         test_noisy=_module(
             """
@@ -931,8 +931,11 @@ def test_comparing_re_measures_noisy_measurements(pytester: pytest.Pytester) -> 
         )
     )
     store = pytester.path / "bench"
+    alone = pytester.runpytest(*QUICK, "-s")
+    alone.stdout.fnmatch_lines(["*ATTEMPTS 1"])  # neither stored nor compared: once
+    # A stored baseline is measured as the runs compared with it will be.
     first = pytester.runpytest(*QUICK, "-s", "--as-bench-store", str(store))
-    first.stdout.fnmatch_lines(["*ATTEMPTS 1"])  # not comparing: measured once
+    first.stdout.fnmatch_lines(["*ATTEMPTS 3"])
     second = pytester.runpytest(*QUICK, "-s", f"--as-bench-compare={store}")
     second.stdout.fnmatch_lines(["*ATTEMPTS 3"])
     third = pytester.runpytest(

@@ -113,7 +113,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="measure a noisy benchmark (IQR at least 10%% of its median: a busy machine) "
         "again up to N times, in fresh processes where possible; default "
-        f"{GATE_REMEASURE_NOISY} when comparing with a baseline, else 0",
+        f"{GATE_REMEASURE_NOISY} when storing or comparing results, else 0",
     )
     group.addoption(
         "--as-bench-isolate",

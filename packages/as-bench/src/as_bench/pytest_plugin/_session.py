@@ -118,8 +118,9 @@ class BenchSession:
 
     def _check_measure_flags(self) -> MeasureOptions:
         base = MeasureOptions.quick() if self.settings.quick else MeasureOptions()
-        if self.comparing:
-            # A gate must not decide on a noisy measurement: re-measure it first.
+        if self.comparing or self.settings.store is not None:
+            # A gate must not decide on a noisy measurement: re-measure it first. A stored
+            # run is measured the same way, so that it is a like-for-like baseline later.
             base = base.model_copy(update={"remeasure_noisy": GATE_REMEASURE_NOISY})
         try:
             return build_options(base, self.settings.measure)
