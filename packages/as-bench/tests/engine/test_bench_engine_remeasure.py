@@ -105,3 +105,22 @@ def test_a_function_no_child_can_load_is_re_measured_here() -> None:
 def test_the_option_is_bounded() -> None:
     with pytest.raises(ValueError, match="remeasure_noisy"):
         MeasureOptions(remeasure_noisy=-1)
+
+
+def test_processes_pools_that_many_measurements() -> None:
+    opts = MeasureOptions.quick(processes=3)
+    single = measure(lambda: None, device=FakeDevice(cost_s=1e-3), options=MeasureOptions.quick())
+    m = measure(lambda: None, device=FakeDevice(cost_s=1e-3), options=opts)
+    assert m.attempts == 3
+    assert m.latency.stats.n > single.latency.stats.n
+    assert (
+        m.warnings[-1]
+        == "measured 3 times (0 in fresh processes) and pooled (MeasureOptions.processes)"
+    )
+
+
+@pytest.mark.slow
+def test_processes_go_to_fresh_processes_when_they_can() -> None:
+    m = measure(operator.add, 1, 2, options=MeasureOptions.quick(processes=2))
+    assert m.attempts == 2
+    assert "measured 2 times (1 in fresh processes) and pooled" in m.warnings[-1]

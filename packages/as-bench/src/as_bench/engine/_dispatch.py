@@ -8,7 +8,7 @@ from typing import Any
 from as_bench.devices import Device, get_device
 from as_bench.engine._isolate import run_isolated
 from as_bench.engine._measure import run_measurement
-from as_bench.engine._remeasure import is_noisy, remeasure
+from as_bench.engine._remeasure import is_noisy, remeasure, spread
 from as_bench.engine.options import MeasureOptions
 from as_bench.measurement import Measurement
 
@@ -84,9 +84,11 @@ def measure(
             return run_isolated(fn, args, kwargs, chosen, opts, setup)
         return run_measurement(fn, args, kwargs, get_device(chosen), opts, setup)
 
-    first = attempt(opts.isolate)
-    if opts.remeasure_noisy == 0 or not is_noisy(first, opts):
-        return first
     # A device with a clock of its own (a fake in tests) cannot be recreated in a child.
     fresh = isinstance(chosen, str) or get_device(chosen).has_default_clock
+    first = attempt(opts.isolate)
+    if opts.processes > 1:
+        first = spread(first, attempt, opts, fresh=fresh)
+    if opts.remeasure_noisy == 0 or not is_noisy(first, opts):
+        return first
     return remeasure(first, attempt, opts, fresh=fresh)

@@ -28,7 +28,7 @@ from as_bench.exceptions import MeasurementError
 from as_bench.measurement import Measurement, MemoryReport, TimingSeries
 from as_bench.stats import summarize
 
-__all__ = ["is_noisy", "pool", "remeasure"]
+__all__ = ["is_noisy", "pool", "remeasure", "spread"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +102,39 @@ def pool(attempts: list[Measurement], options: MeasureOptions, note: str) -> Mea
             "memory": memory,
             "isolated": all(m.isolated for m in attempts),
             "warnings": _unique([w for m in attempts for w in m.warnings] + [note]),
-            "attempts": len(attempts),
+            "attempts": sum(m.attempts for m in attempts),
         }
     )
+
+
+def _again(attempt: Attempt, fresh: bool) -> tuple[Measurement, bool]:
+    """One more measurement, fresh when asked and possible; and whether fresh stays on."""
+    if fresh:
+        try:
+            return attempt(True), True
+        except MeasurementError as exc:
+            logger.info("measuring in this process: no fresh process possible: %s", exc)
+    return attempt(False), False
+
+
+def spread(
+    first: Measurement, attempt: Attempt, options: MeasureOptions, *, fresh: bool
+) -> Measurement:
+    """``first`` pooled with ``options.processes - 1`` more measurements.
+
+    The others are taken in fresh processes where possible: the samples of several
+    processes, for the spread between them.
+    """
+    attempts = [first]
+    for _ in range(options.processes - 1):
+        again, fresh = _again(attempt, fresh)
+        attempts.append(again)
+    in_fresh = sum(1 for m in attempts if m.isolated)
+    note = (
+        f"measured {len(attempts)} times ({in_fresh} in fresh processes) and pooled "
+        "(MeasureOptions.processes)"
+    )
+    return pool(attempts, options, note)
 
 
 def remeasure(
@@ -126,15 +156,7 @@ def remeasure(
         f"{options.noise_rel_iqr:.0%}: a busy machine)"
     )
     for _ in range(options.remeasure_noisy):
-        if fresh:
-            try:
-                again = attempt(True)
-            except MeasurementError as exc:
-                logger.info("re-measuring in this process: no fresh process possible: %s", exc)
-                fresh = False
-                again = attempt(False)
-        else:
-            again = attempt(False)
+        again, fresh = _again(attempt, fresh)
         attempts.append(again)
         if not is_noisy(again, options):
             where = "in a fresh process" if again.isolated else "in this process"
@@ -146,7 +168,7 @@ def remeasure(
                 update={
                     "warnings": _unique([*again.warnings, note]),
                     "total_seconds": sum(m.total_seconds for m in attempts),
-                    "attempts": len(attempts),
+                    "attempts": sum(m.attempts for m in attempts),
                 }
             )
     in_fresh = sum(1 for m in attempts if m.isolated)

@@ -37,6 +37,7 @@ _MEASURE_FLAGS = {
     "as_bench_min_time": "min_time_s",
     "as_bench_target_ci": "target_rel_ci",
     "as_bench_remeasure_noisy": "remeasure_noisy",
+    "as_bench_processes": "processes",
 }
 
 #: What ``--as-bench-compare`` holds when given without a value: the latest run.
@@ -114,6 +115,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="measure a noisy benchmark (IQR at least 10%% of its median: a busy machine) "
         "again up to N times, in fresh processes where possible; default "
         f"{GATE_REMEASURE_NOISY} when storing or comparing results, else 0",
+    )
+    group.addoption(
+        "--as-bench-processes",
+        metavar="N",
+        type=int,
+        default=None,
+        help="measure each function in N processes and pool the samples (the others fresh "
+        "where the function can be sent to one): for the spread between processes",
     )
     group.addoption(
         "--as-bench-isolate",
