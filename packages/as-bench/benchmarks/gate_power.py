@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slowdowns", default="10,20", help="percent, comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="write every verdict here")
     parser.add_argument(
-        "--as-bench-args", default="", help="extra pytest arguments for the as-bench sessions"
+        "--plugin-args", default="", help="extra pytest arguments for the as-bench sessions"
     )
     args = parser.parse_args(argv)
     slowdowns = [float(s) / 100 for s in args.slowdowns.split(",") if s]
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONHASHSEED": "0",
         "AS_BENCH_CACHE_DIR": str(project / "cache"),
     }
-    as_bench = AsBenchGate(project, env, args.as_bench_args.split())
+    as_bench = AsBenchGate(project, env, args.plugin_args.split())
     pytest_benchmark = PytestBenchmarkGate(project, env)
     detected = {key: Tally() for key in ("plugin", "cli", "pytest-benchmark")}
     alarms = {key: Tally() for key in ("plugin", "cli", "pytest-benchmark")}
