@@ -175,7 +175,9 @@ def test_cudagraphs_variant_is_a_backend_of_its_own() -> None:
     assert isinstance(backend, TorchCompileCudaGraphsBackend)
     assert isinstance(backend, TorchCompileBackend)
     assert backend.name == "torch-compile-cudagraphs" and backend.mode == "reduce-overhead"
-    assert get_backend("torch-compile").mode == "default"  # the plain one is unchanged
+    plain = get_backend("torch-compile")
+    assert isinstance(plain, TorchCompileBackend)
+    assert plain.mode == "default"  # the plain one is unchanged
     with pytest.raises(BackendError, match="bad options"):
         get_backend("torch-compile-cudagraphs", mode="default")
 

@@ -695,7 +695,8 @@ def _busy(median_s: float, *, share: float, n: int = 600, seed: int = 0) -> list
     rng = np.random.default_rng(seed)
     body = median_s * rng.lognormal(0.0, 0.01, n)
     waited = rng.random(n) < share
-    return np.where(waited, body * rng.uniform(2.0, 6.0, n), body).tolist()
+    samples: list[float] = np.where(waited, body * rng.uniform(2.0, 6.0, n), body).tolist()
+    return samples
 
 
 def test_unchanged_code_on_a_busier_new_run_passes() -> None:

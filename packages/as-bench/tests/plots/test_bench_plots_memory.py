@@ -12,6 +12,8 @@ from as_bench.testing import make_measurement, make_result
 
 pytest.importorskip("matplotlib")
 
+from matplotlib.patches import Rectangle  # noqa: E402
+
 from as_bench.plots._memory import build_memory
 
 MiB = 2**20
@@ -48,7 +50,8 @@ def test_bars_are_each_benchmarks_own_memory_and_say_so() -> None:
     )
     ax = fig.axes[0]
     backends = [t.get_text().split("\n")[0] for t in ax.get_xticklabels()]
-    heights = dict(zip(backends, (p.get_height() * 1024 for p in ax.patches), strict=True))
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    heights = dict(zip(backends, (p.get_height() * 1024 for p in bars), strict=True))
     assert "GiB" in ax.get_ylabel()
     # MiB: each benchmark's own increase; the old result as recorded (the process's peak).
     assert heights == pytest.approx({"tflite": 450.0, "torch": 40.0, "onnxruntime": 1200.0})

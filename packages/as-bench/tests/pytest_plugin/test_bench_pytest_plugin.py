@@ -882,7 +882,7 @@ def test_each_session_is_a_numbered_run_and_a_bare_compare_takes_the_latest(
             f"as-bench: 1 result(s) appended to {store} as run 0003 (*)",
         ]
     )
-    runs = [r.run for r in ResultStore(store).load()]
+    runs = [r.run or "-" for r in ResultStore(store).load()]
     assert sorted(runs) == ["0001", "0002", "0003"]
     # Naming a run: the slow one fails against the first.
     pytester.makepyfile(test_gate=_gated(2.4e-4, seed=3))
