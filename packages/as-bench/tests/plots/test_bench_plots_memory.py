@@ -12,7 +12,7 @@ from as_bench.testing import make_measurement, make_result
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.patches import Rectangle
 
 from as_bench.plots._memory import build_memory
 
