@@ -314,7 +314,8 @@ def _function_tables(
         "samples x calls",
         device_heading,
         "throughput",
-        "peak memory",
+        # A function's result has no before-load reading: the process's peak it is.
+        "process peak RSS, device peak",
         "notes",
     ]
     if several_machines:
