@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from as_bench.compare import (
+    NOISY_REL_IQR,
     BenchmarkComparison,
     Comparison,
     Side,
@@ -201,8 +202,8 @@ class Gate:
 
 
 _BUSY_LEGEND = (
-    "† a busy run (a side's IQR at least 10% of its median): the lower decile, which "
-    "waiting for a core does not move, is compared instead of the median"
+    f"† a busy run (a side's IQR at least {NOISY_REL_IQR:.0%} of its median): the lower "
+    "decile, which waiting for a core does not move, is compared instead of the median"
 )
 
 # pytest sets the rootdir before plugins' options are known, so an existing folder given
