@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from as_bench.devices._base import CallLoop, Device, DeviceKind
+from as_bench.devices._events import back_to_back_times, per_call_times
 from as_bench.devices._torch import TORCH_MISSING, load_torch, torch_if_installed
 from as_bench.exceptions import DeviceUnavailableError
 from as_bench.measurement import TimerKind
@@ -108,37 +109,16 @@ class CudaDevice(Device):
 
     def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
         """A pair of CUDA events per sample (back-to-back); one synchronize per batch."""
-        torch = self._torch
-        with torch.cuda.device(self.index):
-            pairs = self._event_pairs(count)
-            for start, end in pairs:
-                start.record()
-                loop(inner)
-                end.record()
-            torch.cuda.synchronize(self.index)
-            return [start.elapsed_time(end) * 1e-3 for start, end in pairs]
+        with self._torch.cuda.device(self.index):
+            return back_to_back_times(self._event_pairs(count), loop, inner, self.synchronize)
 
     def per_call_device_time_samples(
         self, loop: CallLoop, inner: int, count: int
     ) -> list[float] | None:
         """A pair of CUDA events around each call, each call on an idle GPU (synchronised)."""
-        torch = self._torch
-        index = self.index
-        sync = torch.cuda.synchronize
-        with torch.cuda.device(index):
-            ((start, end),) = self._event_pairs(1)
-            out = [0.0] * count
-            sync(index)
-            for i in range(count):
-                total_ms = 0.0
-                for _ in range(inner):
-                    start.record()
-                    loop(1)
-                    end.record()
-                    sync(index)
-                    total_ms += start.elapsed_time(end)
-                out[i] = total_ms * 1e-3
-            return out
+        with self._torch.cuda.device(self.index):
+            (pair,) = self._event_pairs(1)
+            return per_call_times(pair, loop, inner, count, self.synchronize)
 
     def reset_peak_memory(self) -> None:
         """``torch.cuda.reset_peak_memory_stats``."""

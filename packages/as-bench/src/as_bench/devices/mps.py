@@ -19,6 +19,7 @@ import platform
 from typing import Any, ClassVar
 
 from as_bench.devices._base import CallLoop, Device, DeviceKind
+from as_bench.devices._events import back_to_back_times, per_call_times
 from as_bench.devices._torch import TORCH_MISSING, load_torch, torch_if_installed
 from as_bench.exceptions import DeviceUnavailableError
 from as_bench.measurement import TimerKind
@@ -86,32 +87,14 @@ class MpsDevice(Device):
 
     def device_time_samples(self, loop: CallLoop, inner: int, count: int) -> list[float] | None:
         """A pair of MPS events per sample (back-to-back); one synchronize per batch."""
-        pairs = self._event_pairs(count)
-        for start, end in pairs:
-            start.record()
-            loop(inner)
-            end.record()
-        self._torch.mps.synchronize()
-        return [start.elapsed_time(end) * 1e-3 for start, end in pairs]
+        return back_to_back_times(self._event_pairs(count), loop, inner, self.synchronize)
 
     def per_call_device_time_samples(
         self, loop: CallLoop, inner: int, count: int
     ) -> list[float] | None:
         """A pair of MPS events around each call, each call on an idle GPU (synchronised)."""
-        sync = self._torch.mps.synchronize
-        ((start, end),) = self._event_pairs(1)
-        out = [0.0] * count
-        sync()
-        for i in range(count):
-            total_ms = 0.0
-            for _ in range(inner):
-                start.record()
-                loop(1)
-                end.record()
-                sync()
-                total_ms += start.elapsed_time(end)
-            out[i] = total_ms * 1e-3
-        return out
+        (pair,) = self._event_pairs(1)
+        return per_call_times(pair, loop, inner, count, self.synchronize)
 
     def reset_peak_memory(self) -> None:
         """Start the polled peaks from the current allocation."""
