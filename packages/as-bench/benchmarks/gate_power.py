@@ -2,13 +2,17 @@
 
 A gate is judged by two numbers: how often it fails a real slowdown (power: detected /
 tried) and how often it fails unchanged code (false alarms / reruns). This script measures
-both for three gates in the same run, on the same functions and the same (optionally
+both for four gates in the same run, on the same functions and the same (optionally
 busy) machine:
 
 - **as-bench, pytest plugin**: ``pytest --as-bench-store S --as-bench-compare=S@0001
   --as-bench-fail-on median:5%`` (the plugin's defaults otherwise);
 - **as-bench, CLI**: ``as-bench compare S@0001 S@<that session's run> --fail-on
   median:5%`` on the results the plugin session stored;
+- **as-bench, interleaved**: ``pytest --as-bench-base-source=../base --as-bench-fail-on
+  median:5%``, run in a ``new/`` folder whose test file has the changed functions, with
+  ``base/`` holding the unchanged ones: both versions measured in the same session, in
+  alternation (no stored baseline);
 - **pytest-benchmark**: ``pytest --benchmark-compare=0001
   --benchmark-compare-fail=median:5%`` (its defaults otherwise).
 
@@ -27,6 +31,7 @@ Usage, from the repository root::
 
     uv run --group bench-compare python packages/as-bench/benchmarks/gate_power.py \\
         [--burners 4] [--trials 10] [--reruns 20] [--slowdowns 10,20] [--json out.json]
+        [--gates plugin,cli,interleaved,pytest-benchmark]
 """
 
 from __future__ import annotations
@@ -87,6 +92,29 @@ def test_10us(benchmark):
     benchmark(work, round(N["test_10us"] * SLOWDOWN))
 """
 )
+
+
+# For the interleaved gate the slowdown is in the code itself, as in a real change: the
+# base checkout and the new one each have their own copy of this file.
+INTERLEAVED_TESTS = """
+SLOWDOWN = {slowdown!r}
+N = {{"test_1ms": {n_1ms}, "test_10us": {n_10us}}}
+
+
+def work(n):
+    total = 0
+    for i in range(round(n * SLOWDOWN)):
+        total += i
+    return total
+
+
+def test_1ms(as_bench):
+    as_bench(work, N["test_1ms"])
+
+
+def test_10us(as_bench):
+    as_bench(work, N["test_10us"])
+"""
 
 
 def _work(n: int) -> int:
@@ -187,15 +215,7 @@ class AsBenchGate:
             *self.extra,
             env=env,
         )
-        plugin = {}
-        for function in FUNCTIONS:
-            row = re.search(rf"^test_asb\.py::{function} .* (\S+)$", out, flags=re.MULTILINE)
-            if row is None:
-                raise SystemExit(f"no verdict for {function} in the plugin's output:\n{out}")
-            verdict = row.group(1)
-            plugin[function] = {"FAILED": "failed", "INCONCLUSIVE": "inconclusive"}.get(
-                verdict, "passed"
-            )
+        plugin = _plugin_verdicts(out, "test_asb.py")
         if code not in (0, 1):
             raise SystemExit(f"the as-bench session ended with {code}:\n{out}")
         run = re.search(r"as run (\d{4,}) ", out)
@@ -227,6 +247,59 @@ class AsBenchGate:
                 "failed" if item["failed"] else "inconclusive" if item["inconclusive"] else "passed"
             )
         return verdicts
+
+
+def _plugin_verdicts(out: str, test_file: str) -> dict[str, str]:
+    verdicts = {}
+    for function in FUNCTIONS:
+        row = re.search(rf"^{re.escape(test_file)}::{function} .* (\S+)$", out, flags=re.M)
+        if row is None:
+            raise SystemExit(f"no verdict for {function} in the plugin's output:\n{out}")
+        verdicts[function] = {"FAILED": "failed", "INCONCLUSIVE": "inconclusive"}.get(
+            row.group(1), "passed"
+        )
+    return verdicts
+
+
+class InterleavedGate:
+    """The plugin's gate against a base checkout measured in the same session.
+
+    ``base/`` holds the unchanged functions, ``new/`` the changed ones; each session runs
+    ``pytest --as-bench-base-source=../base --as-bench-fail-on median:5%`` in ``new/``.
+    """
+
+    name = "as-bench interleaved"
+
+    def __init__(self, project: Path, env: dict[str, str], extra: list[str]) -> None:
+        self.env = env
+        self.extra = extra
+        self.base = project / "base"
+        self.new = project / "new"
+        for folder in (self.base, self.new):
+            folder.mkdir()
+            (folder / "pytest.ini").write_text("[pytest]\n")
+        self._write(self.base, 1.0)
+
+    def _write(self, folder: Path, slowdown: float) -> None:
+        text = INTERLEAVED_TESTS.format(slowdown=slowdown, **_ns(self.env))
+        (folder / "test_ab.py").write_text(text)
+
+    def session(self, slowdown: float) -> dict[str, str]:
+        self._write(self.new, slowdown)
+        code, out = _pytest(
+            self.new,
+            "test_ab.py",
+            "-p",
+            "no:benchmark",
+            f"--as-bench-base-source={self.base}",
+            "--as-bench-fail-on",
+            THRESHOLD,
+            *self.extra,
+            env=self.env,
+        )
+        if code not in (0, 1):
+            raise SystemExit(f"the interleaved session ended with {code}:\n{out}")
+        return _plugin_verdicts(out, "test_ab.py")
 
 
 class PytestBenchmarkGate:
@@ -286,17 +359,62 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def _session(
+    slowdown: float,
+    as_bench: AsBenchGate | None,
+    interleaved: InterleavedGate | None,
+    pytest_benchmark: PytestBenchmarkGate | None,
+) -> dict[str, dict[str, str]]:
+    """One session of each chosen tool: every gate's verdict per function."""
+    verdicts: dict[str, dict[str, str]] = {}
+    if as_bench is not None:
+        verdicts["plugin"], verdicts["cli"], _ = as_bench.session(slowdown)
+    if interleaved is not None:
+        verdicts["interleaved"] = interleaved.session(slowdown)
+    if pytest_benchmark is not None:
+        verdicts["pytest-benchmark"] = pytest_benchmark.session(slowdown)
+    return verdicts
+
+
+def _report(gates: list[str], detected: dict[str, Tally], alarms: dict[str, Tally]) -> str:
+    header = ("", *(TITLES[g] for g in gates))
+    blank = ("",) * len(gates)
+    power = [("power: failed / tried", *blank)]
+    for key in sorted(detected[gates[0]].tried):
+        power.append((key, *(detected[g].cell(key) for g in gates)))
+    false = [("false alarms / reruns", *blank)]
+    for key in sorted(alarms[gates[0]].tried):
+        false.append((key, *(alarms[g].cell(key) for g in gates)))
+    return _table([header, *power, *false])
+
+
+GATES = ("plugin", "cli", "interleaved", "pytest-benchmark")
+TITLES = {
+    "plugin": "as-bench plugin",
+    "cli": "as-bench compare",
+    "interleaved": "as-bench interleaved",
+    "pytest-benchmark": "pytest-benchmark",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burners", type=int, default=0, help="CPU-burning processes")
     parser.add_argument("--trials", type=int, default=10, help="sessions per slowdown")
     parser.add_argument("--reruns", type=int, default=20, help="sessions of unchanged code")
     parser.add_argument("--slowdowns", default="10,20", help="percent, comma-separated")
+    parser.add_argument(
+        "--gates", default=",".join(GATES), help=f"which gates, comma-separated: {GATES}"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every verdict here")
     parser.add_argument(
         "--plugin-args", default="", help="extra pytest arguments for the as-bench sessions"
     )
     args = parser.parse_args(argv)
+    gates = [g for g in args.gates.split(",") if g]
+    unknown = sorted(set(gates) - set(GATES))
+    if unknown:
+        parser.error(f"unknown gate(s) {unknown}; known: {GATES}")
     slowdowns = [float(s) / 100 for s in args.slowdowns.split(",") if s]
     n_1ms, n_10us = calibrate(TARGETS_S["test_1ms"]), calibrate(TARGETS_S["test_10us"])
     project = Path(tempfile.mkdtemp(prefix="as-bench-gate-power-"))
@@ -308,44 +426,41 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONHASHSEED": "0",
         "AS_BENCH_CACHE_DIR": str(project / "cache"),
     }
-    as_bench = AsBenchGate(project, env, args.plugin_args.split())
-    pytest_benchmark = PytestBenchmarkGate(project, env)
-    detected = {key: Tally() for key in ("plugin", "cli", "pytest-benchmark")}
-    alarms = {key: Tally() for key in ("plugin", "cli", "pytest-benchmark")}
+    extra = args.plugin_args.split()
+    stored = "plugin" in gates or "cli" in gates
+    as_bench = AsBenchGate(project, env, extra) if stored else None
+    interleaved = InterleavedGate(project, env, extra) if "interleaved" in gates else None
+    pytest_benchmark = PytestBenchmarkGate(project, env) if "pytest-benchmark" in gates else None
+    detected = {key: Tally() for key in gates}
+    alarms = {key: Tally() for key in gates}
     records: list[dict[str, Any]] = []
     burners = _burners(args.burners)
     started = time.monotonic()
     try:
         print(
             f"gate power: loops of {n_1ms} and {n_10us} iterations (about 1 ms and 10 µs), "
-            f"{args.burners} burner(s) on {os.cpu_count()} CPUs; threshold {THRESHOLD}",
+            f"{args.burners} burner(s) on {os.cpu_count()} CPUs; threshold {THRESHOLD}; "
+            f"gates {', '.join(gates)}",
             file=sys.stderr,
         )
-        as_bench.baseline()
-        pytest_benchmark.baseline()
+        if as_bench is not None:
+            as_bench.baseline()
+        if pytest_benchmark is not None:
+            pytest_benchmark.baseline()
         plan = [(s, "trial") for s in slowdowns for _ in range(args.trials)]
         plan += [(0.0, "rerun")] * args.reruns
         for index, (slowdown, kind) in enumerate(plan, 1):
-            plugin, cli, _ = as_bench.session(1.0 + slowdown)
-            pb = pytest_benchmark.session(1.0 + slowdown)
+            verdicts = _session(1.0 + slowdown, as_bench, interleaved, pytest_benchmark)
             tallies = detected if kind == "trial" else alarms
             for function in FUNCTIONS:
                 key = f"{function} +{slowdown:.0%}" if kind == "trial" else function
-                tallies["plugin"].add(key, plugin[function])
-                tallies["cli"].add(key, cli.get(function, "passed"))
-                tallies["pytest-benchmark"].add(key, pb[function])
-            records.append(
-                {
-                    "slowdown": slowdown,
-                    "kind": kind,
-                    "as-bench plugin": plugin,
-                    "as-bench cli": cli,
-                    "pytest-benchmark": pb,
-                }
-            )
+                for gate in gates:
+                    tallies[gate].add(key, verdicts[gate].get(function, "passed"))
+            records.append({"slowdown": slowdown, "kind": kind, **verdicts})
+            shown = ", ".join(f"{gate} {verdicts[gate]}" for gate in gates)
             print(
-                f"[{index}/{len(plan)}] {kind} +{slowdown:.0%}: plugin {plugin}, cli {cli}, "
-                f"pytest-benchmark {pb} ({time.monotonic() - started:.0f} s)",
+                f"[{index}/{len(plan)}] {kind} +{slowdown:.0%}: {shown} "
+                f"({time.monotonic() - started:.0f} s)",
                 file=sys.stderr,
             )
     finally:
@@ -353,18 +468,11 @@ def main(argv: list[str] | None = None) -> int:
             burner.kill()
         for burner in burners:
             burner.wait()
-    header = ("", "as-bench plugin", "as-bench compare", "pytest-benchmark")
-    power = [("power: failed / tried", "", "", "")]
-    for key in sorted(detected["plugin"].tried):
-        power.append((key, *(detected[g].cell(key) for g in ("plugin", "cli", "pytest-benchmark"))))
-    false = [("false alarms / reruns", "", "", "")]
-    for key in sorted(alarms["plugin"].tried):
-        false.append((key, *(alarms[g].cell(key) for g in ("plugin", "cli", "pytest-benchmark"))))
     print(
         f"\nGate verdicts at {THRESHOLD}: {args.burners} CPU burner(s) on {os.cpu_count()} CPUs "
         f"({time.monotonic() - started:.0f} s)\n"
     )
-    print(_table([header, *power, *false]))
+    print(_report(gates, detected, alarms))
     if args.json is not None:
         args.json.write_text(
             json.dumps(

@@ -34,7 +34,7 @@ from as_bench.measurement import Measurement, MemoryReport, TimingSeries
 from as_bench.stats import summarize
 from as_core.fmt import format_seconds
 
-__all__ = ["describe_callable", "format_seconds", "run_measurement"]
+__all__ = ["InProcessRun", "describe_callable", "format_seconds", "run_measurement"]
 
 
 def describe_callable(fn: Callable[..., Any]) -> str:
@@ -132,6 +132,131 @@ def _warnings(
     return found
 
 
+class InProcessRun:
+    """One measurement in this process, phase by phase.
+
+    :func:`run_measurement` takes the phases in one go; the interleaved A/B measurement
+    (:mod:`as_bench.engine._interleave`) prepares, then samples in slices as its parent
+    says, then finishes.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        device: Device,
+        options: MeasureOptions,
+        setup: Callable[[], Any] | None = None,
+        *,
+        env_threads_applied: bool = False,
+    ) -> None:
+        """Bind the function to the device; nothing runs yet."""
+        self.device = device
+        self.options = options
+        self.clock = device.clock
+        self.start = self.clock()
+        self.name = describe_callable(fn)
+        self.loop = device.make_call_loop(fn, args, kwargs)
+        self.setup = _guarded_setup(setup)
+        self.tracker = (
+            device.memory_tracker(options.memory_poll_interval_s)
+            if (options.track_memory)
+            else None
+        )
+        self.contention = ContentionMeter(clock=self.clock, cpu_times=device.cpu_times)
+        self.env_threads_applied = env_threads_applied
+        self.phase = "the cold call"
+        self.cold_ns = 0
+        self.warm: WarmupOutcome | None = None
+        self.cal: Calibration | None = None
+
+    def _wrap(self, exc: Exception) -> MeasurementError:
+        msg = (
+            f"{self.name} raised {type(exc).__name__}: {exc} "
+            f"(during {self.phase} on {self.device.name})"
+        )
+        return MeasurementError(msg)
+
+    def prepare(self) -> Calibration:
+        """The cold call, warm-up and calibration (host memory is tracked from here on)."""
+        self.contention.start()
+        if self.tracker is not None:  # outside the try: its failures are not the function's
+            self.tracker.start()
+        try:
+            if self.setup is not None:
+                self.setup()
+            self.cold_ns = self.device.latency_samples(self.loop, 1, 1)[0]
+            self.phase = "warm-up"
+            if self.setup is not None:
+                self.setup()
+            self.warm = warm_up(self.device, self.loop, self.options)
+            if self.tracker is not None:
+                self.tracker.stop_sampling()
+            self.phase = "calibration"
+            if self.setup is not None:
+                self.setup()
+            self.cal = calibrate(self.device, self.loop, self.warm.per_call_s, self.options)
+        except MeasurementError:
+            self.stop_tracking()
+            raise
+        except Exception as exc:
+            self.stop_tracking()
+            raise self._wrap(exc) from exc
+        self.phase = "sampling"
+        return self.cal
+
+    def guard(self, step: Callable[[], SamplingOutcome]) -> SamplingOutcome:
+        """Run a sampling step, its exceptions worded like every other phase's."""
+        try:
+            return step()
+        except MeasurementError:
+            self.stop_tracking()
+            raise
+        except Exception as exc:
+            self.stop_tracking()
+            raise self._wrap(exc) from exc
+
+    def stop_tracking(self) -> None:
+        """Stop the host memory sampler (idempotent)."""
+        if self.tracker is not None:
+            self.tracker.stop_sampling()
+
+    def finish(self, outcome: SamplingOutcome, torch_set: bool) -> Measurement:
+        """The measurement from the samples, with its warnings and memory."""
+        assert self.warm is not None and self.cal is not None, "prepare() first"
+        memory = self.tracker.report() if self.tracker is not None else MemoryReport()
+        self.stop_tracking()
+        options, device = self.options, self.device
+        level = options.ci_level
+        latency = _series(device.latency_label, device.latency_timer, outcome.latency_s, level)
+        device_time = None
+        timer = device.device_series(options.device_timing)
+        if outcome.device_s is not None and timer is not None:
+            device_time = _series(timer[1], timer[0], outcome.device_s, level)
+        series = [latency] if device_time is None else [device_time, latency]
+        threads_applied = torch_set or self.env_threads_applied
+        found = _warnings(self.warm, self.cal, outcome, series, options, threads_applied)
+        busy = self.contention.warning()
+        if busy is not None:
+            found.append(busy)
+        return Measurement(
+            device=device.name,
+            latency=latency,
+            device_time=device_time,
+            cold_start_s=self.cold_ns * 1e-9,
+            warmup=self.warm.report,
+            inner_loops=self.cal.inner_loops,
+            converged=outcome.converged,
+            stop_reason=outcome.stop_reason,
+            total_seconds=(self.clock() - self.start) * 1e-9,
+            memory=memory,
+            threads=thread_settings(options.threads),
+            isolated=False,
+            warnings=found,
+        )
+
+
 def run_measurement(
     fn: Callable[..., Any],
     args: Sequence[Any],
@@ -157,71 +282,12 @@ def run_measurement(
     Raises:
         MeasurementError: ``fn`` or ``setup`` raised; the original is chained.
     """
-    clock = device.clock
-    start = clock()
-    name = describe_callable(fn)
-    loop = device.make_call_loop(fn, args, kwargs)
-    guarded = _guarded_setup(setup)
-    tracker = None
-    if options.track_memory:
-        tracker = device.memory_tracker(options.memory_poll_interval_s)
-    phase = "the cold call"
-    contention = ContentionMeter(clock=clock, cpu_times=device.cpu_times)
-    contention.start()
-    with torch_threads(options.threads) as torch_set:
-        threads = thread_settings(options.threads)
-        if tracker is not None:  # outside the try: its failures are not the function's
-            tracker.start()
-        try:
-            if guarded is not None:
-                guarded()
-            cold_ns = device.latency_samples(loop, 1, 1)[0]
-            phase = "warm-up"
-            if guarded is not None:
-                guarded()
-            warm = warm_up(device, loop, options)
-            if tracker is not None:
-                tracker.stop_sampling()
-            phase = "calibration"
-            if guarded is not None:
-                guarded()
-            cal = calibrate(device, loop, warm.per_call_s, options)
-            phase = "sampling"
-            outcome = sample(device, loop, cal.inner_loops, cal.sample_time_s, options, guarded)
-            memory = tracker.report() if tracker is not None else MemoryReport()
-        except MeasurementError:
-            raise
-        except Exception as exc:
-            msg = f"{name} raised {type(exc).__name__}: {exc} (during {phase} on {device.name})"
-            raise MeasurementError(msg) from exc
-        finally:
-            if tracker is not None:
-                tracker.stop_sampling()
-
-    level = options.ci_level
-    latency = _series(device.latency_label, device.latency_timer, outcome.latency_s, level)
-    device_time = None
-    timer = device.device_series(options.device_timing)
-    if outcome.device_s is not None and timer is not None:
-        device_time = _series(timer[1], timer[0], outcome.device_s, level)
-    series = [latency] if device_time is None else [device_time, latency]
-    threads_applied = torch_set or env_threads_applied
-    found = _warnings(warm, cal, outcome, series, options, threads_applied)
-    busy = contention.warning()
-    if busy is not None:
-        found.append(busy)
-    return Measurement(
-        device=device.name,
-        latency=latency,
-        device_time=device_time,
-        cold_start_s=cold_ns * 1e-9,
-        warmup=warm.report,
-        inner_loops=cal.inner_loops,
-        converged=outcome.converged,
-        stop_reason=outcome.stop_reason,
-        total_seconds=(clock() - start) * 1e-9,
-        memory=memory,
-        threads=threads,
-        isolated=False,
-        warnings=found,
+    run = InProcessRun(
+        fn, args, kwargs, device, options, setup, env_threads_applied=env_threads_applied
     )
+    with torch_threads(options.threads) as torch_set:
+        cal = run.prepare()
+        outcome = run.guard(
+            lambda: sample(device, run.loop, cal.inner_loops, cal.sample_time_s, options, run.setup)
+        )
+        return run.finish(outcome, torch_set)

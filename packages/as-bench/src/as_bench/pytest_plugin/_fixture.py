@@ -149,14 +149,12 @@ class AsBench:
         if chosen is None:
             chosen = self._session.options_for(self._marker_options, where=self._item.nodeid)
         started = datetime.now(UTC)
-        measurement = measure(
-            fn,
-            *args,
-            device=device if device is not None else (self._device or "cpu"),
-            options=chosen,
-            setup=setup,
-            **kwargs,
-        )
+        where = device if device is not None else (self._device or "cpu")
+        base: Measurement | None = None
+        if self._session.base_source is not None:
+            measurement, base = self._interleaved(fn, args, kwargs, where, chosen, setup, name)
+        else:
+            measurement = measure(fn, *args, device=where, options=chosen, setup=setup, **kwargs)
         self._calls.append(
             MeasuredCall(
                 name=name,
@@ -166,9 +164,47 @@ class AsBench:
                 batch_size=batch_size,
                 started_at=started,
                 finished_at=datetime.now(UTC),
+                base=base,
             )
         )
         return measurement
+
+    def _interleaved(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        device: str | Device,
+        options: MeasureOptions,
+        setup: Callable[[], Any] | None,
+        name: str | None,
+    ) -> tuple[Measurement, Measurement | None]:
+        """This checkout's and the base checkout's measurements, taken in alternation.
+
+        A function the base checkout does not have (a new benchmark) is measured here
+        alone, and the summary says it was not compared.
+        """
+        from as_bench.engine import BaseSourceError, measure_interleaved
+
+        source = self._session.base_source
+        assert source is not None
+        try:
+            pair = measure_interleaved(
+                fn,
+                *args,
+                new_root=self._session.rootpath,
+                base_root=source,
+                device=device,
+                options=options,
+                setup=setup,
+                **kwargs,
+            )
+        except BaseSourceError as exc:
+            label = self._item.nodeid if name is None else f"{self._item.nodeid}[{name}]"
+            self._session.without_base.append((label, str(exc)))
+            alone = measure(fn, *args, device=device, options=options, setup=setup, **kwargs)
+            return alone, None
+        return pair.new, pair.base
 
     def finish(self) -> list[BenchmarkResult]:
         """Name this test's measurements and hand them to the session (at teardown)."""

@@ -70,13 +70,22 @@ def add_options(parser: pytest.Parser) -> None:
         "PATH for a test path",
     )
     group.addoption(
+        "--as-bench-base-source",
+        metavar="DIR",
+        default=None,
+        help="compare with the code in DIR, a checkout of the base revision (git worktree "
+        "add DIR main), measured in this session: each benchmarked function is imported "
+        "from this checkout and from DIR in fresh processes, sampled in alternation, so a "
+        "drifting machine slows both alike; the function must be picklable (module level)",
+    )
+    group.addoption(
         "--as-bench-fail-on",
         metavar="EXPR",
         action="append",
         default=[],
         help="fail the run on a significant regression beyond EXPR, as `as-bench compare "
         "--fail-on`: median:5%%, mean:3%%, p95:10%%, median:2ms (repeatable; needs "
-        "--as-bench-compare)",
+        "--as-bench-compare or --as-bench-base-source)",
     )
     group.addoption(
         "--as-bench-allow-inconclusive",
@@ -153,6 +162,8 @@ class PluginSettings:
         store: The result store folder, or ``None``.
         baseline: The baseline to compare with, or ``None``; ``None`` too with
             :attr:`compare_latest`.
+        base_source: The base checkout to measure interleaved with this one
+            (``--as-bench-base-source``), or ``None``.
         compare_latest: ``--as-bench-compare`` without a value: the latest run of this
             machine in the store.
         fail_on: ``--as-bench-fail-on`` expressions, unparsed.
@@ -165,6 +176,7 @@ class PluginSettings:
 
     store: Path | None = None
     baseline: Path | None = None
+    base_source: Path | None = None
     compare_latest: bool = False
     fail_on: tuple[str, ...] = ()
     allow_inconclusive: bool = False
@@ -209,6 +221,7 @@ def read_settings(config: pytest.Config) -> PluginSettings:
     """Read the ``--as-bench-*`` options; nothing is validated or loaded here."""
     store = config.getoption("as_bench_store", None)
     baseline = config.getoption("as_bench_compare", None)
+    base_source = config.getoption("as_bench_base_source", None)
     fail_on = tuple(config.getoption("as_bench_fail_on", None) or ())
     measure: dict[str, object] = {}
     for dest, name in _MEASURE_FLAGS.items():
@@ -222,7 +235,14 @@ def read_settings(config: pytest.Config) -> PluginSettings:
     explicit_off = bool(config.getoption("as_bench_disable", False))
     latest = baseline == LATEST
     given = bool(
-        store or baseline or fail_on or measure or quick or explicit_off or allow_inconclusive
+        store
+        or baseline
+        or base_source
+        or fail_on
+        or measure
+        or quick
+        or explicit_off
+        or allow_inconclusive
     )
     # Relative paths are taken from where pytest was started, as a user would expect.
     here = config.invocation_params.dir
@@ -230,6 +250,7 @@ def read_settings(config: pytest.Config) -> PluginSettings:
         store=here / store if store else None,
         baseline=here / baseline if baseline and not latest else None,
         compare_latest=latest,
+        base_source=here / base_source if base_source else None,
         fail_on=fail_on,
         allow_inconclusive=allow_inconclusive,
         measure=measure,

@@ -44,6 +44,7 @@ class MeasuredCall:
     batch_size: int
     started_at: datetime
     finished_at: datetime
+    base: Measurement | None = None
 
 
 def build_options(base: MeasureOptions, overrides: Mapping[str, object]) -> MeasureOptions:
@@ -101,6 +102,8 @@ class BenchSession:
         self._run: dict[str, str] = {}
         self._baseline: list[BenchmarkResult] = []
         self._baseline_side: Side | None = None
+        self.base_results: list[BenchmarkResult] = []
+        self.without_base: list[tuple[str, str]] = []
         self._base_options = self._check_measure_flags()
         self._thresholds = self._check_fail_on()
         if settings.disabled is None:
@@ -114,7 +117,21 @@ class BenchSession:
     @property
     def comparing(self) -> bool:
         """Whether the session compares with a baseline at the end."""
-        return self.settings.baseline is not None or self.settings.compare_latest
+        return (
+            self.settings.baseline is not None
+            or self.settings.compare_latest
+            or self.settings.base_source is not None
+        )
+
+    @property
+    def base_source(self) -> Path | None:
+        """The base checkout measured interleaved with this one, or ``None``."""
+        return self.settings.base_source
+
+    @property
+    def rootpath(self) -> Path:
+        """The root of the checkout under test (pytest's rootdir)."""
+        return self._rootpath
 
     def _check_measure_flags(self) -> MeasureOptions:
         base = MeasureOptions.quick() if self.settings.quick else MeasureOptions()
@@ -131,6 +148,19 @@ class BenchSession:
             ) from exc
 
     def _check_fail_on(self) -> ThresholdSet | None:
+        source = self.settings.base_source
+        if source is not None:
+            if self.settings.baseline is not None or self.settings.compare_latest:
+                raise pytest.UsageError(
+                    "as-bench: --as-bench-base-source and --as-bench-compare are two "
+                    "baselines; give one: the base checkout measured in this session, or "
+                    "a stored run"
+                )
+            if not source.is_dir():
+                raise pytest.UsageError(
+                    f"as-bench: --as-bench-base-source {source}: not a folder; expected a "
+                    "checkout of the base revision (git worktree add DIR main)"
+                )
         if self.settings.compare_latest and self.settings.store is None:
             raise pytest.UsageError(
                 "as-bench: --as-bench-compare without a value compares with the latest run "
@@ -218,18 +248,41 @@ class BenchSession:
             result = result.model_copy(update=self._run)
             self._store.append(result)
         self.results.append(result)
+        if call.base is not None:
+            base = function_result(
+                call.base,
+                benchmark=benchmark,
+                workload=workload,
+                batch_size=call.batch_size,
+                hardware=hardware,
+                git=git_info(self.base_source) if self.base_source is not None else None,
+                source="pytest",
+                started_at=call.started_at,
+                finished_at=call.finished_at,
+                tags={"test": test, "side": "base"},
+                params={"measure": call.options.model_dump(mode="json"), "function": call.function},
+            )
+            self.base_results.append(base)
         return result
+
+    def describe_base(self) -> str:
+        """The baseline in words, for the summary."""
+        if self.base_source is not None:
+            return f"the code in {self.base_source}, measured interleaved in this session"
+        assert self._baseline_side is not None
+        return self._baseline_side.describe()
 
     def finish(self) -> None:
         """Compare the session's results with the baseline, if one was given."""
         side = self._baseline_side
-        if self.disabled is not None or side is None or not self.results:
+        interleaved = self.base_source is not None
+        if self.disabled is not None or (side is None and not interleaved) or not self.results:
             return
         from as_bench.pytest_plugin._gate import run_gate
 
         self.gate = run_gate(
-            side.describe(),
-            self._baseline,
+            self.describe_base(),
+            self.base_results if interleaved else self._baseline,
             self.results,
             self._thresholds,
             self._rootpath,
@@ -250,10 +303,12 @@ class BenchSession:
         lines: list[Line] = []
         if self.results and self.gate is None:
             lines.extend((line, {}) for line in _results_table(self.results))
+        for benchmark, why in self.without_base:
+            lines.append((f"as-bench: {benchmark}: no base measurement: {why}", {"yellow": True}))
         if self.gate is not None:
             lines.extend(self.gate.lines())
-        elif self._baseline_side is not None:
-            baseline = self._baseline_side.describe()
+        elif self._baseline_side is not None or self.base_source is not None:
+            baseline = self.describe_base()
             text = f"as-bench: nothing measured in this session to compare with {baseline}"
             lines.append((text, {"yellow": True}))
         if self.settings.store is not None and self.results:
