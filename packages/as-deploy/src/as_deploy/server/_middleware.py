@@ -36,7 +36,9 @@ access_logger = logging.getLogger("as_deploy.server.access")
 MODEL_SCOPE_KEY = "as_deploy.model"
 """Scope key where the predict route records the model it served, for metrics."""
 
-_PREDICT = re.compile(r"^/v1/models/([^/]+)/predict/?$")
+_PREDICT = re.compile(  # /v1 predictions and /v2 (Open Inference Protocol) inferences
+    r"^/v1/models/(?P<v1>[^/]+)/predict/?$|^/v2/models/(?P<v2>[^/]+)(?:/versions/[^/]+)?/infer/?$"
+)
 
 
 async def send_error(send: Send, error: ServerError) -> None:
@@ -56,7 +58,7 @@ async def send_error(send: Send, error: ServerError) -> None:
 
 def _predict_model(scope: Scope) -> str | None:
     match = _PREDICT.match(scope.get("path", ""))
-    return match.group(1) if match else None
+    return (match.group("v1") or match.group("v2")) if match else None
 
 
 class AccessLogMiddleware:

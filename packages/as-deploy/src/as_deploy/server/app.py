@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from as_deploy._version import __version__
 from as_deploy.exceptions import ServerError
 from as_deploy.repository import ModelRepository
-from as_deploy.server import routes
+from as_deploy.server import routes, v2
 from as_deploy.server._middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -146,8 +146,10 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
     app.add_middleware(BodyLimitMiddleware, state=state)
     app.add_middleware(ConcurrencyLimitMiddleware, state=state)
     app.add_middleware(AccessLogMiddleware, state=state)
+    app.add_middleware(v2.V2ErrorMiddleware)  # outermost: /v2 errors in the protocol's shape
     app.include_router(routes.health)
     app.include_router(routes.models)
+    app.include_router(v2.router)
     _add_request_schema(app)
     return app
 
