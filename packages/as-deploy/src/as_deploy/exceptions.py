@@ -265,8 +265,31 @@ class ServerError(AsDeployError):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        """Return the JSON body of the error response."""
-        return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
+        """Return the JSON body of the error response.
+
+        Text that UTF-8 cannot hold (a lone surrogate such as U+D800, which a JSON body can
+        spell as an escape) is written as its Python escape, so that an error about such a
+        name can always be sent.
+        """
+        body: dict[str, Any] = _sendable(
+            {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
+        )
+        return body
+
+
+def _sendable(value: Any) -> Any:
+    """``value`` with every string that UTF-8 cannot encode written with escapes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_sendable(key): _sendable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sendable(item) for item in value]
+    return value
 
 
 class BadRequestError(ServerError, ValueError):

@@ -22,6 +22,7 @@ from as_deploy.runtime import Array, RunnerError, numpy_dtype
 __all__ = [
     "batch_rows",
     "check_depth",
+    "check_finite_outputs",
     "format_spec_shape",
     "outputs_json",
     "parse_json",
@@ -370,6 +371,41 @@ def batch_rows(arrays: dict[str, Array], manifest: Manifest) -> int | None:
             detail={"batch_sizes": sizes},
         )
     return next(iter(sizes.values()))
+
+
+def check_finite_outputs(
+    manifest: Manifest, inputs: dict[str, Array], outputs: dict[str, Array]
+) -> None:
+    """Refuse a prediction whose outputs hold NaN or infinity.
+
+    The inputs were checked finite and in range for their dtype, so a non-finite output
+    comes from values too large for the model's arithmetic (``3e38`` in every pixel
+    overflows a float32 sum): the client can fix it, so it is a 422 that says so, not a
+    server error.
+
+    Raises:
+        InvalidInputError: An output is not finite; the message names the first such
+            element and the largest input magnitude.
+    """
+    for name, array in outputs.items():
+        if array.dtype.kind not in "fc":
+            continue
+        finite = np.isfinite(array)
+        if finite.all():
+            continue
+        where = _where(f"outputs.{name}", _first_bad(~finite))
+        largest = max(
+            (float(np.abs(a).max()) for a in inputs.values() if a.size and a.dtype.kind in "fiu"),
+            default=0.0,
+        )
+        raise InvalidInputError(
+            f"model {manifest.name}/{manifest.version} gave a value that is not finite "
+            f"({where}) for these inputs: they are valid numbers, but too large for the "
+            f"model's arithmetic (the largest |input| is {largest:.6g}); send values in the "
+            "range the model expects",
+            code="non_finite_output",
+            detail={"location": where, "max_abs_input": largest},
+        )
 
 
 def predictions(manifest: Manifest, outputs: dict[str, Array]) -> list[dict[str, Any]] | None:

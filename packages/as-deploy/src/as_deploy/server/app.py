@@ -23,6 +23,7 @@ from as_deploy._version import __version__
 from as_deploy.exceptions import ServerError
 from as_deploy.repository import ModelRepository
 from as_deploy.server import routes, v2
+from as_deploy.server._docs import install_docs
 from as_deploy.server._middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -139,6 +140,9 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
             '`{"error": {"code": ..., "message": ..., "detail": ...}}`.'
         ),
         lifespan=_lifespan(state),
+        # FastAPI's pages load from CDNs; install_docs serves /docs from the package.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.server = state
     _install_error_handlers(app)
@@ -151,6 +155,7 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
     app.include_router(routes.models)
     app.include_router(v2.router)
     _add_request_schema(app)
+    install_docs(app)
     return app
 
 

@@ -43,6 +43,7 @@ from as_deploy.server._schemas import (
 from as_deploy.server._state import ServerState
 from as_deploy.server._tensors import (
     batch_rows,
+    check_finite_outputs,
     outputs_json,
     parse_json,
     predictions,
@@ -63,7 +64,8 @@ _ERROR_TEXT = {
     409: "The model exists but failed to load (integrity check, symlink, bad file).",
     413: "The body or the number of tensor elements is over the limit.",
     415: "The body is not application/json.",
-    422: "The inputs do not fit the model: names, shape, dtype or values.",
+    422: "The inputs do not fit the model (names, shape, dtype, values) or make its outputs "
+    "not finite.",
     503: "Too many requests in flight, or the server is starting or stopping; see Retry-After.",
     504: "The prediction did not finish within the request timeout.",
 }
@@ -265,6 +267,7 @@ async def _predict(request: Request, name: NameParam, version: VersionQuery = No
             ) from None
     finally:
         manager.release(entry)
+    check_finite_outputs(manifest, arrays, outputs)
     body: dict[str, Any] = {
         "model": manifest.name,
         "version": manifest.version,
