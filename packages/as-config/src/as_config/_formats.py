@@ -13,9 +13,11 @@ from typing import Any, Literal, get_args
 import tomli_w
 
 from as_config._json import parse_json
+from as_config._limits import check_depth, long_integer_at, too_deep, too_long_integer
 from as_config._parsed import ParsedDocument, dotted
 from as_config._yaml import dump_yaml, parse_yaml
 from as_config.exceptions import (
+    AsConfigError,
     ConfigDumpError,
     ConfigParseError,
     DuplicateKeyError,
@@ -98,6 +100,8 @@ def parse_toml(text: str, path: Path | None) -> ParsedDocument:
     """
     try:
         return ParsedDocument(tomllib.loads(text), start=(1, 1))
+    except RecursionError:
+        raise ConfigParseError(path, too_deep("TOML")) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc).splitlines()[0]
         line: int | None = getattr(exc, "lineno", None)
@@ -113,15 +117,48 @@ def parse_toml(text: str, path: Path | None) -> ParsedDocument:
             key = _toml_duplicate_key(text, line) if line is not None else None
             raise DuplicateKeyError(path, key, line=line, column=column) from exc
         raise ConfigParseError(path, f"invalid TOML: {message}", line=line, column=column) from exc
+    except ValueError:
+        # Not a TOMLDecodeError: int() refused an integer longer than Python reads.
+        found = long_integer_at(text)
+        if found is None:
+            raise
+        (line, column), digits = found
+        raise ConfigParseError(
+            path, f"invalid TOML: {too_long_integer(digits)}", line=line, column=column
+        ) from None
 
 
-def parse_text(text: str, fmt: ConfigFormat, path: Path | None = None) -> ParsedDocument:
-    """Parse ``text`` in format ``fmt``; ``path`` only names the file in errors."""
+_NAMES_FOR_PEOPLE: dict[ConfigFormat, str] = {"yaml": "YAML", "json": "JSON", "toml": "TOML"}
+
+
+def _parse(text: str, fmt: ConfigFormat, path: Path | None) -> ParsedDocument:
     if fmt == "yaml":
         return parse_yaml(text, path)
     if fmt == "json":
         return parse_json(text, path)
     return parse_toml(text, path)
+
+
+def parse_text(text: str, fmt: ConfigFormat, path: Path | None = None) -> ParsedDocument:
+    """Parse ``text`` in format ``fmt``; ``path`` only names the file in errors.
+
+    Raises:
+        DuplicateKeyError: A mapping repeats a key.
+        ConfigParseError: The text is not valid, or passes a limit of
+            :mod:`as_config._limits` (nesting, integer length, YAML alias expansion).
+    """
+    name = _NAMES_FOR_PEOPLE[fmt]
+    try:
+        parsed = _parse(text, fmt, path)
+    except AsConfigError:
+        raise
+    except RecursionError:
+        # The parsers refuse what nests too deeply first; this is the last guard.
+        raise ConfigParseError(path, too_deep(name)) from None
+    except ValueError as exc:
+        raise ConfigParseError(path, f"invalid {name}: {exc}") from None
+    check_depth(parsed.data, path, name, parsed.positions)
+    return parsed
 
 
 def _toml_ready(value: Any, path: tuple[str | int, ...] = ()) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from as_config._limits import json_too_deep_at, too_deep, too_long_integer
 from as_config._parsed import KeyPath, ParsedDocument, Position, offset_to_position
 from as_config.exceptions import ConfigParseError, DuplicateKeyError
 
@@ -21,6 +22,17 @@ _WHITESPACE = " \t\r\n"
 
 class _DuplicateKey(Exception):
     """Raised by the pairs hook; the scanner then finds the key's position."""
+
+
+class _LongInteger(Exception):
+    """Raised by the integer hook; the text is then searched for the literal."""
+
+
+def _parse_int(literal: str) -> int:
+    try:
+        return int(literal)
+    except ValueError:
+        raise _LongInteger(literal) from None
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -122,12 +134,24 @@ def parse_json(text: str, path: Path | None) -> ParsedDocument:
 
     Raises:
         DuplicateKeyError: An object repeats a key.
-        ConfigParseError: The text is not valid JSON.
+        ConfigParseError: The text is not valid JSON, nests deeper than ``MAX_DEPTH``
+            or holds an integer longer than Python reads.
     """
     if not text.strip():
         return ParsedDocument(None)
+    deep = json_too_deep_at(text)
+    if deep is not None:
+        raise ConfigParseError(path, too_deep("JSON"), line=deep[0], column=deep[1])
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+        data = json.loads(text, object_pairs_hook=_reject_duplicates, parse_int=_parse_int)
+    except _LongInteger as long:
+        literal = str(long)
+        found = text.find(literal)
+        line, column = offset_to_position(text, found) if found >= 0 else (None, None)
+        digits = sum(char.isdigit() for char in literal)
+        raise ConfigParseError(
+            path, f"invalid JSON: {too_long_integer(digits)}", line=line, column=column
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigParseError(
             path, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno

@@ -11,6 +11,11 @@ value means what it looks like:
 
 Each change only turns something into a string, so text PyYAML's dumper writes still
 reads back unchanged.
+
+It also refuses, with the line, what would otherwise end in a ``RecursionError``, a
+``ValueError`` or an exhausted memory (see :mod:`as_config._limits`): values nested
+deeper than ``MAX_DEPTH``, integers longer than Python reads, an alias inside the value
+it names, and aliases that expand to more than ``MAX_VALUES`` values.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 from yaml.error import Mark
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from as_config._limits import MAX_DEPTH, MAX_VALUES, too_deep, too_long_integer
 from as_config._parsed import KeyPath, ParsedDocument, Position, offset_to_position
 from as_config.exceptions import ConfigParseError, DuplicateKeyError
 
@@ -47,7 +56,42 @@ class _DuplicateKey(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys; see the module docstring for scalars."""
+    """SafeLoader that rejects duplicate keys; see the module docstring for the rest."""
+
+    def __init__(self, stream: str) -> None:
+        """Prepare to read ``stream``."""
+        super().__init__(stream)
+        self.depth = 0
+        # Where each alias was used, and the node it stands for.
+        self.aliases: list[tuple[Mark, Node]] = []
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        """Compose one node, refusing nesting deeper than ``MAX_DEPTH`` before it recurses."""
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
+            node = super().compose_node(parent, index)
+            # The pure-Python loader's marks are yaml.error.Mark (LibYAML's are not).
+            if node is not None and isinstance(event.start_mark, Mark):
+                self.aliases.append((event.start_mark, node))
+            return node
+        nests = isinstance(event, MappingStartEvent | SequenceStartEvent)
+        if nests and self.depth >= MAX_DEPTH:
+            raise ComposerError(
+                None, None, too_deep("YAML").removeprefix("invalid YAML: "), event.start_mark
+            )
+        self.depth += nests
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= nests
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        """Construct an integer, refusing one longer than Python reads, with its position."""
+        try:
+            return int(super().construct_yaml_int(node))
+        except ValueError:
+            digits = sum(char.isdigit() for char in str(node.value))
+            raise ConstructorError(None, None, too_long_integer(digits), node.start_mark) from None
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         """Construct a mapping, raising on a key that appears twice in the same mapping."""
@@ -68,6 +112,7 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_Loader.add_constructor(_INT, _Loader.construct_yaml_int)
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -130,6 +175,84 @@ def _key_positions(root: Node) -> dict[KeyPath, Position]:
     return positions
 
 
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: Node, aliases: list[tuple[Mark, Node]], path: Path | None) -> None:
+    """Refuse aliases that form a cycle, nest too deeply or expand to too many values.
+
+    The composed nodes share what an alias names, so the document is small in memory; but
+    everything after parsing (the profile merge, validation, dumping) sees it expanded.
+    Sizes and depths are counted once per node, so this takes time in proportion to the
+    text, however much the aliases would expand.
+
+    Raises:
+        ConfigParseError: A cycle, nesting deeper than ``MAX_DEPTH``, or more than
+            ``MAX_VALUES`` values; at the alias that is used (or the node that nests).
+    """
+    if not aliases:
+        return
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            # Capped: past the limit the exact figure does not matter.
+            size[key] = min(1 + sum(size[id(c)] for c in children), MAX_VALUES + 1)
+            nests = isinstance(node, MappingNode | SequenceNode)
+            depth[key] = nests + max((depth[id(c)] for c in children), default=0)
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            mark = next((m for m, target in aliases if target is node), node.start_mark)
+            line, column = _position(mark)
+            raise ConfigParseError(
+                path,
+                "invalid YAML: an alias is used inside the value it names (a cycle)",
+                line=line,
+                column=column,
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in size)
+    if depth[id(root)] > MAX_DEPTH:
+        node = root
+        for _ in range(MAX_DEPTH):
+            node = max(_children(node), key=lambda child: depth[id(child)])
+        line, column = _position(node.start_mark)
+        raise ConfigParseError(
+            path, too_deep("YAML", " once its aliases are expanded"), line=line, column=column
+        )
+    if size[id(root)] > MAX_VALUES:
+        # The first alias that alone stands for too many values, else the largest one.
+        mark, target = next(
+            (pair for pair in aliases if size[id(pair[1])] > MAX_VALUES),
+            max(aliases, key=lambda pair: size[id(pair[1])]),
+        )
+        alone = size[id(target)]
+        figure = f"more than {MAX_VALUES}" if alone > MAX_VALUES else str(alone)
+        line, column = _position(mark)
+        raise ConfigParseError(
+            path,
+            f"invalid YAML: its aliases expand to more than {MAX_VALUES} values (this alias "
+            f"alone stands for {figure}); write the values out, or nest fewer aliases in "
+            "aliases",
+            line=line,
+            column=column,
+        )
+
+
 def _parse_error(path: Path | None, exc: yaml.YAMLError, text: str) -> ConfigParseError:
     if isinstance(exc, yaml.MarkedYAMLError):
         reason = exc.problem or exc.context or "invalid YAML"
@@ -184,6 +307,7 @@ def parse_yaml(text: str, path: Path | None) -> ParsedDocument:
         node = loader.get_single_node()
         if node is None:
             return ParsedDocument(None)
+        _check_expansion(node, loader.aliases, path)
         data = loader.construct_document(node)
     except _DuplicateKey as dup:
         line, column = _position(dup.mark)
