@@ -1,10 +1,12 @@
 """The result store: a folder with one JSON file per :class:`BenchmarkResult`.
 
 One file per result means there is no shared file for concurrent writers to corrupt:
-each append writes its own hidden temporary file and renames it into place atomically, so
-any number of processes can append at once, and a reader sees each result completely or
-not at all. A damaged file (a crash of a copy, a bad edit) spoils only itself: reading
-the store names it and loads the rest.
+each append writes its own temporary file in the hidden ``.incoming`` folder and renames
+it into place atomically, so any number of processes can append at once, and a reader
+sees each result completely or not at all. A writer killed mid-write leaves only its
+temporary file, which the next open of the store removes (:mod:`._staging`). A damaged
+file (a crash of a copy, a bad edit) spoils only itself: reading the store names it and
+loads the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -22,10 +24,11 @@ from as_bench.measurement import Measurement
 from as_bench.results._export import ExportFormat, export_results, format_for
 from as_bench.results._frame import results_to_frame
 from as_bench.results._git import git_info
-from as_bench.results._io import atomic_write, read_result_file
+from as_bench.results._io import read_result_file
 from as_bench.results._measured import function_result
 from as_bench.results._runs import RunSummary, claim_run, machine_id, summarize_runs
 from as_bench.results._schema import BenchmarkResult
+from as_bench.results._staging import remove_leftovers, write_result_file
 
 if TYPE_CHECKING:
     import polars as pl
@@ -69,6 +72,9 @@ class ResultStore:
             create: Create the folder (and its parents) if it does not exist; when
                 ``False``, a missing folder is an error.
 
+        Opening the store removes the temporary files of writers that were killed
+        mid-write (see :mod:`as_bench.results._staging`).
+
         Raises:
             ResultStoreError: ``root`` is a file, cannot be created, or is missing and
                 ``create`` is ``False``.
@@ -86,6 +92,7 @@ class ResultStore:
                 raise ResultStoreError(
                     f"could not create the result store {self._root}: {exc}"
                 ) from exc
+        remove_leftovers(self._root)
 
     @property
     def root(self) -> Path:
@@ -139,10 +146,12 @@ class ResultStore:
                 f"so it was not stored in {self._root}: {exc}"
             ) from exc
 
-        def write(handle: IO[bytes]) -> None:
-            handle.write(content)
-
-        path = atomic_write(self._root / self.file_name(result), write)
+        try:
+            path = write_result_file(self._root, self.file_name(result), content)
+        except OSError as exc:
+            raise ResultStoreError(
+                f"could not write {self._root / self.file_name(result)}: {exc}"
+            ) from exc
         logger.debug("stored result %s (%s) in %s", result.id, result.benchmark, path)
         return path
 
