@@ -10,6 +10,7 @@ command line's options, which win over both::
     max_loaded_models: 2
     batching: {enabled: true, max_batch_size: 32, max_wait_ms: 2}
     limits: {max_body_bytes: 1048576, max_concurrency: 64, request_timeout_s: 30}
+    drain_grace_s: 5
     runtime: {intra_op_threads: 2}
 
 This module imports only pydantic, as-config and as-core, so reading settings stays cheap.
@@ -80,6 +81,13 @@ class LimitsSettings(ConfigSection):
             ``Retry-After`` at once.
         request_timeout_s: How long a prediction may wait and run (504 after it).
         retry_after_s: The ``Retry-After`` value sent with a 503.
+        header_timeout_s: How long a client has to send a request's line and headers,
+            counted from the connection's start or the end of the previous response;
+            then a partial request gets 408 and the connection is closed (a connection
+            that sent nothing is closed without an answer).
+        body_timeout_s: How long a client has to send a request's body once its headers
+            are in; then the request gets 408 and the connection is closed. The body is
+            read before the request counts against ``max_concurrency``.
     """
 
     max_body_bytes: _PositiveInt = 1024 * 1024
@@ -88,6 +96,8 @@ class LimitsSettings(ConfigSection):
     max_concurrency: _PositiveInt = 64
     request_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
     retry_after_s: _PositiveInt = 1
+    header_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
+    body_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
 
 
 class RuntimeSettings(ConfigSection):
@@ -136,7 +146,12 @@ class ServerSettings(AsSettings):
             latest version (up to ``max_loaded_models``) and ignores those that fail.
         max_loaded_models: Most model versions kept loaded; the least recently used idle
             one is unloaded to make room.
-        graceful_timeout_s: How long a shutdown waits for requests in flight.
+        drain_grace_s: On SIGTERM, how long the server goes on accepting and serving
+            everything while ``/ready`` answers 503, so that a load balancer sees it and
+            sends no more; then it stops accepting. ``0`` stops accepting at once; Ctrl-C
+            (SIGINT) and a second signal skip the rest of it.
+        graceful_timeout_s: How long a shutdown waits for the requests it took in, after
+            it stops accepting.
         access_log: Whether to log one structured line per request.
         batching: Dynamic batching.
         limits: Request limits.
@@ -151,6 +166,7 @@ class ServerSettings(AsSettings):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     preload: list[str] | None = None
     max_loaded_models: _PositiveInt = 4
+    drain_grace_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 5.0
     graceful_timeout_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     access_log: bool = True
     batching: BatchingSettings = BatchingSettings()

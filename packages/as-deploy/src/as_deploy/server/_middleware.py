@@ -1,12 +1,15 @@
-"""Pure ASGI middleware: the access log and metrics, the concurrency limit, the body limit.
+"""Pure ASGI middleware: the access log and metrics, the body limit, the concurrency limit.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that the body limit sees the request stream
 itself: it counts the bytes of every chunk as they arrive, so a chunked body without a
 ``Content-Length`` is refused as soon as it passes the limit, without being held whole.
+The body is read whole, within ``limits.body_timeout_s``, before the request counts
+against the concurrency limit: a client that sends its body slowly holds no slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -28,6 +31,7 @@ __all__ = [
     "AccessLogMiddleware",
     "BodyLimitMiddleware",
     "ConcurrencyLimitMiddleware",
+    "RequestTimeoutError",
     "send_error",
 ]
 
@@ -35,6 +39,14 @@ access_logger = logging.getLogger("as_deploy.server.access")
 
 MODEL_SCOPE_KEY = "as_deploy.model"
 """Scope key where the predict route records the model it served, for metrics."""
+
+
+class RequestTimeoutError(ServerError):
+    """408: the request's headers or body did not arrive in time; the connection closes."""
+
+    status_code = 408
+    default_code = "request_timeout"
+
 
 _PREDICT = re.compile(  # /v1 predictions and /v2 (Open Inference Protocol) inferences
     r"^/v1/models/(?P<v1>[^/]+)/predict/?$|^/v2/models/(?P<v2>[^/]+)(?:/versions/[^/]+)?/infer/?$"
@@ -153,12 +165,8 @@ class ConcurrencyLimitMiddleware:
         state = self.state
         limits = state.settings.limits
         retry = {"Retry-After": str(limits.retry_after_s)}
-        if state.draining:
-            await send_error(
-                send,
-                OverloadedError("the server is shutting down", code="shutting_down", headers=retry),
-            )
-            return
+        # While the server drains (state.draining) the requests it takes in are still
+        # served: the models refuse work only once they are closed.
         if state.in_flight >= limits.max_concurrency:
             await send_error(
                 send,
@@ -181,10 +189,13 @@ class ConcurrencyLimitMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``limits.max_body_bytes`` with 413, counting streamed bytes.
+    """Reads the body whole within ``limits.body_timeout_s`` and ``limits.max_body_bytes``.
 
-    A ``Content-Length`` over the limit is refused before the body is read; otherwise the
-    chunks are counted as they arrive. The body read so far is replayed to the app.
+    A ``Content-Length`` over the limit is refused with 413 before the body is read;
+    otherwise the chunks are counted as they arrive (413 past the limit). A body that is
+    not all there by the deadline (sent too slowly, or shorter than its
+    ``Content-Length``) gets 408 with ``Connection: close``. The body is replayed to the
+    app.
 
     Args:
         app: The wrapped app.
@@ -204,12 +215,41 @@ class BodyLimitMiddleware:
             detail={"max_body_bytes": limit},
         )
 
+    async def _read(self, receive: Receive, declared: int | None) -> bytes | ServerError | None:
+        """The whole body; the error to answer with; ``None`` if the client left."""
+        limits = self.state.settings.limits
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async with asyncio.timeout(limits.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    received += len(chunk)
+                    if received > limits.max_body_bytes:
+                        return self._too_large(f"over {limits.max_body_bytes} bytes (streamed)")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            expected = f" of {declared}" if declared is not None else ""
+            return RequestTimeoutError(
+                f"the request body did not arrive within {limits.body_timeout_s:g} s "
+                f"({received}{expected} bytes came)",
+                code="body_timeout",
+                detail={"body_timeout_s": limits.body_timeout_s, "received_bytes": received},
+                headers={"Connection": "close"},
+            )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Read the body within the limit, then run the app on it."""
+        """Read the body within the limits, then run the app on it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.state.settings.limits.max_body_bytes
+        length: int | None = None
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None:
             try:
@@ -220,21 +260,12 @@ class BodyLimitMiddleware:
             if length > limit:
                 await send_error(send, self._too_large(f"{length} bytes (Content-Length)"))
                 return
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left; there is no one to answer
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                await send_error(send, self._too_large(f"over {limit} bytes (streamed)"))
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await self._read(receive, length)
+        if isinstance(body, ServerError):
+            await send_error(send, body)
+            return
+        if body is None:
+            return  # the client left; there is no one to answer
         replayed = False
 
         async def replay() -> Message:

@@ -146,9 +146,10 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
     )
     app.state.server = state
     _install_error_handlers(app)
-    # add_middleware wraps: the last added runs first (access log, concurrency, body).
-    app.add_middleware(BodyLimitMiddleware, state=state)
+    # add_middleware wraps: the last added runs first (access log, body, concurrency): the
+    # body is read whole, within its deadline, before the request takes a concurrency slot.
     app.add_middleware(ConcurrencyLimitMiddleware, state=state)
+    app.add_middleware(BodyLimitMiddleware, state=state)
     app.add_middleware(AccessLogMiddleware, state=state)
     app.add_middleware(v2.V2ErrorMiddleware)  # outermost: /v2 errors in the protocol's shape
     app.include_router(routes.health)
