@@ -41,7 +41,11 @@ _NAME = re.compile(r"^(?P<pid>\d+)-[0-9a-f]+-(?P<host>.+)" + re.escape(TEMP_SUFF
 def _create_temp(folder: Path) -> tuple[Path, int]:
     """Create this writer's temporary file in ``folder``, making the folder if needed."""
     for _ in range(_CREATE_TRIES):
-        folder.mkdir(parents=True, exist_ok=True)
+        # Not Path.mkdir(exist_ok=True): it raises when another writer removes the folder
+        # between its mkdir and its check that the folder is there.
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
         temp = folder / f"{os.getpid()}-{uuid.uuid4().hex}-{_HOST}{TEMP_SUFFIX}"
         try:
             # O_EXCL: never reuse a name another writer holds.
