@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from as_deploy.server import create_app
+from as_deploy.server.app import default_repository
 from as_deploy.settings import ServerSettings
 
 PREDICT = "/v1/models/digits-cnn/predict"
@@ -22,7 +23,8 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(ServerSettings())) as test_client:
+    # The default model shipped in the package, whatever AS_DEPLOY__REPO says.
+    with TestClient(create_app(ServerSettings(), repo=default_repository())) as test_client:
         yield test_client
 
 
