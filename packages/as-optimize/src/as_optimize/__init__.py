@@ -1,10 +1,33 @@
 """as-optimize compresses models automatically, under quality gates, and watches training runs.
 
-Compression, search and the training monitor arrive in the releases that follow; this
-release fixes the package's name, version and error tree.
+:mod:`as_optimize.training` watches a plain PyTorch training loop: per-step metrics,
+failure detection with warn, stop or rollback policies, and atomic checkpoints that resume
+a run exactly. Compression and search arrive in the releases that follow. Importing
+``as_optimize`` or ``as_optimize.training`` imports no torch.
 """
 
 from as_optimize._version import __version__
-from as_optimize.exceptions import AsOptimizeError
+from as_optimize.exceptions import (
+    AsOptimizeError,
+    CheckpointError,
+    CheckpointStateError,
+    CheckpointWriteError,
+    CorruptCheckpointError,
+    MetricsFileError,
+    MissingExtraError,
+    MonitorInputError,
+    NoCheckpointError,
+)
 
-__all__ = ["AsOptimizeError", "__version__"]
+__all__ = [
+    "AsOptimizeError",
+    "CheckpointError",
+    "CheckpointStateError",
+    "CheckpointWriteError",
+    "CorruptCheckpointError",
+    "MetricsFileError",
+    "MissingExtraError",
+    "MonitorInputError",
+    "NoCheckpointError",
+    "__version__",
+]

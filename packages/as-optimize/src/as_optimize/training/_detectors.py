@@ -1,0 +1,331 @@
+"""Failure detectors: pure rules over the figures of each step, with no torch and no clock.
+
+Each detector is fed numbers and answers a :class:`Finding` when its rule fires, so each
+rule is tested exactly on hand-made series. Detectors whose decisions depend only on the
+training itself (loss, gradient norm, evaluations) save their windows in checkpoints, so
+a resumed run decides as the uninterrupted one would; those that read time or memory
+(slowdown, leak) start afresh in a new process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from as_optimize.training._settings import (
+    DivergenceSettings,
+    ExplodingGradientSettings,
+    LeakSettings,
+    SlowdownSettings,
+    StallSettings,
+)
+
+__all__ = [
+    "DivergenceDetector",
+    "ExplodingGradientDetector",
+    "Finding",
+    "LeakDetector",
+    "SlowdownDetector",
+    "StallDetector",
+    "nonfinite_finding",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule that fired: what, one sentence, and the figures behind it."""
+
+    kind: str
+    message: str
+    figures: dict[str, float | int | str | bool | None] = field(default_factory=dict)
+
+
+def nonfinite_finding(loss: float | None, grad_norm: float | None) -> Finding | None:
+    """NaN or infinity in the loss or in the gradients' global norm."""
+    bad = [
+        name
+        for name, value in (("loss", loss), ("gradient norm", grad_norm))
+        if value is not None and not math.isfinite(value)
+    ]
+    if not bad:
+        return None
+    return Finding(
+        "nonfinite",
+        f"non-finite {' and '.join(bad)}: loss={loss}, gradient norm={grad_norm}",
+        {"loss": loss, "grad_norm": grad_norm},
+    )
+
+
+def _floats(data: Mapping[str, object], key: str) -> list[float]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise TypeError(f"{key} is not a list")
+    return [float(v) for v in value]
+
+
+class DivergenceDetector:
+    """Loss above ``factor`` x the median of the previous ``window`` losses, ``patience`` times.
+
+    Counting starts after ``warmup`` steps; the median covers finite losses only and the
+    rule is applied only while that median is positive. A divergence fires once; it fires
+    again only after a step under the threshold.
+    """
+
+    def __init__(self, settings: DivergenceSettings) -> None:
+        """Start with an empty window."""
+        self.settings = settings
+        self._window: deque[float] = deque(maxlen=settings.window)
+        self._seen = 0
+        self._high = 0
+
+    def observe(self, loss: float | None) -> Finding | None:
+        """Take one step's loss; a :class:`Finding` when the loss has diverged."""
+        if loss is None or not math.isfinite(loss):
+            return None  # the non-finite detector's business
+        s = self.settings
+        self._seen += 1
+        finding = None
+        if self._seen > s.warmup and len(self._window) >= min(s.window, 3):
+            median = statistics.median(self._window)
+            if median > 0 and loss > s.factor * median:
+                self._high += 1
+                if self._high == s.patience:
+                    finding = Finding(
+                        "divergence",
+                        f"loss {loss:.6g} is above {s.factor:g} x the median {median:.6g} of "
+                        f"the last {len(self._window)} steps, {s.patience} step(s) in a row",
+                        {
+                            "loss": loss,
+                            "median": median,
+                            "factor": s.factor,
+                            "window": len(self._window),
+                            "patience": s.patience,
+                        },
+                    )
+                # High losses stay out of the window, so a divergence cannot raise its
+                # own reference level.
+                return finding
+            self._high = 0
+        self._window.append(loss)
+        return finding
+
+    def state_dict(self) -> dict[str, object]:
+        """The window and counters, for a checkpoint."""
+        return {"window": list(self._window), "seen": self._seen, "high": self._high}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        self._window = deque(_floats(state, "window"), maxlen=self.settings.window)
+        self._seen = int(str(state.get("seen", 0)))
+        self._high = int(str(state.get("high", 0)))
+
+
+class ExplodingGradientDetector:
+    """Gradient norm above ``factor`` x the median of the previous ``window`` norms.
+
+    Or above ``max_norm`` when set, from the first step. Fires once per episode: again
+    only after a norm under the threshold.
+    """
+
+    def __init__(self, settings: ExplodingGradientSettings) -> None:
+        """Start with an empty window."""
+        self.settings = settings
+        self._window: deque[float] = deque(maxlen=settings.window)
+        self._seen = 0
+        self._firing = False
+
+    def observe(self, grad_norm: float | None) -> Finding | None:
+        """Take one step's gradient norm; a :class:`Finding` when it exploded."""
+        if grad_norm is None or not math.isfinite(grad_norm):
+            return None
+        s = self.settings
+        self._seen += 1
+        reasons: list[str] = []
+        figures: dict[str, float | int | str | bool | None] = {"grad_norm": grad_norm}
+        if s.max_norm is not None and grad_norm > s.max_norm:
+            reasons.append(f"above the ceiling {s.max_norm:g}")
+            figures["max_norm"] = s.max_norm
+        if self._seen > s.warmup and len(self._window) >= 3:
+            median = statistics.median(self._window)
+            if median > 0 and grad_norm > s.factor * median:
+                reasons.append(
+                    f"above {s.factor:g} x the median {median:.6g} of the last "
+                    f"{len(self._window)} steps"
+                )
+                figures.update(median=median, factor=s.factor, window=len(self._window))
+        if not reasons:
+            self._firing = False
+            self._window.append(grad_norm)
+            return None
+        first = not self._firing
+        self._firing = True
+        if not first:
+            return None
+        return Finding(
+            "exploding_gradient",
+            f"gradient norm {grad_norm:.6g} is {' and '.join(reasons)}",
+            figures,
+        )
+
+    def state_dict(self) -> dict[str, object]:
+        """The window and counters, for a checkpoint."""
+        return {"window": list(self._window), "seen": self._seen, "firing": self._firing}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        self._window = deque(_floats(state, "window"), maxlen=self.settings.window)
+        self._seen = int(str(state.get("seen", 0)))
+        self._firing = bool(state.get("firing", False))
+
+
+class StallDetector:
+    """No improvement of the monitored metric in ``patience`` evaluations.
+
+    After it fires, the count starts again, so a run that keeps stalling under the
+    ``warn`` policy is reported every ``patience`` evaluations.
+    """
+
+    def __init__(self, settings: StallSettings) -> None:
+        """Start with no best value."""
+        self.settings = settings
+        self.best: float | None = None
+        self._since_best = 0
+
+    def observe(self, metrics: Mapping[str, float]) -> Finding | None:
+        """Take one evaluation's metrics; evaluations without the metric are ignored."""
+        s = self.settings
+        value = metrics.get(s.metric)
+        if value is None or not math.isfinite(value):
+            return None
+        better = (
+            self.best is None
+            or (s.mode == "min" and value < self.best - s.min_delta)
+            or (s.mode == "max" and value > self.best + s.min_delta)
+        )
+        if better:
+            self.best = value
+            self._since_best = 0
+            return None
+        self._since_best += 1
+        if self._since_best < s.patience:
+            return None
+        self._since_best = 0
+        return Finding(
+            "stall",
+            f"{s.metric} has not improved on its best {self.best:.6g} "
+            f"(mode {s.mode}, min_delta {s.min_delta:g}) in {s.patience} evaluations; "
+            f"latest {value:.6g}",
+            {"metric": s.metric, "value": value, "best": self.best, "patience": s.patience},
+        )
+
+    def state_dict(self) -> dict[str, object]:
+        """The best value and the count, for a checkpoint."""
+        return {"best": self.best, "since_best": self._since_best}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        best = state.get("best")
+        self.best = None if best is None else float(str(best))
+        self._since_best = int(str(state.get("since_best", 0)))
+
+
+class SlowdownDetector:
+    """The median step time of the latest ``window`` steps above ``factor`` x the baseline.
+
+    The baseline is the median of the first ``window`` steps after ``warmup``. Fires once
+    per episode: again only after the median has come back under the threshold.
+    """
+
+    def __init__(self, settings: SlowdownSettings) -> None:
+        """Start with no baseline."""
+        self.settings = settings
+        self._seen = 0
+        self._recent: deque[float] = deque(maxlen=settings.window)
+        self.baseline: float | None = None
+        self._firing = False
+
+    def observe(self, step_time_s: float | None) -> Finding | None:
+        """Take one step's duration in seconds."""
+        if step_time_s is None or not math.isfinite(step_time_s):
+            return None
+        s = self.settings
+        self._seen += 1
+        if self._seen <= s.warmup:
+            return None
+        self._recent.append(step_time_s)
+        if len(self._recent) < s.window:
+            return None
+        median = statistics.median(self._recent)
+        if self.baseline is None:
+            self.baseline = median
+            return None
+        if median <= s.factor * self.baseline:
+            self._firing = False
+            return None
+        if self._firing:
+            return None
+        self._firing = True
+        return Finding(
+            "slowdown",
+            f"median step time {median * 1e3:.3g} ms over the last {s.window} steps is "
+            f"{median / self.baseline:.2f} x the baseline {self.baseline * 1e3:.3g} ms",
+            {
+                "median_step_time_s": median,
+                "baseline_step_time_s": self.baseline,
+                "factor": s.factor,
+                "window": s.window,
+            },
+        )
+
+
+class LeakDetector:
+    """Memory that grows reading after reading.
+
+    Over ``window`` readings, more than ``min_growth_bytes`` of growth with at least
+    ``monotone_fraction`` of the differences >= 0 is a leak. Keep one detector per kind
+    of memory (host RSS, device). After it fires the window starts afresh, so a steady
+    leak is reported once per window.
+    """
+
+    def __init__(self, settings: LeakSettings, what: str) -> None:
+        """``what`` names the memory in messages: ``host RSS``, ``device memory``."""
+        self.settings = settings
+        self.what = what
+        self._readings: deque[tuple[int, int]] = deque(maxlen=settings.window)
+
+    def observe(self, step: int, used_bytes: int | None) -> Finding | None:
+        """Take one reading of the memory in use at ``step``."""
+        if used_bytes is None:
+            return None
+        s = self.settings
+        self._readings.append((step, used_bytes))
+        if len(self._readings) < s.window:
+            return None
+        values = [v for _, v in self._readings]
+        growth = values[-1] - values[0]
+        rises = sum(1 for a, b in itertools.pairwise(values) if b >= a)
+        fraction = rises / (len(values) - 1)
+        if growth <= s.min_growth_bytes or fraction < s.monotone_fraction:
+            return None
+        first_step = self._readings[0][0]
+        self._readings.clear()
+        steps = max(step - first_step, 1)
+        return Finding(
+            "leak",
+            f"{self.what} grew by {growth / 2**20:.1f} MiB from step {first_step} to step "
+            f"{step} ({growth / steps / 1024:.1f} KiB per step; {fraction:.0%} of "
+            f"{len(values) - 1} readings did not go down)",
+            {
+                "memory": self.what,
+                "growth_bytes": growth,
+                "from_step": first_step,
+                "from_bytes": values[0],
+                "to_bytes": values[-1],
+                "bytes_per_step": growth / steps,
+                "monotone_fraction": fraction,
+            },
+        )
