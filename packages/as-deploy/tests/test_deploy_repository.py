@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -311,3 +314,116 @@ def test_sha256_file_streams(tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 7)
     big.write_bytes(data)
     assert sha256_file(big) == hashlib.sha256(data).hexdigest()
+
+
+# -- files that are not regular files, manifests that break parsers, the cache ----------
+
+
+def _bounded(work: Callable[[], object], fifo: Path) -> BaseException | None:
+    """Run ``work`` in a thread; what it raised. Fails (and unblocks it) if it blocks."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the test's thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        # A reader blocked in open() on the FIFO goes on once a writer opens it.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(30)
+        raise AssertionError(f"reading the repository blocked on the FIFO {fifo}")
+    return raised[0] if raised else None
+
+
+def test_fifo_manifest_is_refused_without_opening_it(repo: ModelRepository, tmp_path: Path) -> None:
+    add_model(repo, tmp_path / "src")
+    directory = add_model(repo, tmp_path / "src", version="2")
+    (directory / "manifest.json").unlink()
+    os.mkfifo(directory / "manifest.json")
+    error = _bounded(lambda: repo.load("net", "2"), directory / "manifest.json")
+    assert isinstance(error, UnsafePathError), error
+    assert "manifest.json is a FIFO (named pipe), not a regular file" in str(error)
+    assert repo.versions("net") == ["1"]
+    with pytest.raises(UnsafePathError, match=r"manifest\.json is a FIFO"):
+        repo.version_dir("net", "2")
+    assert repo.version_dir("net", "1") == directory.parent / "1"
+
+
+def test_fifo_model_file_is_refused_without_opening_it(
+    repo: ModelRepository, tmp_path: Path
+) -> None:
+    directory = add_model(repo, tmp_path / "src")
+    (directory / "extra" / "labels.txt").unlink()
+    os.mkfifo(directory / "extra" / "labels.txt")
+    error = _bounded(lambda: repo.load("net", "1"), directory / "extra" / "labels.txt")
+    assert isinstance(error, UnsafePathError), error
+    assert "'extra/labels.txt'" in str(error) and "is a FIFO (named pipe)" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels", id="deep"),
+        pytest.param('{"a": ' * 70 + "1" + "}" * 70, "nested deeper than 64 levels", id="objects"),
+        pytest.param('{"n": ' + "1" * 5000 + "}", "an integer of 5000 digits", id="bigint"),
+        pytest.param('{"n": NaN}', "NaN is not a JSON number", id="nan"),
+        pytest.param('{"n": -Infinity}', "-Infinity is not a JSON number", id="infinity"),
+        pytest.param('{"n": 1e999}', "1e999 is out of range", id="overflow"),
+        pytest.param(" " * (1024 * 1024 + 1), "at most 1048576 bytes", id="over-1-mib"),
+    ],
+)
+def test_manifest_that_breaks_a_parser_is_a_manifest_error(
+    repo: ModelRepository, tmp_path: Path, text: str, why: str
+) -> None:
+    directory = add_model(repo, tmp_path / "src")
+    (directory / "manifest.json").write_text(text)
+    with pytest.raises(ManifestError, match=why) as caught:
+        repo.load("net", "1")
+    assert str(directory / "manifest.json") in str(caught.value)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(
+    repo: ModelRepository, tmp_path: Path
+) -> None:
+    directory = add_model(repo, tmp_path / "src")
+    manifest_path = directory / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["preprocessing"] = {"note": '[[[{{{ "\\" ' * 100}
+    manifest_path.write_text(json.dumps(data))
+    assert repo.load("net", "1").manifest.preprocessing["note"].startswith("[[[{{{")
+
+
+def test_load_hashes_files_once_until_one_changes(repo: ModelRepository, tmp_path: Path) -> None:
+    directory = add_model(repo, tmp_path / "src")
+    first = repo.load("net", "1")
+    assert repo.files_hashed == 2
+    for _ in range(5):
+        assert repo.load("net", "1") is first
+    assert repo.files_hashed == 2
+    # Tampered: verified again (the model file, the first, fails), then refused again
+    # without hashing.
+    model = directory / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    model.write_bytes(bytes(data))
+    for _ in range(3):
+        with pytest.raises(IntegrityError, match="sha256"):
+            repo.load("net", "1")
+    assert repo.files_hashed == 3
+    # A size that does not match is refused from the lstat: nothing is read.
+    model.write_bytes(bytes(data) + b"!")
+    with pytest.raises(IntegrityError, match="size is"):
+        repo.load("net", "1")
+    assert repo.files_hashed == 3
+    # Without a cache every load hashes.
+    model.write_bytes(MODEL_BYTES)
+    uncached = ModelRepository(repo.root, cache_size=0)
+    uncached.load("net", "1")
+    uncached.load("net", "1")
+    assert uncached.files_hashed == 4

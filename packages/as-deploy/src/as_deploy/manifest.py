@@ -28,6 +28,8 @@ from as_deploy.exceptions import InvalidNameError, ManifestError
 
 __all__ = [
     "MANIFEST_FILENAME",
+    "MAX_MANIFEST_BYTES",
+    "MAX_MANIFEST_DEPTH",
     "NAME_PATTERN",
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
@@ -51,11 +53,21 @@ SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
 MANIFEST_FILENAME: Final = "manifest.json"
 """The manifest's file name inside a version folder."""
 
+MAX_MANIFEST_BYTES: Final = 1024 * 1024
+"""The largest manifest file read (1 MiB; real ones are a few KiB, labels included)."""
+
+MAX_MANIFEST_DEPTH: Final = 64
+"""The deepest nesting of arrays and objects a manifest may have."""
+
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 """What model names and versions must match: safe as one path component everywhere."""
 
 # fullmatch, not match: "$" would also accept a trailing newline.
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# A JSON string (escapes included), or one bracket: what the depth check looks at.
+# Python refuses to convert longer integers (sys.get_int_max_str_digits()); say so here.
+_MAX_INT_DIGITS = 4300
+_JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 DType = Literal[
@@ -371,22 +383,73 @@ def parse_manifest(data: object, path: Path | None = None) -> Manifest:
         raise ManifestError(path, "invalid manifest: " + "; ".join(problems)) from exc
 
 
+def _check_depth(text: str, path: Path | None) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_MANIFEST_DEPTH`, before it is parsed.
+
+    The parser and the validators recurse: a file of 100,000 ``[`` would exhaust the stack.
+    """
+    depth = 0
+    for match in _JSON_TOKEN_RE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_MANIFEST_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                raise ManifestError(
+                    path,
+                    f"JSON nested deeper than {MAX_MANIFEST_DEPTH} levels (at line {line}); "
+                    "a manifest is a few levels deep",
+                )
+        elif token in "]}":
+            depth -= 1
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is out of range (not finite)")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _integer(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {digits} digits (at most {_MAX_INT_DIGITS})")
+    return int(text)
+
+
 def read_manifest_bytes(raw: bytes, path: Path | None = None) -> Manifest:
     """Decode and validate a manifest from its file's bytes.
 
     Raises:
-        ManifestError: Empty, not UTF-8, not JSON (with line and column) or invalid.
+        ManifestError: Empty, not UTF-8, not JSON (with line and column), nested deeper
+            than :data:`MAX_MANIFEST_DEPTH`, a number that is not finite (``NaN``,
+            ``Infinity``, ``1e999``) or whose digits are over Python's limit, or invalid.
     """
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            path, f"the file is {len(raw)} bytes; a manifest may hold at most {MAX_MANIFEST_BYTES}"
+        )
     if not raw.strip():
         raise ManifestError(path, "the file is empty")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    _check_depth(text, path)
     try:
-        data = json.loads(text)
+        data = json.loads(
+            text, parse_float=_finite, parse_int=_integer, parse_constant=_no_constant
+        )
     except json.JSONDecodeError as exc:
         raise ManifestError(
             path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except (ValueError, RecursionError) as exc:
+        # A number refused by the hooks above (too many digits, not finite, NaN).
+        raise ManifestError(path, f"invalid JSON: {exc}") from None
     return parse_manifest(data, path)

@@ -156,6 +156,14 @@ class ServerSettings(AsSettings):
         batching: Dynamic batching.
         limits: Request limits.
         runtime: Model runtimes.
+        min_residency_s: How long a loaded version stays before it may be unloaded to make
+            room for another. A request that needs room sooner (every loaded version idle
+            but loaded less than this ago) gets 503 with ``Retry-After`` rather than
+            unloading one: versions are never loaded and unloaded request after request.
+        max_concurrent_loads: Model versions verified or loaded at once; more wait.
+        model_load_timeout_s: How long verifying and loading one version may take. A
+            request waiting longer gets 409 (``load_timeout``) while the load goes on in
+            the background; 503 if it is still waiting for its turn to load.
     """
 
     model_config = SettingsConfigDict(env_prefix="AS_DEPLOY__")
@@ -172,6 +180,9 @@ class ServerSettings(AsSettings):
     batching: BatchingSettings = BatchingSettings()
     limits: LimitsSettings = LimitsSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    min_residency_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
+    max_concurrent_loads: _PositiveInt = 2
+    model_load_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 120.0
 
     @field_validator("log_level", mode="before")
     @classmethod

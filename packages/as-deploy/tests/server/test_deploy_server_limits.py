@@ -146,8 +146,12 @@ def test_deploy_server_timeout_is_504_and_drops_rows_not_yet_run(repo: Path, h: 
 def test_deploy_server_lru_unloads_the_least_recently_used_idle_model(
     repo: Path, h: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # min_residency_s=0: a version may be unloaded as soon as it is idle (plain LRU).
     settings = ServerSettings(
-        preload=[], max_loaded_models=1, batching=BatchingSettings(max_wait_ms=0)
+        preload=[],
+        max_loaded_models=1,
+        min_residency_s=0,
+        batching=BatchingSettings(max_wait_ms=0),
     )
 
     async def loaded(client: Any) -> dict[str, bool]:

@@ -55,6 +55,8 @@ def load_runner(model: LoadedModel, options: RunnerOptions | None = None) -> Mod
     Raises:
         MissingRuntimeError: The format's runtime is not installed.
         RunnerError: The runtime refused the model.
+        IntegrityError: An ONNX model reads a file its manifest does not list.
+        UnsafePathError: An ONNX model reads a file outside its version folder.
     """
     runner = create_runner(model.manifest.format, options)
     runner.load(model)

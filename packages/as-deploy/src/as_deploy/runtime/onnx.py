@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from as_core.runtime import onnxruntime_session
+from as_deploy._onnx_data import check_external_data
 from as_deploy.exceptions import RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, RunnerOptions, check_names
@@ -35,11 +36,18 @@ class OnnxRunner:
     def load(self, model: LoadedModel) -> None:
         """Create the session; external weights load from beside the model file.
 
+        Before ONNX Runtime opens it, the file's external-data references are read (not
+        its weights): each must be a file of the manifest, so verified.
+
         Raises:
+            IntegrityError: The model reads a file the manifest does not list, or is not
+                an ONNX protobuf file.
+            UnsafePathError: The model reads a file outside its version folder.
             RunnerError: ONNX Runtime refused the file, or its inputs and outputs are not
                 the manifest's.
         """
         manifest = model.manifest
+        check_external_data(model)
         try:
             session = onnxruntime_session(model.model_path, self.options)
         except Exception as exc:  # ORT raises its own unrelated exception types

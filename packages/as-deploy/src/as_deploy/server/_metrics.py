@@ -40,6 +40,7 @@ class Metrics:
         in_flight: Predict requests in flight.
         loaded_models: Model versions loaded now.
         model_load_failures: Failed model loads, by model.
+        model_loads: Model loads started (a runtime opening a verified version), by model.
     """
 
     def __init__(self) -> None:
@@ -95,6 +96,12 @@ class Metrics:
         self.model_load_failures = Counter(
             "as_deploy_model_load_failures",
             "Model loads that failed, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.model_loads = Counter(
+            "as_deploy_model_loads",
+            "Model loads started (a runtime opening a verified version), by model.",
             ["model"],
             registry=registry,
         )

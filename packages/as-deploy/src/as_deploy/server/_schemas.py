@@ -54,11 +54,12 @@ class Readiness(BaseModel):
 
     Attributes:
         ready: True once every preload model is loaded and the server is not stopping.
-        status: ``"ready"``, ``"loading"``, ``"failed"`` (a preload model failed) or
-            ``"shutting_down"``.
+        status: ``"ready"``, ``"loading"``, ``"failed"`` (a model of the ``preload`` list
+            failed) or ``"shutting_down"``.
         loaded: The loaded versions as ``name/version``.
         pending: Preload models not loaded yet.
-        errors: Why preload models failed, by model.
+        errors: Why preload models failed, by model (with the default preload, where
+            every model is preloaded, a failure is listed here but the server is ready).
     """
 
     ready: bool
@@ -103,6 +104,10 @@ class ModelInfo(BaseModel):
         version: The version described.
         versions: Every version of the model, oldest first.
         loaded: Whether this version is loaded.
+        state: ``"loaded"`` (serving now), ``"loading"`` (a load is under way) or
+            ``"unloaded"`` (its files are verified; its first predict loads it). A version
+            that cannot be served has no state: the request answers 409 with the reason,
+            as a predict would.
         format: The model's format (``"onnx"``, ``"tflite"``, ``"coreml"``).
         inputs: The inputs a predict request must send (``None`` marks a dynamic dimension).
         outputs: The outputs a predict response holds.
@@ -116,6 +121,7 @@ class ModelInfo(BaseModel):
     version: str
     versions: list[str]
     loaded: bool
+    state: Literal["loaded", "loading", "unloaded"]
     format: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

@@ -137,7 +137,11 @@ async def _ready(request: Request) -> JSONResponse:
             ready=False, status="loading", loaded=loaded, pending=list(models.preload_pending)
         )
     else:
-        body = Readiness(ready=True, status="ready", loaded=loaded)
+        # With the default preload a model that failed does not keep the others from
+        # serving: ready, and the failures say which and why.
+        body = Readiness(
+            ready=True, status="ready", loaded=loaded, errors=dict(models.preload_failures)
+        )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
@@ -182,16 +186,16 @@ async def _list_models(request: Request) -> ModelList:
 )
 async def _model_info(request: Request, name: NameParam, version: VersionQuery = None) -> ModelInfo:
     manager = _manager(_state(request))
-    key = await asyncio.to_thread(manager.resolve, name, version)
-    entry = manager.entry(key)
-    model = entry.model if entry is not None else await asyncio.to_thread(manager.read, key)
+    # Verified (from the repository's cache when the files have not changed), not loaded;
+    # a version that cannot be served answers the 409 a predict would get.
+    model, state, versions = await manager.describe(name, version)
     manifest = model.manifest
-    versions = await asyncio.to_thread(manager.repository.versions, name)
     return ModelInfo(
         name=manifest.name,
         version=manifest.version,
         versions=versions,
-        loaded=entry is not None,
+        loaded=state == "loaded",
+        state=state,
         format=manifest.format,
         inputs=manifest.inputs,
         outputs=manifest.outputs,
