@@ -299,7 +299,10 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = workdir / "server.out"
         self.stderr_path = workdir / "server.err"
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # No readiness grace on SIGTERM unless a test asks for one: the default (seconds of
+        # /ready 503 while still serving) is for load balancers, not for test teardown.
+        defaults = {"PYTHONUNBUFFERED": "1", "AS_DEPLOY__DRAIN_GRACE_S": "0"}
+        full_env = {**os.environ, **defaults, **(env or {})}
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
                 [*as_deploy_command(), "serve", "--port", str(self.port), *args],
