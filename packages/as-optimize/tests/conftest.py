@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled digits: 1797 8x8 images scaled to [0, 1], and their labels."""
     import torch
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     data = load_digits()
     images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0

@@ -22,7 +22,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
@@ -72,7 +72,7 @@ def train(run_dir: Path) -> None:
             for x, y in loader:
                 opt.zero_grad()
                 loss = F.cross_entropy(model(x), y)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 monitor.step(loss=loss, batch_size=len(x))
     final = {"sha256": weights_sha256(model), "step": monitor.global_step}

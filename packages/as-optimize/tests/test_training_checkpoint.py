@@ -84,7 +84,9 @@ def test_tied_weights_are_stored_once_and_restored_tied(tmp_path: Path) -> None:
     assert loaded.aliases == {"head.weight": "embed.weight"}
     other = nn.ModuleDict({"embed": nn.Embedding(10, 4), "head": nn.Linear(4, 10, bias=False)})
     loaded.restore_model(other)
-    assert torch.equal(other["head"].weight, embed.weight)
+    head_weight = other["head"].weight
+    assert isinstance(head_weight, torch.Tensor)
+    assert torch.equal(head_weight, embed.weight)
 
 
 def test_state_that_needs_pickle_is_refused_with_its_place(tmp_path: Path) -> None:

@@ -189,6 +189,10 @@ def test_sigkill_at_random_moments_resumes_exactly(trainer: Trainer, tmp_path: P
             break
         run_dir = tmp_path / f"run-{len(runs)}"  # it finished before the kill: a new run
 
+    print(
+        f"{kills} kills, {mid_write} while a checkpoint folder was being written, "
+        f"{checked_starts} restarts checked, {len(runs)} run(s) finished {context}"
+    )
     assert kills == KILLS
     assert mid_write >= 1, f"no kill landed while a checkpoint was being written {context}"
     assert checked_starts >= KILLS // 2, f"too few restarts got as far as resuming {context}"

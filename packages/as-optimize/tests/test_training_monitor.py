@@ -105,7 +105,7 @@ def train(
                     if lr_from is not None and upcoming == lr_from[0]:
                         for group in opt.param_groups:
                             group["lr"] = lr_from[1]
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]
                     opt.step()
                     sched.step()
                     if clock is not None:

@@ -58,7 +58,7 @@ class Stateful(Protocol):
         """The object's state."""
         ...
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], /) -> Any:
+    def load_state_dict(self, state_dict: dict[str, Any], /) -> Any:
         """Restore :meth:`state_dict`'s output."""
         ...
 
