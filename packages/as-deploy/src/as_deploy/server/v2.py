@@ -192,11 +192,9 @@ async def _ready(request: Request) -> JSONResponse:
 
 async def _model_metadata(request: Request, name: str, version: str | None) -> V2ModelMetadata:
     manager = _manager(_state(request))
-    key = await asyncio.to_thread(manager.resolve, name, version)
-    entry = manager.entry(key)
-    model = entry.model if entry is not None else await asyncio.to_thread(manager.read, key)
+    # The cached listing and verification, and the bounded load slots, as /v1 uses them.
+    model, _, versions = await manager.describe(name, version)
     manifest = model.manifest
-    versions = await asyncio.to_thread(manager.repository.versions, name)
     return V2ModelMetadata(
         name=manifest.name,
         versions=versions,
@@ -237,7 +235,7 @@ async def _metadata_version(
 async def _model_ready(request: Request, name: str, version: str | None) -> JSONResponse:
     state = _state(request)
     manager = _manager(state)
-    key = await asyncio.to_thread(manager.resolve, name, version)
+    key, _ = await manager.resolve_key(name, version)
     ready = not state.draining and manager.entry(key) is not None
     return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 400)
 
@@ -339,9 +337,9 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         finally:
             state.arriving -= 1
         try:
-            outputs = await asyncio.wait_for(
-                entry.unit.submit(arrays, rows), limits.request_timeout_s
-            )
+            # In this task (wait_for would start another one for every request).
+            async with asyncio.timeout(limits.request_timeout_s):
+                outputs = await entry.unit.submit(arrays, rows)
         except TimeoutError:
             raise InferenceTimeoutError(
                 f"model {manifest.name}/{manifest.version} did not answer within "
