@@ -140,6 +140,9 @@ class ServerSettings(AsSettings):
             package.
         host: Interface to listen on.
         port: TCP port to listen on.
+        workers: Server processes sharing the port (``as-deploy serve`` only; an app
+            made with ``create_app`` is one process). Each loads its own copy of the
+            models and batches on its own; ``/metrics`` sums over all of them.
         log_level: Level of the server's logs.
         preload: Models to load at start, as ``"name"`` (latest) or ``"name:version"``;
             ``/ready`` answers 503 until they are loaded. ``None`` preloads every model's
@@ -171,6 +174,7 @@ class ServerSettings(AsSettings):
     repo: Path | None = None
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: _PositiveInt = 1
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     preload: list[str] | None = None
     max_loaded_models: _PositiveInt = 4

@@ -12,6 +12,7 @@ the grace period. The connections are handled by
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -78,10 +79,20 @@ def serve(
         Path | None,
         typer.Option("--log-dir", help="Also write JSON-lines logs here.", show_default=False),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Server processes behind the one port, each with its own copy of the "
+            "models (default 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the models of a repository over HTTP (OpenAPI at /docs)."""
     overrides: dict[str, Any] = {}
-    for key, value in (("repo", repo), ("host", host), ("port", port)):
+    for key, value in (("repo", repo), ("host", host), ("port", port), ("workers", workers)):
         if value is not None:
             overrides[key] = value
     if log_level is not None:
@@ -92,7 +103,7 @@ def serve(
         overrides["log_level"] = log_level.lower()
     settings = _load_settings(config, overrides)
     _configure_logging(settings, log_dir)
-    _run(settings)
+    _run(settings, log_dir)
 
 
 def _load_settings(config: Path | None, overrides: dict[str, Any]) -> ServerSettings:
@@ -106,13 +117,19 @@ def _load_settings(config: Path | None, overrides: dict[str, Any]) -> ServerSett
         raise UsageError(str(exc), hint=exc.hint or "fix the setting and run again") from exc
 
 
-def _configure_logging(settings: ServerSettings, log_dir: Path | None) -> None:
+def _configure_logging(
+    settings: ServerSettings, log_dir: Path | None, *, filename: str | None = None
+) -> None:
     import as_logging
     from as_deploy.cli._common import command_line
 
-    as_logging.configure(
-        settings.log_level.upper(), log_dir=log_dir, rich_tracebacks=command_line.debug
-    )
+    level = settings.log_level.upper()
+    if filename is None:
+        as_logging.configure(level, log_dir=log_dir, rich_tracebacks=command_line.debug)
+    else:
+        as_logging.configure(
+            level, log_dir=log_dir, rich_tracebacks=command_line.debug, filename=filename
+        )
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).addFilter(_drop_color_message)
 
@@ -141,13 +158,10 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run(settings: ServerSettings) -> None:
-    import uvicorn
-
+def _run(settings: ServerSettings, log_dir: Path | None) -> None:
     from as_deploy.cli._common import stdout
     from as_deploy.repository import ModelRepository
-    from as_deploy.server import ServerState, create_app, default_repository
-    from as_deploy.server._protocol import DrainingServer, protocol_class
+    from as_deploy.server import default_repository
 
     root = settings.repo or default_repository()
     if not root.is_dir():
@@ -161,7 +175,35 @@ def _run(settings: ServerSettings) -> None:
             hint="pass --repo with the folder that holds <name>/<version>/manifest.json",
         )
     models = ModelRepository(root).list_models()
-    app = create_app(settings, repo=root)
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    shown = ", ".join(f"{n}/{v}" for n, v in models) or "none yet"
+    where = f"[{settings.host}]" if ":" in settings.host else settings.host
+    many = f"; {settings.workers} workers" if settings.workers > 1 else ""
+    stdout.print(
+        f"as-deploy serve: http://{where}:{port} (models: {shown}; repository {root}{many})"
+    )
+    try:
+        if settings.workers > 1:
+            from as_deploy.cli._workers import supervise
+
+            received = [supervise(settings, sock, log_dir=log_dir)]
+        else:
+            received = _serve(settings, sock)
+    finally:
+        sock.close()
+    if received:
+        stdout.print(f"as-deploy serve: stopped on {signal.Signals(received[0]).name}")
+
+
+def _serve(settings: ServerSettings, sock: socket.socket) -> list[int]:
+    """Serve on the listening ``sock`` until a signal stops it; return the signals."""
+    import uvicorn
+
+    from as_deploy.server import ServerState, create_app, default_repository
+    from as_deploy.server._protocol import DrainingServer, protocol_class
+
+    app = create_app(settings, repo=settings.repo or default_repository())
     state: ServerState = app.state.server
 
     def _drain() -> None:
@@ -180,16 +222,16 @@ def _run(settings: ServerSettings) -> None:
         lifespan="on",
         server_header=False,
     )
-    sock = _bind(settings.host, settings.port)
-    port = sock.getsockname()[1]
-    shown = ", ".join(f"{n}/{v}" for n, v in models) or "none yet"
-    where = f"[{settings.host}]" if ":" in settings.host else settings.host
-    stdout.print(f"as-deploy serve: http://{where}:{port} (models: {shown}; repository {root})")
     received: list[int] = []
 
     def _remember(sig: int, frame: FrameType | None) -> None:
         received.append(sig)
 
+    # What exists now (modules, the app, its schemas: some 70,000 objects) lives as long
+    # as the process: out of the garbage collector's full passes, which otherwise walked
+    # it all and stopped the event loop for 100 ms and more every few seconds under load.
+    gc.collect()
+    gc.freeze()
     # uvicorn handles SIGINT/SIGTERM while it runs, then re-raises them once it has shut
     # down gracefully; these handlers catch that re-raise so the process exits 0.
     previous = {sig: signal.signal(sig, _remember) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -198,6 +240,4 @@ def _run(settings: ServerSettings) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        sock.close()
-    if received:
-        stdout.print(f"as-deploy serve: stopped on {signal.Signals(received[0]).name}")
+    return received

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,11 @@ InferenceFn = Callable[[Mapping[str, Array]], dict[str, Array]]
 """Runs one inference: input arrays by name in, output arrays by name out."""
 
 Signature = tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _signature(inputs: Mapping[str, Array]) -> Signature:
@@ -144,6 +150,8 @@ class Batcher:
         self.max_queue_size = max_queue_size
         self._queue: deque[_Job] = deque()
         self._wakeup = asyncio.Event()
+        self._company: asyncio.Future[None] | None = None
+        self._depth: Any = None  # the queue-depth gauge of this model, once set
         self._closed = False
         self._running = False
         self._task: asyncio.Task[None] | None = None
@@ -181,19 +189,26 @@ class Batcher:
         self._queue.append(_Job(inputs, rows, future))
         self._queue_changed()
         self._wakeup.set()
+        if self._company is not None and not self._company.done():
+            self._company.set_result(None)
         return await future
 
     def _queue_changed(self) -> None:
-        self._metrics.queue_depth.labels(self.model).set(len(self._queue))
+        if self._depth is None:
+            self._depth = self._metrics.queue_depth.labels(self.model)
+        self._depth.set(len(self._queue))
 
     async def close(self) -> None:
         """Refuse new requests, run every queued one, then stop the loop."""
         self._closed = True
         self._wakeup.set()
+        if self._company is not None:
+            _settle(self._company)
         if self._task is not None:
             await self._task
-        with contextlib.suppress(KeyError):  # no request ever set the label
-            self._metrics.queue_depth.remove(self.model)
+        if not self._metrics.multiprocess:  # worker processes share it: it stays at 0
+            with contextlib.suppress(KeyError):  # no request ever set the label
+                self._metrics.queue_depth.remove(self.model)
 
     async def _loop(self) -> None:
         while True:
@@ -215,10 +230,16 @@ class Batcher:
             await self._run_batch(batch)
 
     async def _wait_for_company(self, remaining: float) -> None:
-        """Wait up to ``remaining`` seconds for another request to be queued."""
-        self._wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), remaining)
+        """Wait up to ``remaining`` seconds for another request to be queued (or close)."""
+        loop = asyncio.get_running_loop()
+        company: asyncio.Future[None] = loop.create_future()
+        self._company = company
+        timer = loop.call_later(remaining, _settle, company)
+        try:
+            await company
+        finally:
+            timer.cancel()
+            self._company = None
 
     async def _next(self) -> _Job | None:
         """Wait for the first live job; ``None`` once closed and empty."""

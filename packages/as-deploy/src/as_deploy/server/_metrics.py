@@ -1,9 +1,18 @@
-"""Prometheus metrics of one app, in a registry of its own (never the global one)."""
+"""Prometheus metrics of one app, in a registry of its own (never the global one).
+
+Under ``as-deploy serve --workers N`` each worker process runs with
+``PROMETHEUS_MULTIPROC_DIR`` set (prometheus_client's multiprocess mode): the values go to
+files in that folder and :meth:`Metrics.render` sums them over every worker, the gauges
+over the live ones.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -30,6 +39,8 @@ class Metrics:
     """The server's metrics; :meth:`render` gives the Prometheus text format.
 
     Attributes:
+        multiprocess: Whether the values are shared with other worker processes
+            (``PROMETHEUS_MULTIPROC_DIR``); a labelled series cannot be removed then.
         registry: The app's own registry, so that two apps in one process never mix.
         requests: Predict requests by model and HTTP status code.
         latency: Predict request latency in seconds by model and status code.
@@ -45,6 +56,7 @@ class Metrics:
 
     def __init__(self) -> None:
         """Create the metrics in a fresh registry."""
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.requests = Counter(
@@ -86,12 +98,19 @@ class Metrics:
             "Requests waiting to be batched, by model.",
             ["model"],
             registry=registry,
+            multiprocess_mode="livesum",
         )
         self.in_flight = Gauge(
-            "as_deploy_in_flight_requests", "Predict requests in flight.", registry=registry
+            "as_deploy_in_flight_requests",
+            "Predict requests in flight.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.loaded_models = Gauge(
-            "as_deploy_loaded_models", "Model versions loaded now.", registry=registry
+            "as_deploy_loaded_models",
+            "Model versions loaded now.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.model_load_failures = Counter(
             "as_deploy_model_load_failures",
@@ -107,5 +126,9 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        """Return every metric in the Prometheus text format."""
+        """Return every metric in the Prometheus text format (of every worker)."""
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)

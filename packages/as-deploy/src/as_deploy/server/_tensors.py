@@ -7,6 +7,7 @@ what is wrong and where (``inputs.input[0][0][3][2] is not finite``), never a ba
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -47,6 +48,8 @@ def check_depth(body: bytes, max_depth: int) -> None:
     Raises:
         BadRequestError: The nesting is deeper than ``max_depth``.
     """
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return  # fewer openers than the limit cannot nest deeper than it
     raw = np.frombuffer(body, dtype=np.uint8)
     step = np.zeros(raw.shape, dtype=np.int8)
     step[(raw == ord("[")) | (raw == ord("{"))] = 1
@@ -213,6 +216,17 @@ def _walk(
         _walk(child, shape, depth + 1, (*index, position), prefix, allowed, dtype)
 
 
+def _fits(value: list[Any], shape: list[int], types: frozenset[type]) -> bool:
+    """Whether :func:`_walk` would pass ``value``: one level at a time, no recursion."""
+    level = [value]
+    for depth, size in enumerate(shape):
+        if set(map(type, level)) != {list} or set(map(len, level)) != {size}:
+            return False  # (an empty level too: _walk decides)
+        if depth < len(shape) - 1:
+            level = list(itertools.chain.from_iterable(level))
+    return set(map(type, itertools.chain.from_iterable(level))) <= types
+
+
 def _first_bad(mask: Array) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
 
@@ -291,7 +305,8 @@ def to_array(value: Any, spec: TensorSpec, budget: int, max_elements: int) -> Ar
         )
     allowed = _allowed_types(spec.dtype)
     if shape:
-        _walk(value, shape, 0, (), prefix, allowed, spec.dtype)
+        if not _fits(value, shape, allowed[0]):
+            _walk(value, shape, 0, (), prefix, allowed, spec.dtype)  # says where
     elif type(value) not in allowed[0]:
         raise InvalidInputError(
             f"{prefix}: expected {allowed[1]} for {spec.dtype}, got {_kind(value)}",

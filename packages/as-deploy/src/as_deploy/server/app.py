@@ -24,6 +24,7 @@ from as_deploy.exceptions import ServerError
 from as_deploy.repository import ModelRepository
 from as_deploy.server import routes, v2
 from as_deploy.server._docs import install_docs
+from as_deploy.server._fast import FastRoutes
 from as_deploy.server._middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -148,6 +149,8 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
     _install_error_handlers(app)
     # add_middleware wraps: the last added runs first (access log, body, concurrency): the
     # body is read whole, within its deadline, before the request takes a concurrency slot.
+    # Innermost, the predict and infer routes skip FastAPI's router (see _fast).
+    app.add_middleware(FastRoutes)
     app.add_middleware(ConcurrencyLimitMiddleware, state=state)
     app.add_middleware(BodyLimitMiddleware, state=state)
     app.add_middleware(AccessLogMiddleware, state=state)

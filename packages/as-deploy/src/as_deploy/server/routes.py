@@ -254,9 +254,9 @@ async def _predict(request: Request, name: NameParam, version: VersionQuery = No
         finally:
             state.arriving -= 1
         try:
-            outputs = await asyncio.wait_for(
-                entry.unit.submit(arrays, rows), limits.request_timeout_s
-            )
+            # In this task (wait_for would start another one for every request).
+            async with asyncio.timeout(limits.request_timeout_s):
+                outputs = await entry.unit.submit(arrays, rows)
         except TimeoutError:
             raise InferenceTimeoutError(
                 f"model {manifest.name}/{manifest.version} did not answer within "
