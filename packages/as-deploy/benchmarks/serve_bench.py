@@ -1,23 +1,40 @@
-"""as-deploy's model server against LitServe, on the same model, machine and load tool.
+"""as-deploy's model server against LitServe and a bare FastAPI ceiling, on one machine.
 
-Both servers run the embedded default model (the digits CNN as ONNX, in ONNX Runtime) in
-a subprocess; one closed-loop load generator (``_load.py``, raw asyncio sockets with
-keep-alive) drives 1, 16 and 64 concurrent clients, each sending one real held-out digits
-image per request and checking the answer's label against in-process ONNX Runtime.
-Configurations: as-deploy with dynamic batching on and off, LitServe with its own
-batching on and off (same maximum batch and wait). Figures: throughput (answered
-requests/s), p50 and p99 latency, and server efficiency: served requests/s divided by
-in-process ONNX Runtime rows/s at batch 1 (the work each request asks for) and at the
-mean batch size the server formed.
+Every server runs in a subprocess; one closed-loop load generator (``_load.py``, raw
+asyncio sockets with keep-alive) drives 1, 16 and 64 concurrent clients, each sending one
+real held-out digits image per request and checking the answer's label against
+in-process ONNX Runtime. Systems (suite ``litserve``, the default):
+
+- ``as-deploy batching`` / ``as-deploy no batching``: ``as-deploy serve`` on the embedded
+  digits CNN, ``POST /v1/models/digits-cnn/predict`` with nested-list JSON;
+- ``as-deploy v2 binary``: the same process as ``as-deploy batching``, through the Open
+  Inference Protocol with the binary tensor data extension both ways;
+- ``litserve batching`` / ``litserve no batching``: LitServe on the same model and
+  request format (``_litserve_app.py``), same maximum batch and wait;
+- ``fastapi ceiling``: a bare FastAPI endpoint that parses the same JSON into a float32
+  array and answers a constant (``_ceiling_app.py``, uvicorn's default stack: httptools
+  and uvloop as ``uvicorn[standard]`` installs them), the most a FastAPI server answers
+  here; ``fastapi ceiling h11`` is the same on h11 and asyncio's loop, the stack that
+  ``as-deploy serve`` runs on.
+
+Suite ``workers``: ``as-deploy serve --workers N`` (batching on) for N in ``--workers``,
+and the ceiling.
+
+Runs are interleaved: each round starts every system in turn, loads it at every client
+count and stops it, and the figures are the median over ``--rounds`` rounds (with the
+spread), so that drift of a shared machine falls on every system alike. Figures:
+throughput (answered requests/s), p50 and p99 latency, mean batch formed (from the
+server's ``/metrics``), and the share of the ceiling's throughput at the same clients.
 
 Run from the workspace root (LitServe is in the ``deploy-bench`` group)::
 
     uv run --group deploy-bench python packages/as-deploy/benchmarks/serve_bench.py
-    uv run --group deploy-bench python packages/as-deploy/benchmarks/serve_bench.py \
-        --duration 10 --clients 1 16 64 --out /tmp/serve-bench.json
+    uv run --group deploy-bench python packages/as-deploy/benchmarks/serve_bench.py \\
+        --suite workers --workers 1 2 4 --clients 16 64 --out /tmp/workers.json
 
-Goal (issue 5): as-deploy with batching reaches at least LitServe-with-batching's
-throughput at an equal or lower p99, at every concurrency.
+Goals: as-deploy batching reaches at least LitServe-with-batching's throughput at an
+equal or lower p99 at every client count; at 16 clients it answers at least half the
+ceiling's throughput with JSON.
 """
 
 from __future__ import annotations
@@ -29,14 +46,15 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +65,28 @@ HERE = Path(__file__).resolve().parent
 MODEL = "digits-cnn"
 MAX_BATCH = 32
 MAX_WAIT_S = 0.002
+CEILING = "fastapi ceiling"
+
+Check = Callable[[bytes], bool]
+Payloads = list[tuple[bytes, Check]]
 
 
 @dataclass(frozen=True)
 class ServerSpec:
+    """One server process and the systems measured on it (one per payload kind)."""
+
     name: str
     command: list[str]
     env: dict[str, str]
     ready_path: str
     predict_path: str
     metrics: bool  # whether /metrics reports formed batch sizes
+    # (system name, payload kind): "json" (nested lists to predict_path), "v2-binary",
+    # "ceiling" (json, any constant answer is right).
+    systems: tuple[tuple[str, str], ...] = field(default=())
+
+    def measured(self) -> tuple[tuple[str, str], ...]:
+        return self.systems or ((self.name, "json"),)
 
 
 def _free_port() -> int:
@@ -130,7 +160,7 @@ def running(spec: ServerSpec, port: int) -> Iterator[subprocess.Popen[bytes]]:
         start_new_session=True,  # LitServe starts worker processes: stop the whole group
     )
     try:
-        _wait_ready(port, spec.ready_path, process, timeout=60)
+        _wait_ready(port, spec.ready_path, process, timeout=90)
         yield process
     except RuntimeError:
         process.kill()
@@ -141,7 +171,7 @@ def running(spec: ServerSpec, port: int) -> Iterator[subprocess.Popen[bytes]]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -167,37 +197,56 @@ def _batch_histogram(port: int) -> tuple[float, float] | None:
     return (total, count) if count else None
 
 
-def servers(repo: Path, model_path: Path) -> list[ServerSpec]:
-    predict = f"/v1/models/{MODEL}/predict"
-    # Both servers log warnings only (LitServe's log_level="warning"): no access log lines.
-    deploy = [
-        *(sys.executable, "-m", "as_deploy", "serve", "--repo", str(repo), "--port", "{port}"),
-        *("--log-level", "warning"),
+def _deploy_command(*extra: str) -> list[str]:
+    # Warnings only (LitServe's log_level="warning" too): no access log lines.
+    return [
+        *(sys.executable, "-m", "as_deploy", "serve", "--port", "{port}"),
+        *("--log-level", "warning", *extra),
     ]
-    batching = {
+
+
+def _deploy_env(batching: bool) -> dict[str, str]:
+    return {
+        "AS_DEPLOY__BATCHING__ENABLED": "true" if batching else "false",
         "AS_DEPLOY__BATCHING__MAX_BATCH_SIZE": str(MAX_BATCH),
         "AS_DEPLOY__BATCHING__MAX_WAIT_MS": str(MAX_WAIT_S * 1000),
         # The load reaches 64 concurrent clients: no request may be turned away.
         "AS_DEPLOY__LIMITS__MAX_CONCURRENCY": "1024",
+        "AS_DEPLOY__DRAIN_GRACE_S": "0",
     }
+
+
+def _ceiling(name: str, *stack: str) -> ServerSpec:
+    command = [sys.executable, str(HERE / "_ceiling_app.py"), "{port}", *stack]
+    return ServerSpec(name, command, {}, "/health", "/predict", False, ((name, "ceiling"),))
+
+
+def servers(repo: Path, model_path: Path, baseline: Path | None = None) -> list[ServerSpec]:
+    """Suite ``litserve``; the first is as-deploy with batching (``v2_bench.py`` uses it).
+
+    With ``baseline`` (another checkout's ``packages/as-deploy/src``), that version of
+    as-deploy with batching is measured too, as ``as-deploy baseline batching``.
+    """
+    predict = f"/v1/models/{MODEL}/predict"
     lit = [sys.executable, str(HERE / "_litserve_app.py"), str(model_path), "{port}"]
+    deploy = _deploy_command("--repo", str(repo))
+    before = []
+    if baseline is not None:
+        # PYTHONPATH comes before the editable install of this checkout.
+        env = {**_deploy_env(True), "PYTHONPATH": str(baseline.resolve())}
+        before = [ServerSpec("as-deploy baseline batching", deploy, env, "/ready", predict, True)]
     return [
         ServerSpec(
             "as-deploy batching",
             deploy,
-            {**batching, "AS_DEPLOY__BATCHING__ENABLED": "true"},
+            _deploy_env(True),
             "/ready",
             predict,
             True,
+            (("as-deploy batching", "json"), ("as-deploy v2 binary", "v2-binary")),
         ),
-        ServerSpec(
-            "as-deploy no batching",
-            deploy,
-            {**batching, "AS_DEPLOY__BATCHING__ENABLED": "false"},
-            "/ready",
-            predict,
-            True,
-        ),
+        *before,
+        ServerSpec("as-deploy no batching", deploy, _deploy_env(False), "/ready", predict, True),
         ServerSpec(
             "litserve batching",
             [*lit, str(MAX_BATCH), str(MAX_WAIT_S)],
@@ -207,18 +256,197 @@ def servers(repo: Path, model_path: Path) -> list[ServerSpec]:
             False,
         ),
         ServerSpec("litserve no batching", [*lit, "1", "0"], {}, "/health", "/predict", False),
+        _ceiling(CEILING),
+        _ceiling(f"{CEILING} h11", "h11", "asyncio"),
     ]
+
+
+def worker_servers(repo: Path, workers: list[int]) -> list[ServerSpec]:
+    """Suite ``workers``: as-deploy with batching at each worker count, and the ceiling."""
+    predict = f"/v1/models/{MODEL}/predict"
+    specs = []
+    for count in workers:
+        name = f"as-deploy batching, {count} worker{'s' if count > 1 else ''}"
+        command = _deploy_command("--repo", str(repo), "--workers", str(count))
+        specs.append(ServerSpec(name, command, _deploy_env(True), "/ready", predict, True))
+    specs.append(_ceiling(CEILING))
+    return specs
+
+
+def _payloads(
+    kind: str, spec: ServerSpec, port: int, images: np.ndarray, expected: np.ndarray
+) -> Payloads:
+    if kind == "v2-binary":
+        from v2_bench import payloads
+
+        return payloads(port, images, expected)["v2 binary"]
+    bodies = [json.dumps({"inputs": {"input": image[None].tolist()}}).encode() for image in images]
+    if kind == "ceiling":
+        from _ceiling_app import ANSWER
+
+        def constant(body: bytes) -> bool:
+            return body == ANSWER
+
+        return [(request_bytes("127.0.0.1", port, spec.predict_path, b), constant) for b in bodies]
+    return [
+        (request_bytes("127.0.0.1", port, spec.predict_path, body), label_check(str(int(label))))
+        for body, label in zip(bodies, expected, strict=True)
+    ]
+
+
+def _measure(
+    spec: ServerSpec,
+    images: np.ndarray,
+    expected: np.ndarray,
+    clients_list: list[int],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Start ``spec``, load each of its systems at each client count, stop it."""
+    port = _free_port()
+    runs = []
+    with running(spec, port):
+        for system, kind in spec.measured():
+            if args.only and not any(word in system for word in args.only):
+                continue
+            requests = _payloads(kind, spec, port, images, expected)
+            for clients in clients_list:
+                before = (_batch_histogram(port) if spec.metrics else None) or (0.0, 0.0)
+                result: LoadResult = run_load(
+                    "127.0.0.1",
+                    port,
+                    requests,
+                    clients=clients,
+                    warmup_s=args.warmup,
+                    duration_s=args.duration,
+                )
+                after = _batch_histogram(port) if spec.metrics else None
+                mean_batch = None
+                if after and after[1] > before[1]:
+                    mean_batch = (after[0] - before[0]) / (after[1] - before[1])
+                run = {
+                    "system": system,
+                    "clients": clients,
+                    "requests_per_s": result.throughput,
+                    "p50_ms": result.percentile(50) * 1e3,
+                    "p99_ms": result.percentile(99) * 1e3,
+                    "max_ms": result.percentile(100) * 1e3,
+                    "statuses": result.statuses,
+                    "wrong_answers": result.wrong,
+                    "connection_errors": result.errors,
+                    "mean_batch": mean_batch,
+                }
+                runs.append(run)
+                print(
+                    f"  {system:34s} c={clients:<3d} {run['requests_per_s']:7.0f} req/s  "
+                    f"p50 {run['p50_ms']:6.2f}  p99 {run['p99_ms']:6.2f}  "
+                    f"max {run['max_ms']:6.1f} ms  batch "
+                    f"{'-' if mean_batch is None else f'{mean_batch:.1f}'}  "
+                    f"statuses {result.statuses} wrong {result.wrong} "
+                    f"conn-errors {result.errors}",
+                    flush=True,
+                )
+    return runs
+
+
+def _summary(runs: list[dict[str, Any]], clients_list: list[int]) -> list[dict[str, Any]]:
+    """The median of each figure over the rounds, per system and client count."""
+    rows = []
+    systems = list(dict.fromkeys(run["system"] for run in runs))
+    for clients in clients_list:
+        ceiling = [r for r in runs if r["system"] == CEILING and r["clients"] == clients]
+        ceiling_rps = statistics.median(r["requests_per_s"] for r in ceiling) if ceiling else None
+        for system in systems:
+            mine = [r for r in runs if r["system"] == system and r["clients"] == clients]
+            if not mine:
+                continue
+            rps = [r["requests_per_s"] for r in mine]
+            p99 = [r["p99_ms"] for r in mine]
+            batches = [r["mean_batch"] for r in mine if r["mean_batch"] is not None]
+            row = {
+                "system": system,
+                "clients": clients,
+                "rounds": len(mine),
+                "requests_per_s": statistics.median(rps),
+                "requests_per_s_range": [min(rps), max(rps)],
+                "p50_ms": statistics.median(r["p50_ms"] for r in mine),
+                "p99_ms": statistics.median(p99),
+                "p99_ms_range": [min(p99), max(p99)],
+                "mean_batch": statistics.median(batches) if batches else None,
+                "of_ceiling": statistics.median(rps) / ceiling_rps if ceiling_rps else None,
+                "bad_answers": sum(
+                    r["wrong_answers"]
+                    + r["connection_errors"]
+                    + sum(n for code, n in r["statuses"].items() if code != 200)
+                    for r in mine
+                ),
+            }
+            rows.append(row)
+    return rows
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        "\n| system | clients | req/s (median) | range | p50 ms | p99 ms (median) | range "
+        "| mean batch | of ceiling | non-200, wrong, errors |"
+    )
+    print("|---|---:|---:|---|---:|---:|---|---:|---:|---:|")
+    for row in rows:
+        low, high = row["requests_per_s_range"]
+        p_low, p_high = row["p99_ms_range"]
+        batch = "-" if row["mean_batch"] is None else f"{row['mean_batch']:.1f}"
+        share = "-" if row["of_ceiling"] is None else f"{row['of_ceiling']:.2f}"
+        print(
+            f"| {row['system']} | {row['clients']} | {row['requests_per_s']:.0f} | "
+            f"{low:.0f}-{high:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{p_low:.2f}-{p_high:.2f} | {batch} | {share} | {row['bad_answers']} |"
+        )
+
+
+def _verdicts(rows: list[dict[str, Any]], clients_list: list[int]) -> list[dict[str, Any]]:
+    def row(system: str, clients: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["system"] == system and r["clients"] == clients), None)
+
+    verdicts = []
+    for clients in clients_list:
+        ours, theirs = row("as-deploy batching", clients), row("litserve batching", clients)
+        if ours is not None and theirs is not None:
+            ratio = ours["requests_per_s"] / theirs["requests_per_s"]
+            met = ratio >= 1.0 and ours["p99_ms"] <= theirs["p99_ms"]
+            verdicts.append({"goal": "litserve", "clients": clients, "ratio": ratio, "met": met})
+            print(
+                f"goal vs LitServe at {clients:>2} clients: throughput x{ratio:.2f}, p99 "
+                f"{ours['p99_ms']:.2f} vs {theirs['p99_ms']:.2f} ms -> "
+                f"{'PASS' if met else 'MISS'}"
+            )
+    ours = row("as-deploy batching", 16)
+    if ours is not None and ours["of_ceiling"] is not None:
+        met = ours["of_ceiling"] >= 0.5
+        verdicts.append({"goal": "ceiling", "clients": 16, "ratio": ours["of_ceiling"], "met": met})
+        print(
+            f"goal vs the FastAPI ceiling at 16 clients (JSON): x{ours['of_ceiling']:.2f} "
+            f"-> {'PASS' if met else 'MISS'}"
+        )
+    return verdicts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=["litserve", "workers"], default="litserve")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
-    parser.add_argument("--only", nargs="*", help="run only servers whose name contains these")
+    parser.add_argument("--only", nargs="*", help="run only systems whose name contains these")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument(
         "--repo", type=Path, help="model repository holding digits-cnn/1 (default: embedded)"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also measure the as-deploy in this folder (another checkout's "
+        "packages/as-deploy/src) with batching, as 'as-deploy baseline batching'",
     )
     args = parser.parse_args(argv)
 
@@ -228,96 +456,41 @@ def main(argv: list[str] | None = None) -> int:
     expected, ort_rows = in_process(model_path, images)
     print(
         f"in-process ONNX Runtime: {ort_rows[1]:,.0f} rows/s at batch 1, "
-        f"{ort_rows[MAX_BATCH]:,.0f} rows/s at batch {MAX_BATCH}"
+        f"{ort_rows[MAX_BATCH]:,.0f} rows/s at batch {MAX_BATCH}; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
     )
-    requests = [
-        (
-            json.dumps({"inputs": {"input": images[i : i + 1].tolist()}}).encode(),
-            label_check(str(int(expected[i]))),
-        )
-        for i in range(len(images))
+    specs = (
+        servers(repo, model_path, args.baseline_src)
+        if args.suite == "litserve"
+        else worker_servers(repo, args.workers)
+    )
+    specs = [
+        spec
+        for spec in specs
+        if not args.only or any(word in s for s, _ in spec.measured() for word in args.only)
     ]
-
-    rows: list[dict[str, Any]] = []
-    for spec in servers(repo, model_path):
-        if args.only and not any(word in spec.name for word in args.only):
-            continue
-        port = _free_port()
-        payloads = [
-            (request_bytes("127.0.0.1", port, spec.predict_path, body), check)
-            for body, check in requests
-        ]
-        with running(spec, port):
-            for clients in args.clients:
-                before = _batch_histogram(port) if spec.metrics else None
-                result: LoadResult = run_load(
-                    "127.0.0.1",
-                    port,
-                    payloads,
-                    clients=clients,
-                    warmup_s=args.warmup,
-                    duration_s=args.duration,
-                )
-                after = _batch_histogram(port) if spec.metrics else None
-                mean_batch = None
-                before = before or (0.0, 0.0)  # no batch yet: the histogram is empty
-                if after and after[1] > before[1]:
-                    mean_batch = (after[0] - before[0]) / (after[1] - before[1])
-                row = {
-                    "server": spec.name,
-                    "clients": clients,
-                    "requests_per_s": result.throughput,
-                    "p50_ms": result.percentile(50) * 1e3,
-                    "p99_ms": result.percentile(99) * 1e3,
-                    "ok": result.ok,
-                    "statuses": result.statuses,
-                    "wrong_answers": result.wrong,
-                    "connection_errors": result.errors,
-                    "mean_batch": mean_batch,
-                    "efficiency_vs_batch1": result.throughput / ort_rows[1],
-                    "efficiency_vs_batch32": result.throughput / ort_rows[MAX_BATCH],
-                }
-                rows.append(row)
-                print(
-                    f"{spec.name:24s} c={clients:<3d} {row['requests_per_s']:8.0f} req/s  "
-                    f"p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  "
-                    f"batch {mean_batch if mean_batch is None else round(mean_batch, 1)}  "
-                    f"eff {row['efficiency_vs_batch1']:.2f}/{row['efficiency_vs_batch32']:.3f}  "
-                    f"statuses {result.statuses} wrong {result.wrong} conn-errors {result.errors}",
-                    flush=True,
-                )
-
-    verdicts = []
-    for clients in args.clients:
-        ours = next(
-            (r for r in rows if r["server"] == "as-deploy batching" and r["clients"] == clients),
-            None,
-        )
-        theirs = next(
-            (r for r in rows if r["server"] == "litserve batching" and r["clients"] == clients),
-            None,
-        )
-        if ours is None or theirs is None:
-            continue
-        ratio = ours["requests_per_s"] / theirs["requests_per_s"]
-        met = ratio >= 1.0 and ours["p99_ms"] <= theirs["p99_ms"]
-        verdicts.append(
-            {
-                "clients": clients,
-                "throughput_ratio": ratio,
-                "p99_ours_ms": ours["p99_ms"],
-                "p99_litserve_ms": theirs["p99_ms"],
-                "goal_met": met,
-            }
-        )
-        print(
-            f"goal at {clients:>2} clients: throughput x{ratio:.2f} of LitServe, p99 "
-            f"{ours['p99_ms']:.2f} vs {theirs['p99_ms']:.2f} ms -> {'PASS' if met else 'MISS'}"
-        )
+    runs: list[dict[str, Any]] = []
+    for round_index in range(args.rounds):
+        print(f"round {round_index + 1} of {args.rounds}", flush=True)
+        for spec in specs:
+            for run in _measure(spec, images, expected, args.clients, args):
+                runs.append({**run, "round": round_index})
+    rows = _summary(runs, args.clients)
+    _print_table(rows)
+    verdicts = _verdicts(rows, args.clients)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if args.out:
         args.out.write_text(
             json.dumps(
-                {"in_process_rows_per_s": ort_rows, "runs": rows, "goal": verdicts}, indent=2
+                {
+                    "command": sys.argv,
+                    "in_process_rows_per_s": ort_rows,
+                    "runs": runs,
+                    "summary": rows,
+                    "goals": verdicts,
+                },
+                indent=2,
             )
         )
     return 0
