@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import errno
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,3 +39,38 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+FullDisk = Callable[[Path, int], None]
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+    """``full_disk(prefix, after_bytes)``: writes to files under ``prefix`` fail with ENOSPC.
+
+    ``prefix`` is a folder or the start of a path. Writes to files whose path starts
+    with it succeed until ``after_bytes`` bytes in all, then each
+    one raises ``OSError(ENOSPC)``, as on a full disk; other files are written as usual.
+    The file behind a descriptor is found through /proc (Linux).
+    """
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell which file a descriptor writes to")
+    real_write = os.write
+
+    def install(folder: Path, after_bytes: int = 0) -> None:
+        written = [0]
+
+        def write(fd: int, data: bytes | memoryview) -> int:
+            try:
+                target = str(Path(f"/proc/self/fd/{fd}").readlink())
+            except OSError:
+                target = ""
+            if target.startswith(str(folder)):
+                written[0] += len(data)
+                if written[0] > after_bytes:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", write)
+
+    return install

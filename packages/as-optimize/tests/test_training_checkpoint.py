@@ -5,9 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import math
-import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -15,6 +14,9 @@ from torch import nn
 
 from as_optimize import CheckpointStateError, CheckpointWriteError, NoCheckpointError
 from as_optimize.training import CheckpointStore
+
+if TYPE_CHECKING:
+    from conftest import FullDisk
 
 
 def _trained() -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -139,37 +141,18 @@ def test_retention_keeps_the_newest_and_the_best(tmp_path: Path) -> None:
     assert [info.step for info in store.checkpoints()] == [5, 4, 2]
 
 
-def _failing_writes(folder: Path, after_bytes: int, code: int = errno.ENOSPC) -> Callable[..., int]:
-    real_write = os.write
-    written = {"bytes": 0}
-
-    def write(fd: int, data: bytes | memoryview) -> int:
-        try:
-            target = str(Path(f"/proc/self/fd/{fd}").readlink())
-        except OSError:
-            target = ""
-        if target.startswith(str(folder)):
-            written["bytes"] += len(data)
-            if written["bytes"] > after_bytes:
-                raise OSError(code, os.strerror(code))
-        return real_write(fd, data)
-
-    return write
-
-
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to find what fd is")
 @pytest.mark.parametrize("after_bytes", [0, 3000])
 def test_disk_full_leaves_the_previous_checkpoint_loadable_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_bytes: int, full_disk: FullDisk
 ) -> None:
     model, opt = _trained()
     store = CheckpointStore(tmp_path)
     _save(store, 1, model, opt)
     before = sorted(p.name for p in tmp_path.iterdir())
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "write", _failing_writes(tmp_path, after_bytes))
-        with pytest.raises(CheckpointWriteError) as info:
-            _save(store, 2, model, opt)
+    full_disk(tmp_path, after_bytes)
+    with pytest.raises(CheckpointWriteError) as info:
+        _save(store, 2, model, opt)
+    monkeypatch.undo()
     message = str(info.value)
     assert "could not write checkpoint step-000000002" in message
     assert "No space left on device (errno 28)" in message

@@ -6,6 +6,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from as_bench.testing import FakeClock
 from as_config import load_settings
-from as_optimize import MonitorInputError
+from as_optimize import CheckpointWriteError, MonitorInputError
 from as_optimize.training import (
     Decision,
     Monitor,
@@ -25,6 +26,9 @@ from as_optimize.training import (
     read_events,
     read_metrics,
 )
+
+if TYPE_CHECKING:
+    from conftest import FullDisk
 
 Data = tuple[torch.Tensor, torch.Tensor]
 STEPS_PER_EPOCH = 15  # 1797 digits in batches of 128
@@ -344,3 +348,45 @@ def test_settings_load_from_a_file_and_the_environment(
     path.write_text("monitor:\n  stall:\n    policy: panic\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"monitor\.stall\.policy"):
         load_settings(OptimizeSettings, path)
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_disk_full_during_training_says_what_happened_and_the_run_resumes(
+    digits: Data,
+    run_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    background: bool,
+    full_disk: FullDisk,
+) -> None:
+    config = settings(checkpoint={"every_steps": 5, "background": background})
+    real_step = Monitor.step
+    failed: list[int] = []
+
+    # The disk is full when the checkpoint of step 10 is written (its temporary folder
+    # is .step-000000010.<random>.tmp): its files cannot be written.
+    full_disk(run_dir / "checkpoints" / ".step-000000010", 0)
+
+    def step_with_a_full_disk(self: Monitor, **kwargs: object) -> Decision:
+        try:
+            return real_step(self, **kwargs)  # type: ignore[arg-type]
+        except CheckpointWriteError:
+            failed.append(self.global_step)
+            raise
+
+    monkeypatch.setattr(Monitor, "step", step_with_a_full_disk)
+    with pytest.raises(CheckpointWriteError) as info:
+        train(run_dir, digits, config=config)
+    monkeypatch.undo()
+    message = str(info.value)
+    assert "could not write checkpoint step-000000010" in message
+    assert "No space left on device" in message
+    assert "the previous checkpoint step-000000005 is intact" in message
+    # In the foreground the failure is raised by step 10 itself; in the background by the
+    # first call after the write failed (global_step is the last step done).
+    assert failed[0] == 10 if not background else 10 <= failed[0] < 15
+    events = read_events(run_dir)
+    assert events[-1].kind == "checkpoint_failed" and "step-000000010" in events[-1].message
+    resumed = train(run_dir, digits)
+    assert resumed.monitor.resumed_from is not None
+    assert resumed.monitor.resumed_from.step == 5
+    assert resumed.monitor.global_step == 3 * STEPS_PER_EPOCH

@@ -54,7 +54,7 @@ else:
     torch = load_torch()
     st = load_safetensors()
 
-__all__ = ["CheckpointInfo", "CheckpointStore", "LoadedCheckpoint"]
+__all__ = ["CheckpointInfo", "CheckpointStore", "LoadedCheckpoint", "Snapshot"]
 
 logger = logging.getLogger("as_optimize.training")
 
@@ -93,6 +93,21 @@ class CheckpointInfo:
     metrics: Mapping[str, float]
     created: str
     files: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A checkpoint serialised in memory, not yet on disk (:meth:`CheckpointStore.snapshot`)."""
+
+    step: int
+    epoch: int
+    payloads: Mapping[str, bytes]
+    metrics: dict[str, float]
+
+    @property
+    def size(self) -> int:
+        """The bytes its files will take."""
+        return sum(len(data) for data in self.payloads.values())
 
 
 @dataclass(slots=True)
@@ -171,6 +186,8 @@ class CheckpointStore:
     ) -> CheckpointInfo:
         """Write a checkpoint of ``model`` and ``state`` (JSON and tensors) atomically.
 
+        The same as :meth:`write` of :meth:`snapshot`.
+
         Returns:
             The new checkpoint.
 
@@ -178,6 +195,27 @@ class CheckpointStore:
             CheckpointStateError: ``state`` holds a value that cannot be saved unpickled.
             CheckpointWriteError: The disk is full or a write failed; nothing of the new
                 checkpoint is left and every earlier checkpoint is intact.
+        """
+        return self.write(
+            self.snapshot(step=step, epoch=epoch, model=model, state=state, metrics=metrics)
+        )
+
+    def snapshot(
+        self,
+        *,
+        step: int,
+        epoch: int,
+        model: torch.nn.Module,
+        state: Mapping[str, object],
+        metrics: Mapping[str, float] | None = None,
+    ) -> Snapshot:
+        """Serialise the checkpoint's files in memory, so training may go on at once.
+
+        The bytes are a copy: :meth:`write` can put them on disk in another thread while
+        the model and optimizer keep changing.
+
+        Raises:
+            CheckpointStateError: ``state`` holds a value that cannot be saved unpickled.
         """
         weights, aliases = model_tensors(model)
         tensors: dict[str, torch.Tensor] = {}
@@ -187,11 +225,22 @@ class CheckpointStore:
             TENSORS_FILE: st.save(tensors),
             STATE_FILE: json.dumps(body, indent=1, allow_nan=False).encode("utf-8"),
         }
-        final = self.folder / checkpoint_name(step)
+        return Snapshot(step, epoch, payloads, dict(metrics or {}))
+
+    def write(self, snapshot: Snapshot) -> CheckpointInfo:
+        """Put a :meth:`snapshot` on disk atomically, publish it, prune old checkpoints.
+
+        Raises:
+            CheckpointWriteError: The disk is full or a write failed; nothing of the new
+                checkpoint is left and every earlier checkpoint is intact.
+        """
+        final = self.folder / checkpoint_name(snapshot.step)
         previous = self._newest_path()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            info = self._write_folder(final, step, epoch, payloads, dict(metrics or {}))
+            info = self._write_folder(
+                final, snapshot.step, snapshot.epoch, snapshot.payloads, snapshot.metrics
+            )
         except OSError as exc:
             raise self._write_error(final, previous, exc) from exc
         try:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -173,6 +174,8 @@ class Monitor:
         self._epoch_count: int | None = None
         self._saved_at_step: int | None = None
         self._new_events: list[Event] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[CheckpointInfo] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -232,6 +235,10 @@ class Monitor:
     def close(self, *, final_checkpoint: bool = True) -> None:
         """Write the final checkpoint (unless stopped or told not to) and close the files."""
         try:
+            if final_checkpoint:
+                self._finish_pending()
+            else:
+                self._finish_pending_quietly()
             if (
                 final_checkpoint
                 and self._writer is not None
@@ -240,6 +247,10 @@ class Monitor:
             ):
                 self.save_checkpoint()
         finally:
+            self._finish_pending_quietly()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
             self._progress.close()
             if self._writer is not None:
                 self._writer.close()
@@ -309,6 +320,8 @@ class Monitor:
         """
         writer = self._require_open()
         now = self.clock()
+        if self._pending is not None and self._pending.done():
+            self._finish_pending()
         step_time = (now - self._last_mark) / 1e9
         self.global_step += 1
         step = self.global_step
@@ -335,7 +348,7 @@ class Monitor:
         elif action == "continue":
             every = self.settings.checkpoint.every_steps
             if every and step % every == 0:
-                self._checkpoint_or_raise()
+                self._due_checkpoint()
         self._progress.update(self.global_step, record)
         decision = Decision(action, tuple(self._new_events))
         self._new_events.clear()
@@ -547,6 +560,7 @@ class Monitor:
             )
             self._stopped = True
             return "stop"
+        self._finish_pending()
         try:
             loaded = self.store.load_latest(before_step=failed_step)
         except NoCheckpointError as exc:
@@ -634,35 +648,77 @@ class Monitor:
     # -- checkpoints -------------------------------------------------------------------
 
     def save_checkpoint(self) -> CheckpointInfo:
-        """Write a checkpoint of the current state now (the monitor does so when due).
+        """Write a checkpoint of the current state now, and wait for it.
+
+        The monitor writes the due ones itself (in the background, by default).
 
         Raises:
-            CheckpointWriteError: The write failed; the previous checkpoint is intact.
+            CheckpointWriteError: The write failed (this one or a background one before
+                it); the previous checkpoint is intact.
         """
+        self._finish_pending()
         if self._writer is not None:
             self._writer.flush()
-        info = self.store.save(
+        try:
+            info = self.store.save(
+                step=self.global_step,
+                epoch=self.epoch,
+                model=self.model,
+                state=self._state(),
+                metrics=self.last_metrics,
+            )
+        except CheckpointWriteError as exc:
+            self._failed(exc)
+            raise
+        self.last_checkpoint = info
+        self._saved_at_step = self.global_step
+        return info
+
+    def _due_checkpoint(self) -> None:
+        if not self.settings.checkpoint.background:
+            self.save_checkpoint()
+            return
+        self._finish_pending()
+        if self._writer is not None:
+            self._writer.flush()
+        snapshot = self.store.snapshot(
             step=self.global_step,
             epoch=self.epoch,
             model=self.model,
             state=self._state(),
             metrics=self.last_metrics,
         )
-        self.last_checkpoint = info
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="as-optimize-checkpoint")
+        self._pending = self._executor.submit(self.store.write, snapshot)
         self._saved_at_step = self.global_step
-        return info
 
-    def _checkpoint_or_raise(self) -> None:
+    def _finish_pending(self) -> None:
+        """Wait for the background write, if any; raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
         try:
-            self.save_checkpoint()
+            self.last_checkpoint = pending.result()
         except CheckpointWriteError as exc:
-            self._emit(
-                "checkpoint_failed",
-                str(exc),
-                figures={"errno": getattr(exc, "errno", None)},
-                level=logging.ERROR,
-            )
+            self._failed(exc)
             raise
+
+    def _finish_pending_quietly(self) -> None:
+        # Leaving on an exception: the background write is waited for, and its own
+        # failure logged rather than raised over the exception that is propagating.
+        try:
+            self._finish_pending()
+        except CheckpointWriteError:
+            logger.debug("background checkpoint failed while closing", exc_info=True)
+
+    def _failed(self, exc: CheckpointWriteError) -> None:
+        self._emit(
+            "checkpoint_failed",
+            str(exc),
+            figures={"errno": getattr(exc, "errno", None)},
+            level=logging.ERROR,
+        )
 
     def _state(self) -> dict[str, object]:
         device_types = {p.device.type for p in self._params} | {"cpu"}

@@ -128,10 +128,13 @@ class CheckpointSettings(ConfigSection):
     ``every_steps=0`` writes none but the one at the start (``at_start``) and those asked
     for with ``Monitor.save_checkpoint``. ``keep_best`` checkpoints with the best
     ``best_metric`` (an evaluation metric; the stall metric when unset) are kept besides
-    the ``keep_last`` newest.
+    the ``keep_last`` newest. With ``background`` the due checkpoints are serialised in
+    memory at the step and written to disk by a background thread while training goes
+    on (one at a time); a failed write is raised at the next call of the monitor.
     """
 
     every_steps: int = Field(default=100, ge=0)
+    background: bool = True
     keep_last: int = Field(default=3, ge=1)
     keep_best: int = Field(default=1, ge=0)
     best_metric: str | None = None

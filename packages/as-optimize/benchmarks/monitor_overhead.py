@@ -1,0 +1,218 @@
+"""What the training monitor costs per step, against the same loop without it, in one run.
+
+The loop trains a small CNN on scikit-learn's digits (8x8 images, batches of 64, Adam) on
+the CPU. Three variants of the same loop run interleaved, round after round, each with
+its own model and optimizer that carry on from round to round:
+
+* ``baseline``: the loop without the monitor (the same DataLoader and sampler);
+* ``monitor``: the loop with a Monitor, default detectors, a checkpoint every 100 steps;
+* ``monitor, no checkpoints``: the same with ``checkpoint.every_steps=0``.
+
+The order of the variants rotates every round, so a drift of the machine's speed hits
+all of them alike. A round's time per step is its wall time over its steps; the overhead
+is the median over rounds of (variant / baseline - 1) of the same round, with the
+interquartile range of those per-round ratios. Then a checkpoint of the monitored model
+is written and read back a few times: time and size.
+
+Usage (from the workspace root)::
+
+    uv run python packages/as-optimize/benchmarks/monitor_overhead.py
+    uv run python packages/as-optimize/benchmarks/monitor_overhead.py --rounds 20 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from as_optimize.training import Monitor, MonitorSettings, ResumableSampler
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+class Variant:
+    """One copy of the loop: its model, optimizer, data and (maybe) monitor."""
+
+    def __init__(
+        self, name: str, dataset: TensorDataset, batch: int, run_dir: Path | None, every: int
+    ) -> None:
+        torch.manual_seed(0)
+        self.name = name
+        self.model = cnn()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.sampler = ResumableSampler(len(dataset), seed=0)
+        self.loader = DataLoader(dataset, batch_size=batch, sampler=self.sampler)
+        self.per_step: list[float] = []
+        self.monitor: Monitor | None = None
+        if run_dir is not None:
+            settings = MonitorSettings.model_validate(
+                {"checkpoint": {"every_steps": every}, "progress": {"mode": "off"}}
+            )
+            self.monitor = Monitor(
+                run_dir,
+                model=self.model,
+                optimizer=self.opt,
+                sampler=self.sampler,
+                settings=settings,
+            )
+            self.monitor.open()
+        self.stream = self._plain() if self.monitor is None else self._monitored(self.monitor)
+
+    def _plain(self) -> Iterator[None]:
+        model, opt = self.model, self.opt
+        for epoch in itertools.count():
+            self.sampler.set_epoch(epoch)
+            for x, y in self.loader:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                loss.item()  # what a loop that logs its loss does anyway
+                yield
+
+    def _monitored(self, monitor: Monitor) -> Iterator[None]:
+        model, opt = self.model, self.opt
+        for _ in monitor.epochs(10**9):
+            for x, y in self.loader:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                if monitor.step(loss=loss, batch_size=len(x)).interrupt:
+                    break
+                yield
+
+    def run(self, steps: int) -> float:
+        """Train ``steps`` steps; returns seconds per step."""
+        start = time.perf_counter_ns()
+        for _ in itertools.islice(self.stream, steps):
+            pass
+        return (time.perf_counter_ns() - start) / 1e9 / steps
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], statistics.median(values), q[2]
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - start) / 1e9)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=200, help="steps per variant per round")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--every", type=int, default=100, help="checkpoint every N steps")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--checkpoint-repeats", type=int, default=5)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    dataset = TensorDataset(images, torch.tensor(digits.target, dtype=torch.long))
+    with tempfile.TemporaryDirectory(prefix="monitor-overhead-") as tmp:
+        root = Path(tmp)
+        variants = [
+            Variant("baseline (no monitor)", dataset, args.batch_size, None, args.every),
+            Variant("monitor, checkpoint/100", dataset, args.batch_size, root / "a", args.every),
+            Variant("monitor, no checkpoints", dataset, args.batch_size, root / "b", 0),
+        ]
+        for variant in variants:  # warm-up round, not counted
+            variant.run(args.steps)
+        for round_index in range(args.rounds):
+            shift = round_index % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                variant.per_step.append(variant.run(args.steps))
+        report(variants, args)
+        checkpoint_figures(variants[1], args.checkpoint_repeats)
+        for variant in variants:
+            if variant.monitor is not None:
+                variant.monitor.close(final_checkpoint=False)
+
+
+def report(variants: list[Variant], args: argparse.Namespace) -> None:
+    base = variants[0]
+    print(
+        f"digits CNN, batch {args.batch_size}, Adam, CPU, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s); {args.rounds} rounds x {args.steps} steps per "
+        "variant, interleaved (order rotates each round)"
+    )
+    print("baseline: the same loop without the monitor, measured in this run\n")
+    print(f"{'variant':<26} {'ms/step (median)':>17} {'overhead median [IQR]':>28} {'us/step':>9}")
+    base_median = statistics.median(base.per_step)
+    print(f"{base.name:<26} {base_median * 1e3:>17.3f} {'-':>28} {'-':>9}")
+    for variant in variants[1:]:
+        ratios = [v / b - 1 for v, b in zip(variant.per_step, base.per_step, strict=True)]
+        low, mid, high = quartiles(ratios)
+        median = statistics.median(variant.per_step)
+        extra_us = statistics.median(
+            [(v - b) * 1e6 for v, b in zip(variant.per_step, base.per_step, strict=True)]
+        )
+        spread = f"{mid:+.2%} [{low:+.2%}, {high:+.2%}]"
+        print(f"{variant.name:<26} {median * 1e3:>17.3f} {spread:>28} {extra_us:>9.1f}")
+
+
+def checkpoint_figures(variant: Variant, repeats: int) -> None:
+    monitor = variant.monitor
+    assert monitor is not None
+    writes = timed(monitor.save_checkpoint, repeats)
+    info = monitor.last_checkpoint
+    assert info is not None
+    size = sum(int(f["bytes"]) for f in info.files.values())
+    store = monitor.store
+
+    def read() -> None:
+        loaded = store.load(info)
+        loaded.restore_model(variant.model)
+        variant.opt.load_state_dict(loaded.state["optimizer"])
+
+    reads = timed(read, repeats)
+    params = sum(p.numel() for p in variant.model.parameters())
+    print(
+        f"\ncheckpoint of the CNN ({params:,} parameters, Adam state): {size / 1024:.1f} KiB "
+        f"in {len(info.files) + 1} files"
+    )
+    print(
+        f"write (tensors, JSON, sha256, fsync, rename, LATEST): median "
+        f"{statistics.median(writes) * 1e3:.1f} ms of {repeats}"
+    )
+    print(
+        f"read (sha256 check, decode, load into model and optimizer): median "
+        f"{statistics.median(reads) * 1e3:.1f} ms of {repeats}"
+    )
+
+
+if __name__ == "__main__":
+    main()
