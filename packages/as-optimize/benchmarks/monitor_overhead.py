@@ -66,6 +66,8 @@ class Variant:
         self.sampler = ResumableSampler(len(dataset), seed=0)
         self.loader = DataLoader(dataset, batch_size=batch, sampler=self.sampler)
         self.per_step: list[float] = []
+        self.inside: list[float] = []  # seconds per step spent inside Monitor.step
+        self._inside_ns = 0
         self.monitor: Monitor | None = None
         if run_dir is not None:
             settings = MonitorSettings.model_validate(
@@ -101,15 +103,20 @@ class Variant:
                 loss = F.cross_entropy(model(x), y)
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
-                if monitor.step(loss=loss, batch_size=len(x)).interrupt:
+                start = time.perf_counter_ns()
+                decision = monitor.step(loss=loss, batch_size=len(x))
+                self._inside_ns += time.perf_counter_ns() - start
+                if decision.interrupt:
                     break
                 yield
 
     def run(self, steps: int) -> float:
         """Train ``steps`` steps; returns seconds per step."""
+        self._inside_ns = 0
         start = time.perf_counter_ns()
         for _ in itertools.islice(self.stream, steps):
             pass
+        self.inside.append(self._inside_ns / 1e9 / steps)
         return (time.perf_counter_ns() - start) / 1e9 / steps
 
 
@@ -157,6 +164,7 @@ def main() -> None:
                 variant.per_step.append(variant.run(args.steps))
         report(variants, args)
         checkpoint_figures(variants[1], args.checkpoint_repeats)
+        part_costs(variants[1], root)
         for variant in variants:
             if variant.monitor is not None:
                 variant.monitor.close(final_checkpoint=False)
@@ -182,6 +190,11 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
         )
         spread = f"{mid:+.2%} [{low:+.2%}, {high:+.2%}]"
         print(f"{variant.name:<26} {median * 1e3:>17.3f} {spread:>28} {extra_us:>9.1f}")
+    print("\ntime spent inside Monitor.step (measured around the call; median over rounds):")
+    for variant in variants[1:]:
+        inside = statistics.median(variant.inside)
+        share = inside / base_median
+        print(f"  {variant.name:<26} {inside * 1e6:>8.1f} us/step = {share:.2%} of a baseline step")
 
 
 def checkpoint_figures(variant: Variant, repeats: int) -> None:
@@ -212,6 +225,73 @@ def checkpoint_figures(variant: Variant, repeats: int) -> None:
         f"read (sha256 check, decode, load into model and optimizer): median "
         f"{statistics.median(reads) * 1e3:.1f} ms of {repeats}"
     )
+
+
+def per_call_us(fn: Callable[[], object], calls: int = 2000, repeats: int = 5) -> float:
+    """Median over ``repeats`` of the mean time of ``calls`` calls, in microseconds."""
+    fn()
+    means = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        means.append((time.perf_counter_ns() - start) / calls / 1e3)
+    return statistics.median(means)
+
+
+def part_costs(variant: Variant, root: Path) -> None:
+    """What the parts of one monitored step cost, and the choices the monitor made."""
+    import json
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    import as_logging
+    from as_bench.devices import current_rss_bytes
+    from as_optimize.training._metrics import MetricsWriter
+
+    grads = [p.grad for p in variant.model.parameters() if p.grad is not None]
+    record = {
+        "kind": "step",
+        "step": 1234,
+        "epoch": 3,
+        "time_s": 12.345678,
+        "loss": 0.123456789,
+        "grad_norm": 1.23456789,
+        "lr": 0.001,
+        "step_time_s": 0.00123456,
+        "samples_per_s": 51234.5678,
+        "host_rss_bytes": None,
+        "device_allocated_bytes": None,
+        "device_reserved_bytes": None,
+    }
+    writer = MetricsWriter(root / "parts.jsonl", max_bytes=64 << 20, backup_count=2)
+    handler = RotatingFileHandler(root / "parts-logging.jsonl", maxBytes=64 << 20, backupCount=2)
+    handler.setFormatter(as_logging.JsonFormatter())
+    logger = logging.getLogger("monitor_overhead.parts")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    rows = [
+        (
+            "gradient norm (torch.nn.utils.get_total_norm, .item())",
+            per_call_us(lambda: torch.nn.utils.get_total_norm(grads, 2.0).item()),
+        ),
+        ("host RSS (as_bench.devices.current_rss_bytes)", per_call_us(current_rss_bytes, 500)),
+        (
+            "one record: json.dumps + buffered write (the monitor's writer)",
+            per_call_us(lambda: writer.write(record)),
+        ),
+        (
+            "one record: as-logging JsonFormatter + RotatingFileHandler",
+            per_call_us(lambda: logger.info("step", extra=record), 500),
+        ),
+        ("one record: json.dumps alone", per_call_us(lambda: json.dumps(record))),
+    ]
+    writer.close()
+    handler.close()
+    print("\nparts of a monitored step (median of 5 x N calls):")
+    for label, micros in rows:
+        print(f"  {label:<66} {micros:>8.1f} us")
 
 
 if __name__ == "__main__":
