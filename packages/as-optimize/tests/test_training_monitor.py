@@ -237,7 +237,7 @@ def test_a_diverging_learning_rate_is_caught(digits: Data, run_dir: Path) -> Non
     failures = [e for e in run.monitor.events if e.kind in {"divergence", "nonfinite"}]
     assert failures, "the blow-up went unnoticed"
     assert failures[0].kind == "divergence"
-    assert 21 <= failures[0].step <= 26
+    assert 21 <= failures[0].step <= 30
     assert run.monitor.stopped
     figures = failures[0].figures
     assert float(str(figures["loss"])) > 3 * float(str(figures["median"]))
@@ -382,8 +382,9 @@ def test_disk_full_during_training_says_what_happened_and_the_run_resumes(
     assert "No space left on device" in message
     assert "the previous checkpoint step-000000005 is intact" in message
     # In the foreground the failure is raised by step 10 itself; in the background by the
-    # first call after the write failed (global_step is the last step done).
-    assert failed[0] == 10 if not background else 10 <= failed[0] < 15
+    # first call after the write failed, at the latest the next due checkpoint (global_step
+    # is the last step done).
+    assert failed[0] == 10 if not background else 10 <= failed[0] <= 15
     events = read_events(run_dir)
     assert events[-1].kind == "checkpoint_failed" and "step-000000010" in events[-1].message
     resumed = train(run_dir, digits)

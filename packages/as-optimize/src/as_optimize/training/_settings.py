@@ -48,7 +48,7 @@ class DivergenceSettings(ConfigSection):
 
     enabled: bool = True
     policy: Policy = "rollback"
-    factor: float = Field(default=3.0, gt=1.0)
+    factor: float = Field(default=5.0, gt=1.0)
     window: int = Field(default=50, ge=3)
     warmup: int = Field(default=50, ge=0)
     patience: int = Field(default=3, ge=1)
@@ -63,7 +63,7 @@ class ExplodingGradientSettings(ConfigSection):
 
     enabled: bool = True
     policy: Policy = "warn"
-    factor: float = Field(default=10.0, gt=1.0)
+    factor: float = Field(default=20.0, gt=1.0)
     window: int = Field(default=50, ge=3)
     warmup: int = Field(default=50, ge=0)
     max_norm: float | None = Field(default=None, gt=0.0)
