@@ -391,3 +391,51 @@ def test_disk_full_during_training_says_what_happened_and_the_run_resumes(
     assert resumed.monitor.resumed_from is not None
     assert resumed.monitor.resumed_from.step == 5
     assert resumed.monitor.global_step == 3 * STEPS_PER_EPOCH
+
+
+def _cuda_run(run_dir: Path, *, crash_after: int | None = None) -> tuple[nn.Module, Monitor]:
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 10))
+    model = model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn(512, 64, generator=generator)
+    labels = torch.randint(0, 10, (512,), generator=generator)
+    sampler = ResumableSampler(512, seed=2)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=64, sampler=sampler)
+    config = settings(metrics={"memory_every_steps": 5})
+    monitor = Monitor(run_dir, model=model, optimizer=opt, sampler=sampler, settings=config)
+    try:
+        with monitor:
+            for _ in monitor.epochs(2):
+                for x, y in loader:
+                    x, y = x.to(device), y.to(device)
+                    opt.zero_grad()
+                    loss = F.cross_entropy(model(x), y)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    opt.step()
+                    monitor.step(loss=loss, batch_size=len(x))
+                    if monitor.global_step == crash_after:
+                        raise Crash
+    except Crash:
+        pass
+    return model, monitor
+
+
+@pytest.mark.gpu
+def test_on_cuda_device_memory_is_recorded_and_a_run_resumes(tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: torch.cuda.is_available() is false")
+    reference, _ = _cuda_run(tmp_path / "ref")
+    _cuda_run(tmp_path / "run", crash_after=8)
+    resumed, monitor = _cuda_run(tmp_path / "run")
+    assert monitor.resumed_from is not None and monitor.resumed_from.step == 5
+    assert monitor.global_step == 16
+    for key, value in reference.state_dict().items():
+        # CUDA kernels may differ run to run; the same data order and generators keep
+        # the two runs within rounding of each other.
+        assert torch.allclose(value, resumed.state_dict()[key], atol=1e-5), key
+    frame = read_metrics(tmp_path / "run")
+    memory = frame.filter(frame["step"].is_in([1, 5, 10, 15]))["device_allocated_bytes"]
+    assert memory.null_count() == 0 and memory.min() > 0  # type: ignore[operator]
