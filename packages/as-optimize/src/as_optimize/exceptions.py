@@ -15,7 +15,9 @@ exception a caller would expect::
     │   │       a checkpoint's files do not match its manifest, or cannot be decoded
     │   └── NoCheckpointError (FileNotFoundError)
     │           no complete checkpoint to load
-    └── CheckpointStateError (ValueError)     a state cannot be saved without pickling
+    ├── CheckpointStateError (ValueError)     a state cannot be saved without pickling
+    ├── CompressionInputError (ValueError)    a model or option given to compression is wrong
+    └── CompressionError                      compressing or evaluating a model failed
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointStateError",
     "CheckpointWriteError",
+    "CompressionError",
+    "CompressionInputError",
     "CorruptCheckpointError",
     "MetricsFileError",
     "MissingExtraError",
@@ -118,3 +122,11 @@ class CheckpointStateError(AsOptimizeError, ValueError):
 
     The message names the value's place, for example ``optimizer.param_groups[0].fn``.
     """
+
+
+class CompressionInputError(AsOptimizeError, ValueError):
+    """A model, option or technique given to compression is wrong; the message names it."""
+
+
+class CompressionError(AsOptimizeError):
+    """Compressing, exporting or evaluating a model failed; the message says which step."""

@@ -1,0 +1,291 @@
+"""The ``as-optimize`` command line: ``profile`` a model, ``run`` a compression search.
+
+Exit codes: 0 success; 1 a failure (the baseline could not be exported or evaluated, or
+an unexpected error); 2 a usage error (an unknown workload, an option out of range, an
+output folder that already holds a report). Tables go to stdout, progress and errors to
+stderr; ``--debug`` adds tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from as_core.cli import CommandLine
+from as_core.fmt import format_bytes, format_seconds
+from as_optimize._version import __version__
+from as_optimize.exceptions import AsOptimizeError, CompressionInputError
+
+app = typer.Typer(
+    name="as-optimize",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_cli = CommandLine(
+    app, "as-optimize", package_error=AsOptimizeError, usage_errors=(CompressionInputError,)
+)
+_cli.add_root_options(
+    __version__,
+    help="Profile models and compress them under a quality gate (ONNX Runtime on CPU).",
+)
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="A workload: a built-in name (digits-cnn, mlp, minilm) or pkg.module:factory."
+    ),
+]
+
+
+def _print_wide(table: Table) -> None:
+    """A table at the terminal's width, or at 160 columns when stdout is a file or a pipe."""
+    out = _cli.stdout
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    out.print(table)
+
+
+def _layer_fit(kind: str, fit: dict[str, Any]) -> str:
+    reason = str(fit["reason"])
+    if not fit["applies"]:
+        return f"{kind}: no ({reason})"
+    if reason.startswith("partly: "):
+        return f"{kind}: partly ({reason.removeprefix('partly: ')})"
+    return f"{kind}: yes"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+@app.command()
+def profile(
+    model: ModelArg,
+    large_batch: Annotated[
+        int, typer.Option("--large-batch", help="The larger batch for arithmetic intensity.")
+    ] = 64,
+    threads: Annotated[int, typer.Option(help="torch threads for the timed passes.")] = 1,
+    ridge: Annotated[
+        float | None,
+        typer.Option(help="The machine's ridge point in FLOP/byte; measured when absent."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Parameters, MACs, activation memory, time per layer type, and what applies where."""
+    from as_logging import capture_native_output
+    from as_optimize.compress import profile_workload
+
+    # torch.profiler's C++ side prints its start, stop and a GPU probe's failure on stderr;
+    # they go to the log (all of it shows with --debug).
+    with (
+        capture_native_output("as_optimize.profile", level="DEBUG")
+        if not _cli.debug
+        else nullcontext()
+    ):
+        result = profile_workload(
+            model, large_batch=large_batch, threads=threads, ridge_flops_per_byte=ridge
+        )
+    out = _cli.stdout
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    large = f"batch_{result.large_batch}"
+    out.print(
+        f"[bold]{result.workload}[/] ({result.task}): {_count(result.parameters)} parameters, "
+        f"{format_bytes(result.parameter_bytes)}; "
+        + ", ".join(f"{k} {format_bytes(v.bytes)}" for k, v in result.by_dtype.items())
+    )
+    out.print(
+        f"MACs: {_count(result.macs['batch_1'])} at batch 1, {_count(result.macs[large])} at "
+        f"batch {result.large_batch}; activations written: "
+        f"{format_bytes(result.activation_bytes['batch_1'])} / "
+        f"{format_bytes(result.activation_bytes[large])}; forward at batch 1: "
+        f"{format_seconds(result.forward_time_s)} ({result.machine.threads} thread(s))"
+    )
+    machine = result.machine
+    measured = (
+        f"{machine.peak_flops / 1e9:.1f} GFLOP/s matmul / "
+        f"{machine.bandwidth_bytes_s / 1e9:.1f} GB/s copy"
+        if machine.peak_flops and machine.bandwidth_bytes_s
+        else "given"
+    )
+    out.print(
+        f"machine ridge point: {machine.ridge_flops_per_byte:.1f} FLOP/byte ({measured}); "
+        f"model: {result.bound['batch_1']}-bound at batch 1, "
+        f"{result.bound[large]}-bound at batch {result.large_batch}"
+    )
+    types = Table(title="by layer type")
+    for column in ("type", "layers", "params", "bytes", "MACs (bs1)", "activations", "time share"):
+        types.add_column(column, justify="left" if column == "type" else "right")
+    for kind, entry in sorted(result.by_layer_type.items(), key=lambda kv: -kv[1].latency_share):
+        types.add_row(
+            kind,
+            str(entry.layers),
+            _count(entry.parameters),
+            format_bytes(entry.bytes),
+            _count(entry.macs),
+            format_bytes(entry.activation_bytes),
+            _pct(entry.latency_share),
+        )
+    types.add_row("(outside layers)", "", "", "", "", "", _pct(result.latency_outside_layers_share))
+    _print_wide(types)
+    layers = Table(title="layers")
+    for column in (
+        "layer",
+        "type",
+        "params",
+        "MACs (bs1)",
+        "output",
+        "FLOP/B bs1",
+        f"FLOP/B bs{result.large_batch}",
+        "bound",
+    ):
+        layers.add_column(column)
+    for layer in result.layers:
+        one, many = layer.intensity["batch_1"], layer.intensity[large]
+        layers.add_row(
+            layer.name,
+            layer.type,
+            _count(layer.parameters),
+            _count(layer.macs),
+            "x".join(map(str, layer.output_shape)),
+            "-" if one is None else f"{one:.2f}",
+            "-" if many is None else f"{many:.2f}",
+            f"{layer.bound['batch_1']} / {layer.bound[large]}",
+        )
+    _print_wide(layers)
+    fits = Table(title="techniques")
+    fits.add_column("technique")
+    fits.add_column("applies")
+    fits.add_column("layer types (why not)")
+    for fit in result.techniques:
+        details = "; ".join(_layer_fit(kind, v) for kind, v in fit.layer_types.items())
+        fits.add_row(fit.technique, f"{'yes' if fit.applies else 'no'}: {fit.reason}", details)
+    _print_wide(fits)
+
+
+@app.command()
+def run(
+    model: ModelArg,
+    target: Annotated[str, typer.Option(help="Where the models run: cpu.")] = "cpu",
+    max_accuracy_drop: Annotated[
+        str | None,
+        typer.Option(help="Accuracy a classifier may lose, in points (1pt, 0.5pt)."),
+    ] = None,
+    min_cosine: Annotated[
+        float | None,
+        typer.Option(help="Mean cosine similarity to the fp32 outputs a candidate must reach."),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="At most this many candidates (all when absent).")
+    ] = None,
+    batch_size: Annotated[
+        list[int] | None,
+        typer.Option("--batch-size", "-B", help="Batch sizes to measure; the first ranks."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Runtime threads (every CPU available when absent).")
+    ] = None,
+    max_time: Annotated[
+        float, typer.Option(help="Seconds of sampling per measurement, at most.")
+    ] = 2.0,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for report.json, winner/, candidates/.")
+    ] = Path("as-optimize-out"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Build fp32 ONNX and compressed candidates, measure, gate, and keep the best."""
+    from as_optimize.compress import QualityGate, SearchOptions, run_search
+
+    gate = QualityGate(
+        max_accuracy_drop=(
+            None if max_accuracy_drop is None else QualityGate.parse_points(max_accuracy_drop)
+        ),
+        min_cosine=min_cosine,
+    )
+    options = SearchOptions(
+        target=target,
+        batch_sizes=tuple(batch_size or (1,)),
+        trials=trials,
+        threads=threads,
+        max_time_s=max_time,
+    )
+    err = _cli.stderr
+    report = run_search(
+        model, output, gate, options, progress=lambda line: err.print(line, markup=False)
+    )
+    out = _cli.stdout
+    if as_json:
+        out.print_json(report.model_dump_json())
+        return
+    first = str(report.batch_sizes[0])
+    table = Table(
+        title=f"{report.workload} on {report.target}, batch {first} (gate: {report.gate})"
+    )
+    for column in (
+        "model",
+        "status",
+        "latency (95% CI)",
+        "vs fp32 ONNX",
+        "vs eager",
+        "size",
+        "quality",
+        "Pareto",
+    ):
+        table.add_column(column)
+    eager = report.eager["latency"][first]
+    table.add_row(
+        "eager torch fp32",
+        "reference",
+        f"{format_seconds(eager['median_s'])} ({format_seconds(eager['ci_low_s'])}-"
+        f"{format_seconds(eager['ci_high_s'])})",
+        "",
+        "1.00x",
+        "",
+        "-" if report.eager.get("accuracy") is None else f"{report.eager['accuracy']:.2f}%",
+        "",
+    )
+    for item in [report.baseline, *report.candidates]:
+        lat = item.latency.get(first)
+        quality = item.quality
+        if quality is None:
+            shown = "-"
+        elif quality.accuracy is not None:
+            shown = f"{quality.accuracy:.2f}%"
+        else:
+            shown = f"cos {quality.mean_cosine:.4f}"
+        table.add_row(
+            item.id + (" [bold](winner)[/]" if item.id == report.winner else ""),
+            item.status,
+            "-"
+            if lat is None
+            else f"{format_seconds(lat.median_s)} ({format_seconds(lat.ci_low_s)}-"
+            f"{format_seconds(lat.ci_high_s)})",
+            "-" if item.speedup_vs_fp32_onnx is None else f"{item.speedup_vs_fp32_onnx:.2f}x",
+            "-" if item.speedup_vs_eager is None else f"{item.speedup_vs_eager:.2f}x",
+            format_bytes(item.size_bytes),
+            shown,
+            "yes" if item.pareto else "",
+        )
+    _print_wide(table)
+    for item in report.candidates:
+        if item.status in ("rejected", "not applicable"):
+            out.print(f"{item.id}: {item.status}: {item.reason}", markup=False)
+    out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
+    out.print(f"written: {output / report.winner_path}, {output / 'report.json'}", markup=False)
+    out.print(json.dumps({"pareto": report.pareto}), markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``as-optimize`` script."""
+    _cli.run(argv)

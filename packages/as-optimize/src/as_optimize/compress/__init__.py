@@ -1,0 +1,56 @@
+"""Model compression under a quality gate: profile a model, try techniques, keep the best.
+
+- :func:`profile_workload` (``as-optimize profile``): parameters and bytes by dtype and
+  layer type, MACs per layer, activation memory, the share of CPU time per layer type,
+  compute- or memory-bound at batch 1 and a larger batch, which techniques apply where.
+- :func:`run_search` (``as-optimize run``): an fp32 ONNX baseline and one candidate per
+  technique and knob setting, each evaluated in a child process (a runtime crash rejects
+  the candidate), measured with as-bench's engine, scored against the fp32 outputs and
+  the workload's labels, gated, and the winner picked from the Pareto front of latency,
+  size and quality.
+- :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`
+  and :class:`Fp16` are built in.
+
+Importing this module imports no torch or onnxruntime; the functions do, when called
+(``uv add "as-optimize[compress]"``).
+"""
+
+from as_optimize.compress._profile import ModelProfile, measure_machine_balance, profile_workload
+from as_optimize.compress._search import (
+    CandidateResult,
+    QualityGate,
+    SearchOptions,
+    SearchReport,
+    run_search,
+)
+from as_optimize.compress._techniques import (
+    LAYER_OPS,
+    ApplyContext,
+    Fp16,
+    ModelFacts,
+    OrtDynamicInt8,
+    OrtStaticInt8,
+    Technique,
+    default_techniques,
+    layer_support,
+)
+
+__all__ = [
+    "LAYER_OPS",
+    "ApplyContext",
+    "CandidateResult",
+    "Fp16",
+    "ModelFacts",
+    "ModelProfile",
+    "OrtDynamicInt8",
+    "OrtStaticInt8",
+    "QualityGate",
+    "SearchOptions",
+    "SearchReport",
+    "Technique",
+    "default_techniques",
+    "layer_support",
+    "measure_machine_balance",
+    "profile_workload",
+    "run_search",
+]

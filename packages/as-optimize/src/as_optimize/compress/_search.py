@@ -1,0 +1,864 @@
+"""``as-optimize run``: fp32 baseline, candidates, measurement, quality gate, Pareto front.
+
+For a workload, :func:`run_search` exports the fp32 ONNX baseline (as as-bench's
+``onnxruntime`` backend does), builds one candidate per technique and knob setting,
+evaluates every model (the baseline too) in a child process of its own (session open,
+outputs on the scoring data, latency with as-bench's engine), scores each against the
+fp32 ONNX outputs and the workload's labels, keeps those that pass the quality gate,
+and picks the winner on the Pareto front of latency, size and quality. The winner and a
+JSON report are written to the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+from as_core.extras import require
+from as_core.fs import write_text_atomic
+from as_core.runtime import available_cpus
+from as_optimize.compress._techniques import (
+    ApplyContext,
+    ModelFacts,
+    OrtStaticInt8,
+    Technique,
+    as_float32,
+    default_techniques,
+)
+from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
+
+__all__ = [
+    "CandidateResult",
+    "QualityGate",
+    "SearchOptions",
+    "SearchReport",
+    "run_search",
+]
+
+Array = npt.NDArray[Any]
+
+#: The version of ``report.json``'s layout.
+REPORT_SCHEMA_VERSION = 1
+
+Status = Literal["baseline", "passed", "rejected", "not applicable"]
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """What a candidate must keep, compared with the fp32 ONNX baseline.
+
+    Attributes:
+        max_accuracy_drop: Accuracy points (0-100 scale) a classifier may lose on the
+            scoring data; ``None`` for no accuracy limit.
+        min_cosine: The mean cosine similarity between a candidate's outputs and the fp32
+            baseline's that it must reach; ``None`` for no cosine limit.
+    """
+
+    max_accuracy_drop: float | None = None
+    min_cosine: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse limits that cannot be met or mean nothing."""
+        drop = self.max_accuracy_drop
+        if drop is not None and not (math.isfinite(drop) and 0 <= drop <= 100):
+            raise CompressionInputError(
+                f"--max-accuracy-drop must be between 0 and 100 points, not {drop}"
+            )
+        cosine = self.min_cosine
+        if cosine is not None and not (math.isfinite(cosine) and -1 <= cosine <= 1):
+            raise CompressionInputError(f"--min-cosine must be between -1 and 1, not {cosine}")
+
+    @staticmethod
+    def parse_points(text: str) -> float:
+        """``"1pt"``, ``"0.5pt"`` or ``"1"`` as accuracy points.
+
+        Raises:
+            CompressionInputError: Not a number of points.
+        """
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(pts?|points?)?\s*", text)
+        if match is None:
+            raise CompressionInputError(
+                f"--max-accuracy-drop {text!r} is not a number of accuracy points "
+                "(write 1pt or 0.5pt)"
+            )
+        return float(match.group(1))
+
+    def for_task(self, task: str, has_labels: bool) -> QualityGate:
+        """The gate for a task: the limits given, or the default one for the task.
+
+        Classifiers with labels default to at most 1 point of accuracy lost; every other
+        model to a mean cosine of at least 0.99 against the fp32 outputs.
+
+        Raises:
+            CompressionInputError: An accuracy limit for a model without class labels.
+        """
+        if self.max_accuracy_drop is not None and not (task == "classification" and has_labels):
+            raise CompressionInputError(
+                f"--max-accuracy-drop needs a classifier with labelled data; this workload's "
+                f"task is {task!r}{'' if has_labels else ' without data'}: use --min-cosine"
+            )
+        if self.max_accuracy_drop is not None or self.min_cosine is not None:
+            return self
+        if task == "classification" and has_labels:
+            return QualityGate(max_accuracy_drop=1.0)
+        return QualityGate(min_cosine=0.99)
+
+    def describe(self) -> str:
+        """The gate in words."""
+        parts = []
+        if self.max_accuracy_drop is not None:
+            parts.append(f"accuracy drop <= {self.max_accuracy_drop:g} pt")
+        if self.min_cosine is not None:
+            parts.append(f"mean cosine vs fp32 >= {self.min_cosine:g}")
+        return " and ".join(parts) or "none"
+
+
+@dataclass
+class SearchOptions:
+    """How :func:`run_search` searches and measures.
+
+    Attributes:
+        target: Where candidates run; ``cpu`` (ONNX Runtime's CPU provider) for now.
+        batch_sizes: Batch sizes to measure; the first one ranks the candidates.
+        trials: At most this many candidates (knob settings), taken in turn from each
+            technique; ``None`` for all of them.
+        threads: ONNX Runtime intra-op threads and torch threads; ``None``: every CPU
+            this process may use.
+        max_time_s: as-bench's sampling limit per measurement.
+        target_rel_ci: as-bench's convergence target (half-width of the median's CI).
+        min_time_s: as-bench's minimum sampling time per measurement.
+        child_timeout_s: A candidate's evaluation is killed and rejected after this long.
+        calibration_examples: Examples set aside for calibration (taken from the start of
+            the workload's data and never scored on); ``None``: the largest calibration
+            size asked for, at most half the data.
+        techniques: The techniques to try; the built-in ones by default.
+    """
+
+    target: str = "cpu"
+    batch_sizes: Sequence[int] = (1,)
+    trials: int | None = None
+    threads: int | None = None
+    max_time_s: float = 2.0
+    target_rel_ci: float = 0.02
+    min_time_s: float = 0.2
+    child_timeout_s: float = 600.0
+    calibration_examples: int | None = None
+    techniques: list[Technique] = field(default_factory=default_techniques)
+
+    def check(self) -> None:
+        """Refuse out-of-range values, naming the option.
+
+        Raises:
+            CompressionInputError: A value is out of range.
+        """
+        if self.target != "cpu":
+            raise CompressionInputError(
+                f"--target {self.target!r} is not supported yet; only 'cpu' (ONNX Runtime's "
+                "CPU provider) is"
+            )
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise CompressionInputError(
+                f"--batch-size must be at least 1, not {list(self.batch_sizes)}"
+            )
+        if self.trials is not None and self.trials < 1:
+            raise CompressionInputError(f"--trials must be at least 1, not {self.trials}")
+        if self.threads is not None and self.threads < 1:
+            raise CompressionInputError(f"--threads must be at least 1, not {self.threads}")
+        for name in ("max_time_s", "min_time_s", "target_rel_ci", "child_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise CompressionInputError(f"{name} must be a positive number, not {value}")
+        if self.calibration_examples is not None and self.calibration_examples < 1:
+            raise CompressionInputError(
+                f"calibration_examples must be at least 1, not {self.calibration_examples}"
+            )
+        names = [t.name for t in self.techniques]
+        if len(set(names)) != len(names):
+            raise CompressionInputError(f"technique names must be unique, not {names}")
+
+
+class Latency(BaseModel):
+    """One model's latency at one batch size, from as-bench's engine (seconds per call)."""
+
+    median_s: float
+    ci_low_s: float
+    ci_high_s: float
+    iqr_s: float
+    samples: int
+    converged: bool
+    warnings: list[str] = []
+
+
+class Quality(BaseModel):
+    """A model's quality on the scoring data, and its agreement with the fp32 ONNX model.
+
+    Attributes:
+        accuracy: Accuracy in points (0-100) against the labels, for classifiers with data.
+        accuracy_drop: fp32 ONNX accuracy minus this one, in points.
+        mean_cosine: Mean cosine similarity of each row's output with the fp32 ONNX output.
+        min_cosine: The lowest of those.
+        max_abs_error: The largest absolute difference from the fp32 ONNX outputs.
+        top1_agreement: Share of rows whose arg-max matches the fp32 ONNX model's.
+    """
+
+    accuracy: float | None = None
+    accuracy_drop: float | None = None
+    mean_cosine: float
+    min_cosine: float
+    max_abs_error: float
+    top1_agreement: float | None = None
+
+
+class CandidateResult(BaseModel):
+    """One model of the search: the baseline or a candidate, and what became of it."""
+
+    id: str
+    technique: str
+    knobs: dict[str, Any]
+    status: Status
+    reason: str
+    path: str | None = None
+    size_bytes: int | None = None
+    build_s: float | None = None
+    session_open_s: float | None = None
+    latency: dict[str, Latency] = {}
+    quality: Quality | None = None
+    speedup_vs_fp32_onnx: float | None = None
+    speedup_vs_eager: float | None = None
+    pareto: bool = False
+
+
+class SearchReport(BaseModel):
+    """``report.json``: everything the search measured and decided."""
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    workload: str
+    task: str
+    target: str
+    gate: str
+    scoring_data: str
+    scoring_examples: int
+    calibration_examples: int
+    batch_sizes: list[int]
+    threads: int
+    versions: dict[str, str]
+    eager: dict[str, Any]
+    baseline: CandidateResult
+    candidates: list[CandidateResult]
+    pareto: list[str]
+    winner: str
+    winner_reason: str
+    winner_path: str
+    elapsed_s: float
+
+
+@dataclass
+class _Scoring:
+    inputs: tuple[Array, ...]
+    labels: Array | None
+    name: str
+    calibration: tuple[Array, ...] | None
+
+
+def _split_data(workload: Any, options: SearchOptions) -> _Scoring:
+    dataset = workload.dataset
+    if dataset is None:
+        inputs = as_float32(workload.inputs(64))
+        return _Scoring(inputs, None, "64 example inputs of the workload (no data set)", None)
+    rows = len(dataset)
+    wanted = options.calibration_examples
+    if wanted is None:
+        sizes = [
+            int(k.get("size", 0))
+            for t in options.techniques
+            if isinstance(t, OrtStaticInt8)
+            for k in t.knobs()
+        ]
+        wanted = min(max(sizes, default=0), rows // 2)
+    if wanted >= rows:
+        raise CompressionInputError(
+            f"calibration_examples {wanted} leaves none of the {rows} examples to score on"
+        )
+    inputs = as_float32(tuple(a[wanted:] for a in dataset.inputs))
+    calibration = as_float32(tuple(a[:wanted] for a in dataset.inputs)) if wanted else None
+    labels = dataset.targets[wanted:] if workload.task == "classification" else None
+    name = f"{dataset.name}: the last {rows - wanted} examples ({wanted} before them calibrate)"
+    return _Scoring(inputs, labels, name, calibration)
+
+
+def _folder_size(path: Path) -> int:
+    """The model file and its external-data files beside it (everything in its folder)."""
+    return sum(
+        p.stat().st_size
+        for p in path.parent.iterdir()
+        if p.is_file() and not p.name.startswith("eval-")
+    )
+
+
+def _op_types(path: Path) -> frozenset[str]:
+    require("onnx", "compress", error=MissingExtraError)
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return frozenset(node.op_type for node in model.graph.node)
+
+
+@dataclass
+class _ChildOutcome:
+    ok: bool
+    reason: str
+    outputs: Array | None = None
+    result: dict[str, Any] | None = None
+
+
+def evaluate_in_child(
+    model: Path,
+    folder: Path,
+    input_names: Sequence[str],
+    scoring: tuple[Array, ...],
+    bench: dict[int, tuple[Array, ...]],
+    options: SearchOptions,
+    chunk: int,
+) -> _ChildOutcome:
+    """Open, run and measure ``model`` in a fresh Python process; a crash is an outcome."""
+    folder.mkdir(parents=True, exist_ok=True)
+    eval_inputs = folder / "eval-inputs.npz"
+    arrays: dict[str, Any] = {f"in{i}": a for i, a in enumerate(scoring)}
+    np.savez(eval_inputs, **arrays)
+    bench_inputs = folder / "eval-bench.npz"
+    batches: dict[str, Any] = {
+        f"b{b}_in{i}": a for b, inputs in bench.items() for i, a in enumerate(inputs)
+    }
+    np.savez(bench_inputs, **batches)
+    outputs_path = folder / "eval-outputs.npy"
+    result_path = folder / "eval-result.json"
+    spec = {
+        "model": str(model),
+        "input_names": list(input_names),
+        "eval_inputs": str(eval_inputs),
+        "chunk": chunk,
+        "bench_inputs": str(bench_inputs),
+        "batch_sizes": list(bench),
+        "threads": options.threads,
+        "measure": {
+            "max_time_s": options.max_time_s,
+            "min_time_s": min(options.min_time_s, options.max_time_s),
+            "target_rel_ci": options.target_rel_ci,
+            "remeasure_noisy": 0,
+        },
+        "outputs": str(outputs_path),
+        "result": str(result_path),
+    }
+    spec_path = folder / "eval-spec.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "as_optimize.compress._child", str(spec_path)],
+            capture_output=True,
+            text=True,
+            timeout=options.child_timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return _ChildOutcome(
+            False, f"its evaluation did not finish within {options.child_timeout_s:g} s"
+        )
+    finally:
+        for scratch in (eval_inputs, bench_inputs, spec_path):
+            scratch.unlink(missing_ok=True)
+    if done.returncode != 0:
+        tail = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        last = tail[-1] if tail else "no message"
+        if done.returncode < 0:
+            name = signal.Signals(-done.returncode).name
+            return _ChildOutcome(
+                False, f"the runtime crashed in its child process ({name}); last output: {last}"
+            )
+        return _ChildOutcome(
+            False, f"its child process failed (exit status {done.returncode}): {last}"
+        )
+    try:
+        outputs = np.load(outputs_path)
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return _ChildOutcome(False, f"its child process wrote no usable result: {exc}")
+    finally:
+        outputs_path.unlink(missing_ok=True)
+        result_path.unlink(missing_ok=True)
+    return _ChildOutcome(True, "evaluated", outputs, result)
+
+
+def _quality(outputs: Array, reference: Array, labels: Array | None, task: str) -> Quality:
+    if outputs.shape != reference.shape:
+        raise CompressionError(
+            f"outputs of shape {outputs.shape} differ from the fp32 model's {reference.shape}"
+        )
+    a = outputs.reshape(outputs.shape[0], -1).astype(np.float64)
+    b = reference.reshape(reference.shape[0], -1).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1), 0.0)
+    cosine = np.nan_to_num(cosine, nan=-1.0)
+    quality = Quality(
+        mean_cosine=float(cosine.mean()),
+        min_cosine=float(cosine.min()),
+        max_abs_error=float(np.nan_to_num(np.abs(a - b), nan=np.inf).max()),
+    )
+    if task == "classification":
+        quality.top1_agreement = float((a.argmax(axis=1) == b.argmax(axis=1)).mean())
+        if labels is not None:
+            quality.accuracy = float((a.argmax(axis=1) == labels).mean() * 100.0)
+    return quality
+
+
+def _gate(gate: QualityGate, quality: Quality) -> tuple[bool, str]:
+    failures = []
+    if gate.max_accuracy_drop is not None and quality.accuracy_drop is not None:
+        if quality.accuracy_drop > gate.max_accuracy_drop + 1e-9:
+            failures.append(
+                f"accuracy {quality.accuracy:.2f}% is {quality.accuracy_drop:.2f} pt below "
+                f"fp32's, over the {gate.max_accuracy_drop:g} pt allowed"
+            )
+    if gate.min_cosine is not None and quality.mean_cosine < gate.min_cosine:
+        failures.append(
+            f"mean cosine vs fp32 {quality.mean_cosine:.4f} is under {gate.min_cosine:g}"
+        )
+    if failures:
+        return False, "fails the quality gate: " + "; ".join(failures)
+    return True, f"passes the quality gate ({gate.describe()})"
+
+
+def _schedule(
+    techniques: Sequence[Technique], trials: int | None
+) -> list[tuple[Technique, dict[str, Any]]]:
+    """Knob settings taken in turn from each technique, so a small budget tries them all."""
+    queues = [[(t, k) for k in t.knobs()] for t in techniques]
+    order: list[tuple[Technique, dict[str, Any]]] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                order.append(queue.pop(0))
+    return order if trials is None else order[:trials]
+
+
+def _candidate_id(technique: Technique, knobs: dict[str, Any]) -> str:
+    """A short id, also a folder name: ``ort-static-int8-minmax-64-pc``."""
+    parts = [technique.name]
+    for key, value in knobs.items():
+        if key == "per_channel":
+            parts.append("pc" if value else "pt")
+        elif key == "keep_io_types":
+            parts.append("io32" if value else "io16")
+        elif isinstance(value, bool):
+            parts.append(key.replace("_", "-") if value else f"no-{key.replace('_', '-')}")
+        else:
+            parts.append(re.sub(r"[^a-z0-9.]+", "-", str(value).lower()))
+    return "-".join(parts)
+
+
+def _pareto(models: list[CandidateResult], batch: str) -> list[str]:
+    """Ids of the models no other is at least as good as on all three counts and better on one."""
+
+    def point(m: CandidateResult) -> tuple[float, float, float]:
+        quality = m.quality
+        assert quality is not None
+        score = quality.accuracy if quality.accuracy is not None else quality.mean_cosine
+        return (m.latency[batch].median_s, float(m.size_bytes or 0), -score)
+
+    front = []
+    for m in models:
+        pm = point(m)
+        dominated = any(
+            all(x <= y for x, y in zip(point(o), pm, strict=True)) and point(o) != pm
+            for o in models
+            if o is not m
+        )
+        if not dominated:
+            front.append(m.id)
+    return front
+
+
+def _pick_winner(
+    models: list[CandidateResult], baseline: CandidateResult, batch: str
+) -> tuple[CandidateResult, str]:
+    """The fastest model; among those whose CIs overlap the fastest's, the smallest."""
+    fastest = min(models, key=lambda m: m.latency[batch].median_s)
+    top = fastest.latency[batch]
+    tied = [m for m in models if m.latency[batch].ci_low_s <= top.ci_high_s]
+    winner = min(tied, key=lambda m: (m.size_bytes or 0, m.latency[batch].median_s))
+    base = baseline.latency[batch]
+    lat = winner.latency[batch]
+    if winner is baseline:
+        return winner, (
+            f"no candidate passing the gate was faster than the fp32 ONNX model at batch "
+            f"{batch} (median {lat.median_s * 1e6:.1f} us)"
+        )
+    if len(tied) > 1:
+        how = (
+            f"the smallest of the {len(tied)} models that pass the gate and are statistically "
+            f"tied with the fastest at batch {batch} (95% CIs of the median overlap)"
+        )
+    else:
+        how = f"the fastest at batch {batch} of the models that pass the gate"
+    quality = winner.quality
+    assert quality is not None
+    kept = (
+        f"accuracy {quality.accuracy:.2f}% ({quality.accuracy_drop:+.2f} pt lost)"
+        if quality.accuracy is not None and quality.accuracy_drop is not None
+        else f"mean cosine {quality.mean_cosine:.4f} vs fp32"
+    )
+    return winner, (
+        f"{how}: median "
+        f"{lat.median_s * 1e6:.1f} us (95% CI {lat.ci_low_s * 1e6:.1f}-{lat.ci_high_s * 1e6:.1f}),"
+        f" {base.median_s / lat.median_s:.2f}x the fp32 ONNX model, "
+        f"{(baseline.size_bytes or 0) / max(1, winner.size_bytes or 1):.2f}x smaller, {kept}"
+    )
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    found = {}
+    for dist in ("as-optimize", "as-bench", "onnxruntime", "onnx", "torch"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _check_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise CompressionInputError(f"output {output} exists and is not a folder")
+    if (output / "report.json").exists():
+        raise CompressionInputError(
+            f"{output} already holds a report.json: give an empty or new output folder"
+        )
+
+
+def _latency(m: Any) -> Latency:
+    stats = m.latency.stats
+    return Latency(
+        median_s=stats.median,
+        ci_low_s=stats.ci_low,
+        ci_high_s=stats.ci_high,
+        iqr_s=stats.iqr,
+        samples=stats.n,
+        converged=m.converged,
+        warnings=list(m.warnings),
+    )
+
+
+def _run_eager(
+    torch_model: Any, scoring: _Scoring, bench: dict[int, tuple[Array, ...]], options: SearchOptions
+) -> tuple[Array, dict[str, Any]]:
+    """Eager PyTorch in this process: its outputs on the scoring data and its latency."""
+    torch = require("torch", "compress", error=MissingExtraError)
+    import as_bench
+    from as_bench.export import torch_inputs
+
+    measure_options = as_bench.MeasureOptions(
+        max_time_s=options.max_time_s,
+        min_time_s=min(options.min_time_s, options.max_time_s),
+        target_rel_ci=options.target_rel_ci,
+        remeasure_noisy=0,
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    latency: dict[str, Any] = {}
+    try:
+        with torch.inference_mode():
+            out = torch_model(*torch_inputs(scoring.inputs))
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            outputs = np.asarray(first.float().numpy())
+            for b, arrays in bench.items():
+                args = torch_inputs(arrays)
+                m = as_bench.measure(torch_model, *args, device="cpu", options=measure_options)
+                latency[str(b)] = _latency(m).model_dump()
+    finally:
+        torch.set_num_threads(before)
+    return outputs, {"latency": latency}
+
+
+@dataclass
+class _Run:
+    """The state of one search, shared by its steps."""
+
+    workload: Any
+    output: Path
+    gate: QualityGate
+    options: SearchOptions
+    scoring: _Scoring
+    bench: dict[int, tuple[Array, ...]]
+    say: Callable[[str], None]
+    chunk: int = 64
+    reference: Array | None = None
+    baseline: CandidateResult | None = None
+    eager_first_s: float = 0.0
+
+    @property
+    def first(self) -> str:
+        return str(next(iter(self.bench)))
+
+    def export_baseline(self) -> tuple[Path, float]:
+        import as_bench
+        from as_bench.export import export_onnx
+
+        self.say("exporting the fp32 ONNX baseline")
+        batch_sizes = list(self.bench)
+        built = time.perf_counter()
+        try:
+            path, dynamic = export_onnx(
+                self.workload, max(batch_sizes), self.output / "candidates" / "fp32"
+            )
+        except as_bench.MissingExtraError:
+            raise
+        except as_bench.AsBenchError as exc:
+            raise CompressionError(
+                f"exporting {self.workload.name!r} to ONNX failed: {exc}"
+            ) from exc
+        if not dynamic:
+            if len(batch_sizes) > 1:
+                raise CompressionInputError(
+                    f"{self.workload.name!r} exported with a static batch; give one --batch-size"
+                )
+            # Score in whole batches of the size baked into the file.
+            self.chunk = batch_sizes[0]
+            rows = self.scoring.inputs[0].shape[0] // self.chunk * self.chunk
+            self.scoring.inputs = tuple(a[:rows] for a in self.scoring.inputs)
+            if self.scoring.labels is not None:
+                self.scoring.labels = self.scoring.labels[:rows]
+        return path, time.perf_counter() - built
+
+    def evaluate_baseline(
+        self, path: Path, build_s: float, eager_outputs: Array, eager: dict[str, Any]
+    ) -> CandidateResult:
+        outcome = evaluate_in_child(
+            path,
+            path.parent,
+            self.workload.input_names,
+            self.scoring.inputs,
+            self.bench,
+            self.options,
+            self.chunk,
+        )
+        if not outcome.ok or outcome.outputs is None or outcome.result is None:
+            raise CompressionError(
+                f"the fp32 ONNX baseline could not be evaluated: {outcome.reason}"
+            )
+        self.reference = reference = outcome.outputs
+        labels = self.scoring.labels
+        eager_outputs = eager_outputs[: reference.shape[0]]
+        eager["accuracy"] = (
+            float((eager_outputs.argmax(axis=1) == labels).mean() * 100.0)
+            if labels is not None
+            else None
+        )
+        eager["parity_fp32_onnx"] = _quality(
+            eager_outputs, reference, labels, self.workload.task
+        ).model_dump()
+        quality = _quality(reference, reference, labels, self.workload.task)
+        if quality.accuracy is not None:
+            quality.accuracy_drop = 0.0
+        baseline = CandidateResult(
+            id="fp32",
+            technique="fp32 ONNX (baseline)",
+            knobs={},
+            status="baseline",
+            reason="the model every candidate is built from and compared with",
+            path=str(path.relative_to(self.output)),
+            size_bytes=_folder_size(path),
+            build_s=build_s,
+            session_open_s=outcome.result["session_open_s"],
+            latency={k: Latency(**v) for k, v in outcome.result["latency"].items()},
+            quality=quality,
+        )
+        self.eager_first_s = eager["latency"][self.first]["median_s"]
+        baseline.speedup_vs_fp32_onnx = 1.0
+        baseline.speedup_vs_eager = self.eager_first_s / baseline.latency[self.first].median_s
+        self.baseline = baseline
+        self.say(
+            f"fp32 ONNX: {baseline.latency[self.first].median_s * 1e6:.1f} us at batch "
+            f"{self.first}, eager torch {self.eager_first_s * 1e6:.1f} us"
+        )
+        return baseline
+
+    def try_candidate(
+        self, technique: Technique, knobs: dict[str, Any], base: Path, context: ApplyContext
+    ) -> CandidateResult:
+        cid = _candidate_id(technique, knobs)
+        result = CandidateResult(
+            id=cid, technique=technique.name, knobs=knobs, status="rejected", reason=""
+        )
+        target = self.output / "candidates" / cid / "model.onnx"
+        built = time.perf_counter()
+        try:
+            technique.apply(base, knobs, target, context)
+        except (CompressionError, CompressionInputError) as exc:
+            result.reason = f"could not be built: {exc}"
+            return result
+        result.build_s = time.perf_counter() - built
+        result.path = str(target.relative_to(self.output))
+        result.size_bytes = _folder_size(target)
+        outcome = evaluate_in_child(
+            target,
+            target.parent,
+            self.workload.input_names,
+            self.scoring.inputs,
+            self.bench,
+            self.options,
+            self.chunk,
+        )
+        if not outcome.ok or outcome.outputs is None or outcome.result is None:
+            result.reason = outcome.reason
+            return result
+        result.session_open_s = outcome.result["session_open_s"]
+        result.latency = {k: Latency(**v) for k, v in outcome.result["latency"].items()}
+        assert self.reference is not None and self.baseline is not None
+        try:
+            quality = _quality(
+                outcome.outputs, self.reference, self.scoring.labels, self.workload.task
+            )
+        except CompressionError as exc:
+            result.reason = str(exc)
+            return result
+        base_quality = self.baseline.quality
+        if quality.accuracy is not None and base_quality and base_quality.accuracy is not None:
+            quality.accuracy_drop = base_quality.accuracy - quality.accuracy
+        result.quality = quality
+        lat = result.latency[self.first].median_s
+        result.speedup_vs_fp32_onnx = self.baseline.latency[self.first].median_s / lat
+        result.speedup_vs_eager = self.eager_first_s / lat
+        passed, result.reason = _gate(self.gate, quality)
+        result.status = "passed" if passed else "rejected"
+        return result
+
+    def write_winner(self, winner: CandidateResult) -> Path:
+        folder = self.output / "winner"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        assert winner.path is not None
+        source = self.output / winner.path
+        for item in source.parent.iterdir():
+            if item.is_file() and not item.name.startswith("eval-"):
+                shutil.copy2(item, folder / item.name)
+        return folder / source.name
+
+
+def run_search(
+    spec: str,
+    output: Path,
+    gate: QualityGate | None = None,
+    options: SearchOptions | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> SearchReport:
+    """Search for the fastest model of workload ``spec`` that passes ``gate``.
+
+    Args:
+        spec: The workload, a built-in name or ``pkg.module:factory``.
+        output: The folder to write ``report.json``, ``winner/`` and ``candidates/`` in; it
+            must not hold a report already.
+        gate: The quality gate; the task's default (1 point of accuracy, or a cosine of
+            0.99) when ``None`` or empty.
+        options: How to search and measure.
+        progress: Called with a line of text as each step ends.
+
+    Raises:
+        CompressionInputError: A bad workload, option or output folder.
+        CompressionError: The fp32 baseline could not be exported or evaluated.
+    """
+    started = time.perf_counter()
+    options = options or SearchOptions()
+    options.check()
+    output = Path(output)
+    _check_output(output)
+    from as_optimize.compress._workloads import load
+
+    workload, torch_model = load(spec)
+    scoring = _split_data(workload, options)
+    gate = (gate or QualityGate()).for_task(workload.task, scoring.labels is not None)
+    options.threads = options.threads or available_cpus()
+    bench = {int(b): as_float32(workload.inputs(int(b))) for b in options.batch_sizes}
+    run = _Run(workload, output, gate, options, scoring, bench, progress or (lambda line: None))
+    run.say(f"{workload.name}: scoring on {scoring.name}; gate: {gate.describe()}")
+
+    eager_outputs, eager = _run_eager(torch_model, scoring, bench, options)
+    base_path, build_s = run.export_baseline()
+    baseline = run.evaluate_baseline(base_path, build_s, eager_outputs, eager)
+
+    facts = ModelFacts(
+        task=workload.task,
+        has_data=scoring.calibration is not None,
+        op_types=_op_types(base_path),
+    )
+    context = ApplyContext(input_names=list(workload.input_names), calibration=scoring.calibration)
+    results: list[CandidateResult] = []
+    applicable = []
+    for technique in options.techniques:
+        applies, why = technique.applies_to(facts)
+        if applies:
+            applicable.append(technique)
+            continue
+        results.append(
+            CandidateResult(
+                id=technique.name,
+                technique=technique.name,
+                knobs={},
+                status="not applicable",
+                reason=why,
+            )
+        )
+        run.say(f"{technique.name}: not applicable: {why}")
+    for technique, knobs in _schedule(applicable, options.trials):
+        result = run.try_candidate(technique, knobs, base_path, context)
+        results.append(result)
+        lat = result.latency.get(run.first)
+        shown = "" if lat is None else f"{lat.median_s * 1e6:.1f} us, "
+        run.say(f"{result.id}: {result.status}: {shown}{result.reason}")
+
+    contenders = [baseline] + [r for r in results if r.status == "passed"]
+    front = _pareto(contenders, run.first)
+    for model in contenders:
+        model.pareto = model.id in front
+    winner, why = _pick_winner(contenders, baseline, run.first)
+    winner_path = run.write_winner(winner)
+    report = SearchReport(
+        workload=workload.name,
+        task=workload.task,
+        target=options.target,
+        gate=gate.describe(),
+        scoring_data=scoring.name,
+        scoring_examples=int(scoring.inputs[0].shape[0]),
+        calibration_examples=(
+            0 if scoring.calibration is None else int(scoring.calibration[0].shape[0])
+        ),
+        batch_sizes=list(bench),
+        threads=options.threads,
+        versions=_versions(),
+        eager=eager,
+        baseline=baseline,
+        candidates=results,
+        pareto=front,
+        winner=winner.id,
+        winner_reason=why,
+        winner_path=str(winner_path.relative_to(output)),
+        elapsed_s=time.perf_counter() - started,
+    )
+    write_text_atomic(output / "report.json", report.model_dump_json(indent=2) + "\n")
+    run.say(f"winner: {winner.id}: {why}")
+    return report

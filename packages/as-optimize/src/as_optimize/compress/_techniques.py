@@ -1,0 +1,426 @@
+"""Compression techniques as small plugins, and the ones built in (ONNX Runtime).
+
+A technique (:class:`Technique`) says whether it applies to a model and why not, which
+knob settings it offers, and turns the fp32 ONNX baseline into one candidate file per
+setting. Built in:
+
+- ``ort-dynamic-int8``: weights int8 ahead of time, activations quantized on the fly
+  (:func:`onnxruntime.quantization.quantize_dynamic`); no data needed. Knob: per-channel.
+- ``ort-static-int8``: weights and activations int8 in QDQ format, activation ranges
+  calibrated on the workload's data (:func:`onnxruntime.quantization.quantize_static`).
+  Knobs: calibration method (MinMax, Entropy, Percentile), calibration size, per-channel.
+- ``ort-fp16``: weights and activations fp16, inputs and outputs kept fp32
+  (``onnxruntime.transformers.float16``). Its session opens in the evaluation's child
+  process like every candidate's, so a runtime that crashes on it rejects the candidate.
+
+Which ONNX operators a quantizer rewrites is read from ONNX Runtime's own registries, so
+the reasons given for a layer follow the installed version.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from as_core.extras import require
+from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
+
+__all__ = [
+    "ApplyContext",
+    "Fp16",
+    "ModelFacts",
+    "OrtDynamicInt8",
+    "OrtStaticInt8",
+    "Technique",
+    "default_techniques",
+    "layer_support",
+]
+
+Array = npt.NDArray[Any]
+
+#: The ONNX operators a torch layer type usually exports to (``torch.onnx``, opset 18).
+LAYER_OPS: dict[str, tuple[str, ...]] = {
+    "Conv1d": ("Conv",),
+    "Conv2d": ("Conv",),
+    "Conv3d": ("Conv",),
+    "ConvTranspose1d": ("ConvTranspose",),
+    "ConvTranspose2d": ("ConvTranspose",),
+    "Linear": ("Gemm", "MatMul"),
+    "Bilinear": ("MatMul",),
+    "Embedding": ("Gather",),
+    "LSTM": ("LSTM",),
+    "ReLU": ("Relu",),
+    "ReLU6": ("Clip",),
+    "GELU": ("Gelu",),
+    "SiLU": ("Sigmoid", "Mul"),
+    "Sigmoid": ("Sigmoid",),
+    "Tanh": ("Tanh",),
+    "Softmax": ("Softmax",),
+    "MaxPool1d": ("MaxPool",),
+    "MaxPool2d": ("MaxPool",),
+    "AvgPool2d": ("AveragePool",),
+    "AdaptiveAvgPool2d": ("ReduceMean",),
+    "BatchNorm1d": ("BatchNormalization",),
+    "BatchNorm2d": ("BatchNormalization",),
+    "LayerNorm": ("LayerNormalization",),
+    "Flatten": ("Reshape",),
+    "Dropout": (),
+    "Identity": (),
+}
+
+#: Operators whose weights a quantizer stores as int8 (the ones that shrink a file).
+WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Gather", "LSTM", "Attention"})
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a technique may look at to decide whether it applies.
+
+    Attributes:
+        task: The workload's task (``classification``, ``embedding``, ``regression``).
+        has_data: Whether the workload has data to calibrate on.
+        op_types: The ONNX operators of the model (from the exported graph, or from the
+            torch layer types through :data:`LAYER_OPS` when nothing was exported).
+    """
+
+    task: str
+    has_data: bool
+    op_types: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What :meth:`Technique.apply` gets besides the baseline and the knobs.
+
+    Attributes:
+        input_names: The model's input names, in order.
+        calibration: Calibration inputs, one array per model input (first axis = examples),
+            taken apart from the examples candidates are scored on; ``None`` without data.
+    """
+
+    input_names: Sequence[str]
+    calibration: tuple[Array, ...] | None = None
+
+
+@runtime_checkable
+class Technique(Protocol):
+    """A compression technique: one candidate file per knob setting.
+
+    Attributes:
+        name: Short unique name (``ort-static-int8``).
+        runtime: The runtime its candidates run on (``onnxruntime``).
+        description: One line for people.
+        when_it_pays: When it is worth it, for people.
+    """
+
+    name: str
+    runtime: str
+    description: str
+    when_it_pays: str
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        """Whether it applies to ``model``, and why (or why not), in words."""
+        ...
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        """Whether it changes an ONNX operator of this type, and why (or why not)."""
+        ...
+
+    def knobs(self) -> list[dict[str, Any]]:
+        """The settings to try, most promising first; each is one candidate."""
+        ...
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        """Write the candidate for ``knobs`` to ``output`` (a ``.onnx`` path) and return it."""
+        ...
+
+
+def layer_support(technique: Technique, layer_type: str) -> tuple[bool, str]:
+    """Whether ``technique`` changes a torch layer of ``layer_type``, and why, in words."""
+    ops = LAYER_OPS.get(layer_type)
+    if ops is None:
+        return False, f"no known ONNX form for {layer_type}; the run's candidates tell"
+    if not ops:
+        return False, f"{layer_type} exports to no operator at inference"
+    verdicts = [(op, *technique.supports_op(op)) for op in ops]
+    if all(ok for _, ok, _ in verdicts):
+        return True, "; ".join(f"{op}: {why}" for op, _, why in verdicts)
+    if any(ok for _, ok, _ in verdicts):
+        return True, "partly: " + "; ".join(f"{op}: {why}" for op, _, why in verdicts)
+    return False, "; ".join(f"{op}: {why}" for op, _, why in verdicts)
+
+
+def _quantization() -> Any:
+    require("onnxruntime", "compress", error=MissingExtraError)
+    return importlib.import_module("onnxruntime.quantization")
+
+
+def _registry(kind: str) -> frozenset[str]:
+    _quantization()
+    registry = importlib.import_module("onnxruntime.quantization.registry")
+    table: Mapping[str, Any] = getattr(registry, kind)
+    return frozenset(table)
+
+
+def _run_quantizer(what: str, output: Path, call: Any) -> Path:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # The quantizers log advice through the root logger for every model (pre-processing,
+    # shape inference) at WARNING; the candidate's evaluation says what matters.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        call()
+    except Exception as exc:  # the quantizers raise bare Exceptions, ValueErrors, ...
+        raise CompressionError(f"{what} failed on the baseline model: {exc}") from exc
+    finally:
+        root.setLevel(level)
+    return output
+
+
+@dataclass
+class OrtDynamicInt8:
+    """ONNX Runtime dynamic int8: int8 weights, activations quantized per call."""
+
+    per_channel: Sequence[bool] = (True, False)
+    name: str = "ort-dynamic-int8"
+    runtime: str = "onnxruntime"
+    description: str = (
+        "weights stored as int8; each call quantizes the activations from their current range"
+    )
+    when_it_pays: str = (
+        "models dominated by MatMul weights (transformers, MLPs on 3-D inputs): the file "
+        "shrinks about 4x and large matrix products run on int8 kernels; no data needed. "
+        "Little gain where convolutions or Gemm dominate"
+    )
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        """Operators in ONNX Runtime's dynamic (integer-op) registry are rewritten."""
+        if op_type in _registry("IntegerOpsRegistry"):
+            return True, "int8 weights, activations quantized per call"
+        if op_type == "Gemm":
+            return False, "Gemm is not among ONNX Runtime's dynamic int8 operators"
+        return False, "not among ONNX Runtime's dynamic int8 operators; stays fp32"
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        """It applies when the model has weights in an operator the quantizer rewrites."""
+        found = sorted(model.op_types & WEIGHTED_OPS & _registry("IntegerOpsRegistry"))
+        if found:
+            return True, f"quantizes the weights of {', '.join(found)}"
+        return False, "no operator with weights that dynamic int8 quantizes (Gemm is not one)"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        """One candidate per per-channel setting."""
+        return [{"per_channel": bool(pc)} for pc in self.per_channel]
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        """Quantize with :func:`onnxruntime.quantization.quantize_dynamic`."""
+        quantization = _quantization()
+        unknown = set(knobs) - {"per_channel"}
+        if unknown:
+            raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
+        return _run_quantizer(
+            self.name,
+            output,
+            lambda: quantization.quantize_dynamic(
+                baseline,
+                output,
+                per_channel=bool(knobs.get("per_channel", True)),
+                weight_type=quantization.QuantType.QInt8,
+            ),
+        )
+
+
+class _Reader:
+    """Feeds calibration examples one by one (ONNX Runtime's CalibrationDataReader)."""
+
+    def __init__(self, names: Sequence[str], arrays: tuple[Array, ...], size: int) -> None:
+        self._feeds = [
+            {name: array[i : i + 1] for name, array in zip(names, arrays, strict=True)}
+            for i in range(size)
+        ]
+        self._next = 0
+
+    def get_next(self) -> dict[str, Array] | None:
+        if self._next >= len(self._feeds):
+            return None
+        self._next += 1
+        return self._feeds[self._next - 1]
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
+_METHODS = ("MinMax", "Entropy", "Percentile")
+
+
+@dataclass
+class OrtStaticInt8:
+    """ONNX Runtime static int8 (QDQ): weights and activations int8, calibrated on data."""
+
+    methods: Sequence[str] = ("MinMax", "Percentile", "Entropy")
+    sizes: Sequence[int] = (64,)
+    per_channel: Sequence[bool] = (True, False)
+    name: str = "ort-static-int8"
+    runtime: str = "onnxruntime"
+    description: str = (
+        "weights and activations int8 (QDQ); activation ranges calibrated on the workload's data"
+    )
+    when_it_pays: str = (
+        "convolutional and fully-connected models on CPU: every quantized operator runs on "
+        "int8 kernels with no per-call range computation. Needs representative data; a bad "
+        "calibration (too few examples, outliers) costs accuracy, which the gate catches"
+    )
+
+    def __post_init__(self) -> None:
+        """Check the knob values where they are given."""
+        for method in self.methods:
+            if method not in _METHODS:
+                raise CompressionInputError(
+                    f"{self.name}: calibration method {method!r} is not one of {_METHODS}"
+                )
+        for size in self.sizes:
+            if size < 1:
+                raise CompressionInputError(
+                    f"{self.name}: calibration size must be at least 1, not {size}"
+                )
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        """Operators in ONNX Runtime's QDQ registry run in int8."""
+        if op_type in _registry("QDQRegistry"):
+            if op_type in WEIGHTED_OPS:
+                return True, "int8 weights and activations"
+            return True, "runs between int8 QDQ pairs"
+        return False, "not in ONNX Runtime's QDQ registry; stays fp32 between Dequantize/Quantize"
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        """It applies when there is data to calibrate on and an operator to quantize."""
+        if not model.has_data:
+            return False, "needs data to calibrate activation ranges; the workload has none"
+        found = sorted(model.op_types & WEIGHTED_OPS & _registry("QDQRegistry"))
+        if found:
+            return True, f"quantizes {', '.join(found)} and the activations between them"
+        return False, "no operator with weights in ONNX Runtime's QDQ registry"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        """Every method x size x per-channel combination, methods first."""
+        return [
+            {"method": method, "size": int(size), "per_channel": bool(pc)}
+            for pc in self.per_channel
+            for method in self.methods
+            for size in self.sizes
+        ]
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        """Calibrate on ``context.calibration`` and quantize to QDQ."""
+        quantization = _quantization()
+        unknown = set(knobs) - {"method", "size", "per_channel"}
+        if unknown:
+            raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
+        method = str(knobs.get("method", "MinMax"))
+        if method not in _METHODS:
+            raise CompressionInputError(
+                f"{self.name}: calibration method {method!r} is not one of {_METHODS}"
+            )
+        size = int(knobs.get("size", 64))
+        if context.calibration is None:
+            raise CompressionInputError(f"{self.name}: no calibration data for this workload")
+        available = int(context.calibration[0].shape[0])
+        if not 1 <= size <= available:
+            raise CompressionInputError(
+                f"{self.name}: calibration size {size} is not between 1 and the {available} "
+                "calibration examples available"
+            )
+        reader = _Reader(context.input_names, context.calibration, size)
+        return _run_quantizer(
+            f"{self.name} ({method}, {size} examples)",
+            output,
+            lambda: quantization.quantize_static(
+                baseline,
+                output,
+                reader,
+                quant_format=quantization.QuantFormat.QDQ,
+                per_channel=bool(knobs.get("per_channel", True)),
+                activation_type=quantization.QuantType.QInt8,
+                weight_type=quantization.QuantType.QInt8,
+                calibrate_method=getattr(quantization.CalibrationMethod, method),
+            ),
+        )
+
+
+@dataclass
+class Fp16:
+    """fp16 weights and activations, fp32 inputs and outputs."""
+
+    name: str = "ort-fp16"
+    runtime: str = "onnxruntime"
+    description: str = "weights and activations fp16; inputs and outputs stay fp32"
+    when_it_pays: str = (
+        "GPUs and Apple's Neural Engine, which run fp16 natively: half the file and often "
+        "faster. On ONNX Runtime's CPU provider most operators have no fp16 kernel and run "
+        "behind Cast nodes, so on CPU it halves the file and rarely the latency"
+    )
+    keep_io_types: bool = True
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        """Every float operator is converted."""
+        return True, "converted to fp16"
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        """It applies to every float model."""
+        if not model.op_types:
+            return False, "the model has no operators"
+        return True, "converts every float weight and activation"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        """One setting: inputs and outputs kept fp32."""
+        return [{"keep_io_types": self.keep_io_types}]
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        """Convert with ``onnxruntime.transformers.float16.convert_float_to_float16``."""
+        require("onnx", "compress", error=MissingExtraError)
+        require("onnxruntime", "compress", error=MissingExtraError)
+        import onnx
+
+        float16: Any = importlib.import_module("onnxruntime.transformers.float16")
+
+        unknown = set(knobs) - {"keep_io_types"}
+        if unknown:
+            raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            model = onnx.load(str(baseline))
+            converted = float16.convert_float_to_float16(
+                model, keep_io_types=bool(knobs.get("keep_io_types", True))
+            )
+            onnx.save(converted, str(output))
+        except Exception as exc:
+            raise CompressionError(f"{self.name} failed on the baseline model: {exc}") from exc
+        return output
+
+
+def default_techniques() -> list[Technique]:
+    """The built-in techniques with their default knobs."""
+    return [OrtDynamicInt8(), OrtStaticInt8(), Fp16()]
+
+
+def as_float32(arrays: tuple[Array, ...]) -> tuple[Array, ...]:
+    """Float arrays as contiguous float32 (ONNX Runtime's calibration wants exact dtypes)."""
+    return tuple(
+        np.ascontiguousarray(a, dtype=np.float32) if a.dtype.kind == "f" else a for a in arrays
+    )
