@@ -2,8 +2,9 @@
 
 :mod:`as_optimize.training` watches a plain PyTorch training loop: per-step metrics,
 failure detection with warn, stop or rollback policies, and atomic checkpoints that resume
-a run exactly. Compression and search arrive in the releases that follow. Importing
-``as_optimize`` or ``as_optimize.training`` imports no torch.
+a run exactly. :mod:`as_optimize.compress` (the ``as-optimize`` command) profiles a model
+and searches ONNX Runtime int8 and fp16 candidates under a quality gate. Importing
+``as_optimize``, ``as_optimize.training`` or ``as_optimize.compress`` imports no torch.
 """
 
 from as_optimize._version import __version__
@@ -12,6 +13,8 @@ from as_optimize.exceptions import (
     CheckpointError,
     CheckpointStateError,
     CheckpointWriteError,
+    CompressionError,
+    CompressionInputError,
     CorruptCheckpointError,
     MetricsFileError,
     MissingExtraError,
@@ -24,6 +27,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointStateError",
     "CheckpointWriteError",
+    "CompressionError",
+    "CompressionInputError",
     "CorruptCheckpointError",
     "MetricsFileError",
     "MissingExtraError",

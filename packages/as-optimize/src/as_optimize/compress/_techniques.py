@@ -420,7 +420,8 @@ def default_techniques() -> list[Technique]:
 
 
 def as_float32(arrays: tuple[Array, ...]) -> tuple[Array, ...]:
-    """Float arrays as contiguous float32 (ONNX Runtime's calibration wants exact dtypes)."""
+    """Writable copies, floats as float32 (ONNX Runtime wants exact dtypes, torch writable)."""
     return tuple(
-        np.ascontiguousarray(a, dtype=np.float32) if a.dtype.kind == "f" else a for a in arrays
+        np.array(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype, order="C", copy=True)
+        for a in arrays
     )

@@ -1,0 +1,241 @@
+"""``as-optimize run``: candidates that crash or lose accuracy are rejected, the rest compete."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from as_optimize.cli import main
+from as_optimize.compress import (
+    ApplyContext,
+    Fp16,
+    ModelFacts,
+    OrtStaticInt8,
+    QualityGate,
+    SearchOptions,
+    SearchReport,
+    run_search,
+)
+from as_optimize.exceptions import CompressionInputError
+
+# One worker runs the shared search, rather than each worker its own copy.
+pytestmark = pytest.mark.xdist_group("compress-search")
+
+#: Environment variable the test's sitecustomize reads: a child whose command line holds
+#: this text kills itself with SIGSEGV, as a runtime crashing on a model would.
+CRASH_ON = "AS_OPTIMIZE_TEST_SEGFAULT_ON"
+
+SITECUSTOMIZE = f"""
+import os, signal, sys
+_needle = os.environ.get({CRASH_ON!r})
+if _needle and any(_needle in arg for arg in sys.argv):
+    os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+@dataclass
+class ScrambledHead:
+    """A technique that breaks the model: the last Gemm's output rows are rotated by one."""
+
+    name: str = "scrambled-head"
+    runtime: str = "onnxruntime"
+    description: str = "rotates the classifier's output rows (a broken candidate)"
+    when_it_pays: str = "never"
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        return "Gemm" in model.op_types, "the model ends in a Gemm"
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        return op_type == "Gemm", "rotated"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        return [{}]
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(baseline))
+        last = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
+        for index, tensor in enumerate(model.graph.initializer):
+            if tensor.name == last.input[1]:
+                rotated = np.roll(numpy_helper.to_array(tensor), 1, axis=0)
+                model.graph.initializer[index].CopyFrom(
+                    numpy_helper.from_array(rotated, tensor.name)
+                )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, str(output))
+        return output
+
+
+def _quick(**overrides: Any) -> SearchOptions:
+    values: dict[str, Any] = {"max_time_s": 0.05, "min_time_s": 0.01, "threads": 1}
+    values.update(overrides)
+    return SearchOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SearchReport, Path]]:
+    """One search on the digits CNN with a crashing and a broken candidate among real ones."""
+    hooks = tmp_path_factory.mktemp("hooks")
+    (hooks / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE), encoding="utf-8")
+    output = tmp_path_factory.mktemp("search") / "out"
+    with pytest.MonkeyPatch.context() as patch:
+        path = os.environ.get("PYTHONPATH")
+        patch.setenv("PYTHONPATH", str(hooks) + (os.pathsep + path if path else ""))
+        patch.setenv(CRASH_ON, f"{os.sep}ort-fp16-io32{os.sep}")
+        techniques = [
+            OrtStaticInt8(methods=("MinMax",), sizes=(64,), per_channel=(True,)),
+            ScrambledHead(),
+            Fp16(),
+        ]
+        report = run_search(
+            "digits-cnn",
+            output,
+            QualityGate(max_accuracy_drop=1.0),
+            _quick(techniques=techniques),
+        )
+    yield report, output
+
+
+def _candidate(report: SearchReport, cid: str) -> Any:
+    return next(c for c in report.candidates if c.id == cid)
+
+
+def test_a_candidate_that_crashes_its_child_is_rejected_with_the_signal(
+    searched: tuple[SearchReport, Path],
+) -> None:
+    report, _ = searched
+    crashed = _candidate(report, "ort-fp16-io32")
+    assert crashed.status == "rejected"
+    assert "crashed in its child process (SIGSEGV)" in crashed.reason
+    assert crashed.latency == {} and crashed.quality is None
+
+
+def test_the_gate_rejects_a_candidate_that_loses_accuracy(
+    searched: tuple[SearchReport, Path],
+) -> None:
+    report, _ = searched
+    broken = _candidate(report, "scrambled-head")
+    assert broken.status == "rejected"
+    assert broken.reason.startswith("fails the quality gate: accuracy")
+    assert "over the 1 pt allowed" in broken.reason
+    assert broken.quality is not None and broken.quality.accuracy is not None
+    assert broken.quality.accuracy < 50
+    assert broken.latency  # it was measured; quality, not speed, rejected it
+    assert broken.id not in report.pareto and report.winner != broken.id
+
+
+def test_a_good_candidate_passes_and_the_winner_is_written(
+    searched: tuple[SearchReport, Path],
+) -> None:
+    report, output = searched
+    static = _candidate(report, "ort-static-int8-minmax-64-pc")
+    assert static.status == "passed"
+    assert static.quality is not None and static.quality.accuracy_drop is not None
+    assert static.quality.accuracy_drop <= 1.0
+    assert static.size_bytes is not None and report.baseline.size_bytes is not None
+    assert static.size_bytes < report.baseline.size_bytes
+    assert report.winner in {"fp32", static.id}
+    assert set(report.pareto) <= {"fp32", static.id}
+    assert report.winner_reason
+    on_disk = SearchReport.model_validate_json((output / "report.json").read_text())
+    assert on_disk == report
+    winner = output / report.winner_path
+    assert winner.is_file()
+    from as_bench.export import load_workload
+    from as_core.runtime import RuntimeOptions, onnxruntime_session
+
+    dataset = load_workload("digits-cnn").dataset
+    assert dataset is not None
+    start = report.calibration_examples
+    session = onnxruntime_session(winner, RuntimeOptions(intra_op_threads=1))
+    logits = session.run(None, {"input": dataset.inputs[0][start:].astype(np.float32)})[0]
+    accuracy = float((logits.argmax(axis=1) == dataset.targets[start:]).mean() * 100)
+    baseline_quality = report.baseline.quality
+    assert baseline_quality is not None and baseline_quality.accuracy is not None
+    assert baseline_quality.accuracy - accuracy <= 1.0
+
+
+def test_the_report_compares_with_eager_torch_and_checks_parity(
+    searched: tuple[SearchReport, Path],
+) -> None:
+    report, _ = searched
+    assert report.calibration_examples == 64
+    assert report.scoring_examples == 360 - 64
+    parity = report.eager["parity_fp32_onnx"]
+    assert parity["top1_agreement"] == 1.0 and parity["max_abs_error"] < 1e-3
+    assert report.eager["latency"]["1"]["median_s"] > 0
+    assert report.baseline.speedup_vs_eager is not None
+
+
+def test_an_output_folder_with_a_report_is_refused(searched: tuple[SearchReport, Path]) -> None:
+    _, output = searched
+    with pytest.raises(CompressionInputError, match=r"already holds a report\.json"):
+        run_search("digits-cnn", output, options=_quick())
+
+
+def test_quality_gate_parsing_and_defaults() -> None:
+    assert QualityGate.parse_points("1pt") == 1.0
+    assert QualityGate.parse_points("0.5 pt") == 0.5
+    assert QualityGate.parse_points("2") == 2.0
+    with pytest.raises(CompressionInputError, match="'lots'"):
+        QualityGate.parse_points("lots")
+    with pytest.raises(CompressionInputError, match="--min-cosine"):
+        QualityGate(min_cosine=1.5)
+    assert QualityGate().for_task("classification", True).max_accuracy_drop == 1.0
+    assert QualityGate().for_task("embedding", False).min_cosine == 0.99
+    with pytest.raises(CompressionInputError, match="--max-accuracy-drop needs a classifier"):
+        QualityGate(max_accuracy_drop=1.0).for_task("embedding", False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["run", "digits-cnn", "--max-accuracy-drop", "lots"], "--max-accuracy-drop"),
+        (["run", "digits-cnn", "--min-cosine", "2"], "--min-cosine"),
+        (["run", "digits-cnn", "--target", "cuda"], "--target"),
+        (["run", "digits-cnn", "--trials", "0"], "--trials"),
+        (["run", "no.such.module:factory"], "no.such.module:factory"),
+    ],
+)
+def test_cli_usage_errors_name_what_is_wrong(
+    argv: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "-o", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_end_to_end_on_the_digits_cnn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    argv = ["run", "digits-cnn", "-o", str(output), "--trials", "3", "--threads", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--max-time", "0.05", "--max-accuracy-drop", "1pt"])
+    assert exit_info.value.code == 0
+    captured = capsys.readouterr()
+    report = json.loads((output / "report.json").read_text())
+    assert [c["technique"] for c in report["candidates"]] == [
+        "ort-dynamic-int8",
+        "ort-static-int8",
+        "ort-fp16",
+    ]
+    assert report["gate"] == "accuracy drop <= 1 pt"
+    assert (output / report["winner_path"]).is_file()
+    assert f"winner: {report['winner']}" in captured.out
+    assert "eager torch fp32" in captured.out and "fp32" in captured.out
+    assert "exporting the fp32 ONNX baseline" in captured.err
