@@ -103,7 +103,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SearchR
             "digits-cnn",
             output,
             QualityGate(max_accuracy_drop=1.0),
-            _quick(techniques=techniques),
+            _quick(techniques=techniques, calibration_examples=48),
         )
     yield report, output
 
@@ -140,8 +140,10 @@ def test_a_good_candidate_passes_and_the_winner_is_written(
     searched: tuple[SearchReport, Path],
 ) -> None:
     report, output = searched
-    static = _candidate(report, "ort-static-int8-minmax-64-pc")
+    static = _candidate(report, "ort-static-int8-minmax-48-pc")
     assert static.status == "passed"
+    assert static.knobs == {"method": "MinMax", "size": 48, "per_channel": True}
+    assert static.notes == ["calibration size 64 lowered to the 48 examples set aside"]
     assert static.quality is not None and static.quality.accuracy_drop is not None
     assert static.quality.accuracy_drop <= 1.0
     assert static.size_bytes is not None and report.baseline.size_bytes is not None
@@ -171,8 +173,8 @@ def test_the_report_compares_with_eager_torch_and_checks_parity(
     searched: tuple[SearchReport, Path],
 ) -> None:
     report, _ = searched
-    assert report.calibration_examples == 64
-    assert report.scoring_examples == 360 - 64
+    assert report.calibration_examples == 48
+    assert report.scoring_examples == 360 - 48
     parity = report.eager["parity_fp32_onnx"]
     assert parity["top1_agreement"] == 1.0 and parity["max_abs_error"] < 1e-3
     assert report.eager["latency"]["1"]["median_s"] > 0

@@ -279,6 +279,8 @@ def run(
         )
     _print_wide(table)
     for item in report.candidates:
+        for note in item.notes:
+            out.print(f"{item.id}: {note}", markup=False)
         if item.status in ("rejected", "not applicable"):
             out.print(f"{item.id}: {item.status}: {item.reason}", markup=False)
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")

@@ -240,6 +240,7 @@ class CandidateResult(BaseModel):
     speedup_vs_fp32_onnx: float | None = None
     speedup_vs_eager: float | None = None
     pareto: bool = False
+    notes: list[str] = []
 
 
 class SearchReport(BaseModel):
@@ -442,11 +443,28 @@ def _gate(gate: QualityGate, quality: Quality) -> tuple[bool, str]:
 
 
 def _schedule(
-    techniques: Sequence[Technique], trials: int | None
-) -> list[tuple[Technique, dict[str, Any]]]:
-    """Knob settings taken in turn from each technique, so a small budget tries them all."""
-    queues = [[(t, k) for k in t.knobs()] for t in techniques]
-    order: list[tuple[Technique, dict[str, Any]]] = []
+    techniques: Sequence[Technique], trials: int | None, calibration: int
+) -> list[tuple[Technique, dict[str, Any], str]]:
+    """Knob settings taken in turn from each technique, so a small budget tries them all.
+
+    A calibration ``size`` above the ``calibration`` examples set aside is lowered to that
+    number (with a note); settings that become equal are tried once.
+    """
+    queues: list[list[tuple[Technique, dict[str, Any], str]]] = []
+    for technique in techniques:
+        queue: list[tuple[Technique, dict[str, Any], str]] = []
+        seen: list[dict[str, Any]] = []
+        for knobs in technique.knobs():
+            note = ""
+            size = knobs.get("size")
+            if isinstance(size, int) and calibration and size > calibration:
+                knobs = {**knobs, "size": calibration}
+                note = f"calibration size {size} lowered to the {calibration} examples set aside"
+            if knobs not in seen:
+                seen.append(knobs)
+                queue.append((technique, knobs, note))
+        queues.append(queue)
+    order: list[tuple[Technique, dict[str, Any], str]] = []
     while any(queues):
         for queue in queues:
             if queue:
@@ -824,8 +842,12 @@ def run_search(
             )
         )
         run.say(f"{technique.name}: not applicable: {why}")
-    for technique, knobs in _schedule(applicable, options.trials):
+    available = 0 if scoring.calibration is None else int(scoring.calibration[0].shape[0])
+    for technique, knobs, note in _schedule(applicable, options.trials, available):
         result = run.try_candidate(technique, knobs, base_path, context)
+        if note:
+            result.notes.append(note)
+            run.say(f"{result.id}: {note}")
         results.append(result)
         lat = result.latency.get(run.first)
         shown = "" if lat is None else f"{lat.median_s * 1e6:.1f} us, "
