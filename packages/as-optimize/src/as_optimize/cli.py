@@ -8,7 +8,6 @@ stderr; ``--debug`` adds tracebacks.
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -228,55 +227,7 @@ def run(
     if as_json:
         out.print_json(report.model_dump_json())
         return
-    first = str(report.batch_sizes[0])
-    table = Table(
-        title=f"{report.workload} on {report.target}, batch {first} (gate: {report.gate})"
-    )
-    for column in (
-        "model",
-        "status",
-        "latency (95% CI)",
-        "vs fp32 ONNX",
-        "vs eager",
-        "size",
-        "quality",
-        "Pareto",
-    ):
-        table.add_column(column)
-    eager = report.eager["latency"][first]
-    table.add_row(
-        "eager torch fp32",
-        "reference",
-        f"{format_seconds(eager['median_s'])} ({format_seconds(eager['ci_low_s'])}-"
-        f"{format_seconds(eager['ci_high_s'])})",
-        "",
-        "1.00x",
-        "",
-        "-" if report.eager.get("accuracy") is None else f"{report.eager['accuracy']:.2f}%",
-        "",
-    )
-    for item in [report.baseline, *report.candidates]:
-        lat = item.latency.get(first)
-        quality = item.quality
-        if quality is None:
-            shown = "-"
-        elif quality.accuracy is not None:
-            shown = f"{quality.accuracy:.2f}%"
-        else:
-            shown = f"cos {quality.mean_cosine:.4f}"
-        table.add_row(
-            item.id + (" [bold](winner)[/]" if item.id == report.winner else ""),
-            item.status,
-            "-"
-            if lat is None
-            else f"{format_seconds(lat.median_s)} ({format_seconds(lat.ci_low_s)}-"
-            f"{format_seconds(lat.ci_high_s)})",
-            "-" if item.speedup_vs_fp32_onnx is None else f"{item.speedup_vs_fp32_onnx:.2f}x",
-            "-" if item.speedup_vs_eager is None else f"{item.speedup_vs_eager:.2f}x",
-            format_bytes(item.size_bytes),
-            shown,
-            "yes" if item.pareto else "",
-        )
+    table = _run_table(report)
     _print_wide(table)
     for item in report.candidates:
         for note in item.notes:
@@ -285,7 +236,71 @@ def run(
             out.print(f"{item.id}: {item.status}: {item.reason}", markup=False)
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
     out.print(f"written: {output / report.winner_path}, {output / 'report.json'}", markup=False)
-    out.print(json.dumps({"pareto": report.pareto}), markup=False)
+    out.print(f"Pareto front (latency, size, quality): {', '.join(report.pareto)}", markup=False)
+
+
+def _latency_text(lat: Any, with_ci: bool) -> str:
+    if lat is None:
+        return "-"
+    median = format_seconds(lat.median_s if hasattr(lat, "median_s") else lat["median_s"])
+    if not with_ci:
+        return median
+    low = lat.ci_low_s if hasattr(lat, "ci_low_s") else lat["ci_low_s"]
+    high = lat.ci_high_s if hasattr(lat, "ci_high_s") else lat["ci_high_s"]
+    return f"{median} ({format_seconds(low)}-{format_seconds(high)})"
+
+
+def _quality_text(quality: Any) -> str:
+    if quality is None:
+        return "-"
+    if quality.accuracy is not None:
+        return f"{quality.accuracy:.2f}%"
+    return f"cos {quality.mean_cosine:.4f}"
+
+
+def _run_table(report: Any) -> Table:
+    """Eager torch, the fp32 baseline and every candidate; later batch sizes as columns."""
+    first, *others = [str(b) for b in report.batch_sizes]
+    table = Table(title=f"{report.workload} on {report.target} (gate: {report.gate})")
+    columns = [
+        "model",
+        "status",
+        f"bs{first} latency (95% CI)",
+        "vs fp32 ONNX",
+        "vs eager",
+        *(f"bs{b} latency" for b in others),
+        "size",
+        "quality",
+        "Pareto",
+    ]
+    for column in columns:
+        table.add_column(column)
+    eager = report.eager["latency"]
+    accuracy = report.eager.get("accuracy")
+    table.add_row(
+        "eager torch fp32",
+        "reference",
+        _latency_text(eager[first], True),
+        f"{report.baseline.latency[first].median_s / eager[first]['median_s']:.2f}x",
+        "1.00x",
+        *(_latency_text(eager[b], False) for b in others),
+        "",
+        "-" if accuracy is None else f"{accuracy:.2f}%",
+        "",
+    )
+    for item in [report.baseline, *report.candidates]:
+        table.add_row(
+            item.id + (" [bold](winner)[/]" if item.id == report.winner else ""),
+            item.status,
+            _latency_text(item.latency.get(first), True),
+            "-" if item.speedup_vs_fp32_onnx is None else f"{item.speedup_vs_fp32_onnx:.2f}x",
+            "-" if item.speedup_vs_eager is None else f"{item.speedup_vs_eager:.2f}x",
+            *(_latency_text(item.latency.get(b), False) for b in others),
+            format_bytes(item.size_bytes),
+            _quality_text(item.quality),
+            "yes" if item.pareto else "",
+        )
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
