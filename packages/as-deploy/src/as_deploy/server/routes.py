@@ -128,13 +128,19 @@ async def _ready(request: Request) -> JSONResponse:
             status="shutting_down" if state.draining else "loading",
             loaded=loaded,
         )
+    elif not models.preload_done:
+        # Still loading the rest: "failed" is the settled state, once every model of the
+        # list was tried (the failures so far are already listed).
+        body = Readiness(
+            ready=False,
+            status="loading",
+            loaded=loaded,
+            pending=list(models.preload_pending),
+            errors=dict(models.preload_errors),
+        )
     elif models.preload_errors:
         body = Readiness(
             ready=False, status="failed", loaded=loaded, errors=dict(models.preload_errors)
-        )
-    elif not models.preload_done:
-        body = Readiness(
-            ready=False, status="loading", loaded=loaded, pending=list(models.preload_pending)
         )
     else:
         # With the default preload a model that failed does not keep the others from
