@@ -241,3 +241,35 @@ def test_run_end_to_end_on_the_digits_cnn(
     assert f"winner: {report['winner']}" in captured.out
     assert "eager torch fp32" in captured.out and "fp32" in captured.out
     assert "exporting the fp32 ONNX baseline" in captured.err
+
+
+FACTORY = """
+import torch
+
+
+def make_mlp():
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16)]
+    return torch.nn.Sequential(*layers).eval(), (torch.randn(4, 32),)
+"""
+
+
+def test_a_factory_without_data_is_scored_by_cosine_and_says_what_does_not_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "as_optimize_test_factory.py").write_text(FACTORY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = run_search("as_optimize_test_factory:make_mlp", tmp_path / "out", options=_quick())
+    assert report.gate == "mean cosine vs fp32 >= 0.99"
+    assert report.calibration_examples == 0 and report.scoring_examples == 64
+    statuses = {c.id: (c.status, c.reason) for c in report.candidates}
+    assert statuses["ort-static-int8"] == (
+        "not applicable",
+        "needs data to calibrate activation ranges; the workload has none",
+    )
+    # Its Linear layers export as Gemm, which dynamic int8 does not quantize.
+    assert statuses["ort-dynamic-int8"][0] == "not applicable"
+    assert "Gemm" in statuses["ort-dynamic-int8"][1]
+    fp16 = _candidate(report, "ort-fp16-io32")
+    assert fp16.quality is not None and fp16.quality.mean_cosine > 0.99
+    assert fp16.quality.accuracy is None
