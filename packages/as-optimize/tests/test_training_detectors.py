@@ -118,3 +118,25 @@ def test_leak_needs_growth_and_a_mostly_monotone_series() -> None:
     detector = LeakDetector(settings, "host RSS")
     for step, value in enumerate([1000, 1300, 900, 1300, 1000, 1400, 1000]):
         assert detector.observe(step, value) is None
+
+
+def test_divergence_ignores_spikes_far_below_where_the_run_started() -> None:
+    # A converged run: the loss fell from about 2 to 0.005. Spikes to 0.05 are 10x the
+    # recent median but a fortieth of the start: noise, not divergence. A climb back to
+    # the start level is.
+    settings = DivergenceSettings(factor=5.0, start_fraction=0.5, window=5, warmup=5, patience=3)
+    detector = DivergenceDetector(settings)
+    for loss in [2.0, 2.1, 1.9, 2.0, 2.0, 0.005, 0.005, 0.005, 0.005, 0.005]:
+        assert detector.observe(loss) is None
+    assert detector.start_level == 2.0
+    assert [detector.observe(0.05) for _ in range(5)] == [None] * 5
+    assert detector.observe(0.005) is None
+    findings = [detector.observe(1.5) for _ in range(3)]
+    assert findings[:2] == [None, None]
+    last = findings[2]
+    assert last is not None and last.figures["start_level"] == 2.0
+    # Without the start condition the spikes alone count.
+    plain = DivergenceDetector(settings.model_copy(update={"start_fraction": 0.0}))
+    for loss in [2.0, 2.1, 1.9, 2.0, 2.0, 0.005, 0.005, 0.005, 0.005, 0.005]:
+        plain.observe(loss)
+    assert [plain.observe(0.05) for _ in range(3)][2] is not None

@@ -68,19 +68,26 @@ def _floats(data: Mapping[str, object], key: str) -> list[float]:
 
 
 class DivergenceDetector:
-    """Loss above ``factor`` x the median of the previous ``window`` losses, ``patience`` times.
+    """Loss above ``factor`` x its recent median and a fraction of its start, ``patience`` times.
 
-    Counting starts after ``warmup`` steps; the median covers finite losses only and the
-    rule is applied only while that median is positive. A divergence fires once; it fires
-    again only after a step under the threshold.
+    The recent median covers the previous ``window`` finite losses; the start level is the
+    median of the run's first ``window`` losses. Counting starts after ``warmup`` steps,
+    and the rule is applied only while the recent median is positive. A divergence fires
+    once; it fires again only after a step under the threshold.
     """
 
     def __init__(self, settings: DivergenceSettings) -> None:
         """Start with an empty window."""
         self.settings = settings
         self._window: deque[float] = deque(maxlen=settings.window)
+        self._start: list[float] = []
         self._seen = 0
         self._high = 0
+
+    @property
+    def start_level(self) -> float | None:
+        """The median of the run's first ``window`` losses (None before the first)."""
+        return statistics.median(self._start) if self._start else None
 
     def observe(self, loss: float | None) -> Finding | None:
         """Take one step's loss; a :class:`Finding` when the loss has diverged."""
@@ -89,19 +96,22 @@ class DivergenceDetector:
         s = self.settings
         self._seen += 1
         finding = None
-        if self._seen > s.warmup and len(self._window) >= min(s.window, 3):
+        if self._seen > s.warmup and len(self._window) >= 3:
             median = statistics.median(self._window)
-            if median > 0 and loss > s.factor * median:
+            start = self.start_level or 0.0
+            if median > 0 and loss > s.factor * median and loss > s.start_fraction * start:
                 self._high += 1
                 if self._high == s.patience:
                     finding = Finding(
                         "divergence",
                         f"loss {loss:.6g} is above {s.factor:g} x the median {median:.6g} of "
-                        f"the last {len(self._window)} steps, {s.patience} step(s) in a row",
+                        f"the last {len(self._window)} steps (and above {s.start_fraction:g} x "
+                        f"the start level {start:.6g}), {s.patience} step(s) in a row",
                         {
                             "loss": loss,
                             "median": median,
                             "factor": s.factor,
+                            "start_level": start,
                             "window": len(self._window),
                             "patience": s.patience,
                         },
@@ -111,15 +121,23 @@ class DivergenceDetector:
                 return finding
             self._high = 0
         self._window.append(loss)
+        if len(self._start) < s.window:
+            self._start.append(loss)
         return finding
 
     def state_dict(self) -> dict[str, object]:
-        """The window and counters, for a checkpoint."""
-        return {"window": list(self._window), "seen": self._seen, "high": self._high}
+        """The windows and counters, for a checkpoint."""
+        return {
+            "window": list(self._window),
+            "start": list(self._start),
+            "seen": self._seen,
+            "high": self._high,
+        }
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
         """Restore :meth:`state_dict`'s output."""
         self._window = deque(_floats(state, "window"), maxlen=self.settings.window)
+        self._start = _floats(state, "start")
         self._seen = int(str(state.get("seen", 0)))
         self._high = int(str(state.get("high", 0)))
 

@@ -42,13 +42,16 @@ class DivergenceSettings(ConfigSection):
     """The loss far above its recent running level.
 
     After ``warmup`` steps, a step's loss is *high* when it exceeds ``factor`` times the
-    median of the previous ``window`` finite losses (only while that median is positive).
-    ``patience`` high steps in a row are a divergence.
+    median of the previous ``window`` finite losses (only while that median is positive)
+    and ``start_fraction`` times the run's starting level (the median of its first
+    ``window`` losses; 0 turns this second condition off). ``patience`` high steps in a
+    row are a divergence.
     """
 
     enabled: bool = True
     policy: Policy = "rollback"
     factor: float = Field(default=5.0, gt=1.0)
+    start_fraction: float = Field(default=0.5, ge=0.0)
     window: int = Field(default=50, ge=3)
     warmup: int = Field(default=50, ge=0)
     patience: int = Field(default=3, ge=1)

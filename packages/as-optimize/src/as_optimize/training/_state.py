@@ -35,6 +35,8 @@ __all__ = [
     "restore_rng",
 ]
 
+# Types whose values JSON holds as they are (floats are not: NaN and infinities are tagged).
+_PLAIN = frozenset({int, str, bool, type(None)})
 _TAGS = ("__tensor__", "__tuple__", "__items__", "__float__", "__ndarray__", "__dtype__")
 
 
@@ -56,7 +58,10 @@ def encode(value: object, tensors: dict[str, torch.Tensor], where: str) -> objec
         tensors[where] = tensor.contiguous().clone()
         return {"__tensor__": where}
     if isinstance(value, tuple | list):
-        items = [encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
+        if all(type(v) in _PLAIN for v in value):
+            items = list(value)  # the common case (a generator's state): no recursion
+        else:
+            items = [encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
         return {"__tuple__": items} if isinstance(value, tuple) else items
     if isinstance(value, Mapping):
         return _encode_mapping(value, tensors, where)
