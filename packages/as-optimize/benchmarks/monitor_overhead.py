@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import statistics
 import tempfile
 import time
@@ -145,6 +146,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    # The detectors run as in any run; their warnings (a busy machine's slowdowns) are not
+    # printed over the figures.
+    logging.getLogger("as_optimize.training").setLevel(logging.ERROR)
 
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -242,7 +246,6 @@ def per_call_us(fn: Callable[[], object], calls: int = 2000, repeats: int = 5) -
 def part_costs(variant: Variant, root: Path) -> None:
     """What the parts of one monitored step cost, and the choices the monitor made."""
     import json
-    import logging
     from logging.handlers import RotatingFileHandler
 
     import as_logging

@@ -103,6 +103,14 @@ def test_slowdown_compares_the_recent_median_with_the_baseline() -> None:
     finding = detector.observe(2.0)  # median of [1, 2, 2] = 2 > 1.5
     assert finding is not None and finding.figures["baseline_step_time_s"] == 1.0
     assert detector.observe(2.0) is None  # once per episode
+    assert detector.observe(1.4) is None  # median [2, 2, 1.4] = 2
+    assert detector.observe(1.4) is None  # median 1.4: under 1.5 but not back to 1.25
+    assert detector.observe(2.0) is None  # median 1.4
+    assert detector.observe(2.0) is None  # median 2.0: still the same episode
+    for t in [1.0, 1.0, 1.0]:
+        assert detector.observe(t) is None  # back to 1.0: re-armed
+    assert detector.observe(2.0) is None
+    assert detector.observe(2.0) is not None  # a new episode
 
 
 def test_leak_needs_growth_and_a_mostly_monotone_series() -> None:

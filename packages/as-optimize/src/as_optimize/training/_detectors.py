@@ -255,7 +255,7 @@ class SlowdownDetector:
     """The median step time of the latest ``window`` steps above ``factor`` x the baseline.
 
     The baseline is the median of the first ``window`` steps after ``warmup``. Fires once
-    per episode: again only after the median has come back under the threshold.
+    per episode: again only after the median has come back half-way to the baseline.
     """
 
     def __init__(self, settings: SlowdownSettings) -> None:
@@ -282,7 +282,10 @@ class SlowdownDetector:
             self.baseline = median
             return None
         if median <= s.factor * self.baseline:
-            self._firing = False
+            # Re-armed only once well back (half-way to the baseline), so a median that
+            # hovers around the threshold on a busy machine is one episode, not many.
+            if median <= (1 + (s.factor - 1) / 2) * self.baseline:
+                self._firing = False
             return None
         if self._firing:
             return None

@@ -92,7 +92,8 @@ class SlowdownSettings(ConfigSection):
 
     The median step time of the first ``window`` steps after ``warmup`` is the baseline; a
     median of the latest ``window`` steps above ``factor`` times the baseline fires. It
-    fires again only after the median has come back under the threshold.
+    fires again only after the median has come back half-way (under ``1 + (factor - 1)
+    / 2`` times the baseline).
     """
 
     enabled: bool = True
