@@ -69,7 +69,11 @@ def _context(data: dict[str, Any]) -> ApplyContext:
     ids=lambda value: getattr(value, "name", None) or "-".join(map(str, dict(value).values())),
 )
 def test_each_technique_keeps_digits_accuracy_within_one_point(
-    technique: Technique, knobs: dict[str, Any], digits: dict[str, Any], tmp_path: Path
+    technique: Technique,
+    knobs: dict[str, Any],
+    digits: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     facts = ModelFacts(
         task="classification", has_data=True, op_types=frozenset({"Conv", "Gemm", "Relu"})
@@ -78,6 +82,7 @@ def test_each_technique_keeps_digits_accuracy_within_one_point(
     assert applies, reason
     out = technique.apply(digits["path"], knobs, tmp_path / "model.onnx", _context(digits))
     assert out.is_file()
+    assert capsys.readouterr().out == ""  # stdout is the command's table or JSON
     accuracy = _accuracy(out, digits)
     assert digits["accuracy"] - accuracy <= 1.0, (technique.name, knobs, accuracy)
 

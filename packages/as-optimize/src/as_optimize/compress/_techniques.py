@@ -19,7 +19,9 @@ the reasons given for a layer follow the installed version.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -175,11 +177,14 @@ def _run_quantizer(what: str, output: Path, call: Any) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     # The quantizers log advice through the root logger for every model (pre-processing,
     # shape inference) at WARNING; the candidate's evaluation says what matters.
+    # Histogram calibration prints its progress to stdout, where a command's table or
+    # JSON goes; it is dropped.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        call()
+        with contextlib.redirect_stdout(io.StringIO()):
+            call()
     except Exception as exc:  # the quantizers raise bare Exceptions, ValueErrors, ...
         raise CompressionError(f"{what} failed on the baseline model: {exc}") from exc
     finally:
