@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import io
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,10 @@ def _run_quantizer(what: str, output: Path, call: Any) -> Path:
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # numpy's overflow warnings from a histogram that cannot be built; the
+            # quantizer's own error says what failed.
+            warnings.simplefilter("ignore", RuntimeWarning)
             call()
     except Exception as exc:  # the quantizers raise bare Exceptions, ValueErrors, ...
         raise CompressionError(f"{what} failed on the baseline model: {exc}") from exc
