@@ -15,10 +15,14 @@ in-process ONNX Runtime. Systems (suite ``litserve``, the default):
   array and answers a constant (``_ceiling_app.py``, uvicorn's default stack: httptools
   and uvloop as ``uvicorn[standard]`` installs them), the most a FastAPI server answers
   here; ``fastapi ceiling h11`` is the same on h11 and asyncio's loop, the stack that
-  ``as-deploy serve`` runs on.
+  ``as-deploy serve`` runs on;
+- ``as-deploy batching on httptools``: the same app as ``as-deploy batching`` served by
+  uvicorn's default stack (``_deploy_uvicorn_app.py``; without ``as-deploy serve``'s
+  connection deadlines and draining): what the HTTP stack costs as-deploy.
 
 Suite ``workers``: ``as-deploy serve --workers N`` (batching on) for N in ``--workers``,
-and the ceiling.
+and the ceiling. Suite ``batching``: as-deploy with batching as configured by default
+(``max_concurrent_batches: 2``), with one batch at a time, and without batching.
 
 Runs are interleaved: each round starts every system in turn, loads it at every client
 count and stops it, and the figures are the median over ``--rounds`` rounds (with the
@@ -246,6 +250,14 @@ def servers(repo: Path, model_path: Path, baseline: Path | None = None) -> list[
             (("as-deploy batching", "json"), ("as-deploy v2 binary", "v2-binary")),
         ),
         *before,
+        ServerSpec(
+            "as-deploy batching on httptools",
+            [sys.executable, str(HERE / "_deploy_uvicorn_app.py"), "{port}", str(repo)],
+            _deploy_env(True),
+            "/ready",
+            predict,
+            True,
+        ),
         ServerSpec("as-deploy no batching", deploy, _deploy_env(False), "/ready", predict, True),
         ServerSpec(
             "litserve batching",
@@ -258,6 +270,18 @@ def servers(repo: Path, model_path: Path, baseline: Path | None = None) -> list[
         ServerSpec("litserve no batching", [*lit, "1", "0"], {}, "/health", "/predict", False),
         _ceiling(CEILING),
         _ceiling(f"{CEILING} h11", "h11", "asyncio"),
+    ]
+
+
+def batching_servers(repo: Path) -> list[ServerSpec]:
+    """Suite ``batching``: as-deploy's batching policies side by side."""
+    predict = f"/v1/models/{MODEL}/predict"
+    deploy = _deploy_command("--repo", str(repo))
+    one = {**_deploy_env(True), "AS_DEPLOY__BATCHING__MAX_CONCURRENT_BATCHES": "1"}
+    return [
+        ServerSpec("as-deploy batching", deploy, _deploy_env(True), "/ready", predict, True),
+        ServerSpec("as-deploy batching, one at a time", deploy, one, "/ready", predict, True),
+        ServerSpec("as-deploy no batching", deploy, _deploy_env(False), "/ready", predict, True),
     ]
 
 
@@ -349,12 +373,20 @@ def _measure(
 
 
 def _summary(runs: list[dict[str, Any]], clients_list: list[int]) -> list[dict[str, Any]]:
-    """The median of each figure over the rounds, per system and client count."""
+    """The median of each figure over the rounds, per system and client count.
+
+    The share of the ceiling is paired: each round's throughput over the ceiling's in the
+    same round, then the median of those ratios (the ceiling, the fastest, moves most
+    with whatever else the machine runs).
+    """
     rows = []
     systems = list(dict.fromkeys(run["system"] for run in runs))
     for clients in clients_list:
-        ceiling = [r for r in runs if r["system"] == CEILING and r["clients"] == clients]
-        ceiling_rps = statistics.median(r["requests_per_s"] for r in ceiling) if ceiling else None
+        ceiling = {
+            r["round"]: r["requests_per_s"]
+            for r in runs
+            if r["system"] == CEILING and r["clients"] == clients
+        }
         for system in systems:
             mine = [r for r in runs if r["system"] == system and r["clients"] == clients]
             if not mine:
@@ -362,6 +394,9 @@ def _summary(runs: list[dict[str, Any]], clients_list: list[int]) -> list[dict[s
             rps = [r["requests_per_s"] for r in mine]
             p99 = [r["p99_ms"] for r in mine]
             batches = [r["mean_batch"] for r in mine if r["mean_batch"] is not None]
+            shares = [
+                r["requests_per_s"] / ceiling[r["round"]] for r in mine if ceiling.get(r["round"])
+            ]
             row = {
                 "system": system,
                 "clients": clients,
@@ -372,7 +407,8 @@ def _summary(runs: list[dict[str, Any]], clients_list: list[int]) -> list[dict[s
                 "p99_ms": statistics.median(p99),
                 "p99_ms_range": [min(p99), max(p99)],
                 "mean_batch": statistics.median(batches) if batches else None,
-                "of_ceiling": statistics.median(rps) / ceiling_rps if ceiling_rps else None,
+                "of_ceiling": statistics.median(shares) if shares else None,
+                "of_ceiling_range": [min(shares), max(shares)] if shares else None,
                 "bad_answers": sum(
                     r["wrong_answers"]
                     + r["connection_errors"]
@@ -387,14 +423,17 @@ def _summary(runs: list[dict[str, Any]], clients_list: list[int]) -> list[dict[s
 def _print_table(rows: list[dict[str, Any]]) -> None:
     print(
         "\n| system | clients | req/s (median) | range | p50 ms | p99 ms (median) | range "
-        "| mean batch | of ceiling | non-200, wrong, errors |"
+        "| mean batch | of ceiling (median, range) | non-200, wrong, errors |"
     )
-    print("|---|---:|---:|---|---:|---:|---|---:|---:|---:|")
+    print("|---|---:|---:|---|---:|---:|---|---:|---|---:|")
     for row in rows:
         low, high = row["requests_per_s_range"]
         p_low, p_high = row["p99_ms_range"]
         batch = "-" if row["mean_batch"] is None else f"{row['mean_batch']:.1f}"
-        share = "-" if row["of_ceiling"] is None else f"{row['of_ceiling']:.2f}"
+        share = "-"
+        if row["of_ceiling"] is not None:
+            s_low, s_high = row["of_ceiling_range"]
+            share = f"{row['of_ceiling']:.2f} ({s_low:.2f}-{s_high:.2f})"
         print(
             f"| {row['system']} | {row['clients']} | {row['requests_per_s']:.0f} | "
             f"{low:.0f}-{high:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
@@ -431,7 +470,7 @@ def _verdicts(rows: list[dict[str, Any]], clients_list: list[int]) -> list[dict[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=["litserve", "workers"], default="litserve")
+    parser.add_argument("--suite", choices=["litserve", "workers", "batching"], default="litserve")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
@@ -460,11 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    specs = (
-        servers(repo, model_path, args.baseline_src)
-        if args.suite == "litserve"
-        else worker_servers(repo, args.workers)
-    )
+    if args.suite == "litserve":
+        specs = servers(repo, model_path, args.baseline_src)
+    elif args.suite == "workers":
+        specs = worker_servers(repo, args.workers)
+    else:
+        specs = batching_servers(repo)
     specs = [
         spec
         for spec in specs

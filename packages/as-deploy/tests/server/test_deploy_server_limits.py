@@ -86,7 +86,10 @@ def test_deploy_server_concurrency_limit_answers_503_with_retry_after(repo: Path
 def test_deploy_server_full_queue_answers_503(repo: Path, h: Any) -> None:
     settings = ServerSettings(
         preload=["slow-mlp"],
-        batching=BatchingSettings(max_wait_ms=0, max_queue_size=1, max_batch_size=2048),
+        # One batch at a time: a request that comes while it runs is queued behind it.
+        batching=BatchingSettings(
+            max_wait_ms=0, max_queue_size=1, max_batch_size=2048, max_concurrent_batches=1
+        ),
     )
 
     async def scenario() -> None:
@@ -112,7 +115,8 @@ def test_deploy_server_timeout_is_504_and_drops_rows_not_yet_run(repo: Path, h: 
     settings = ServerSettings(
         preload=["slow-mlp"],
         limits=LimitsSettings(request_timeout_s=0.25),
-        batching=BatchingSettings(max_wait_ms=0, max_batch_size=4096),
+        # One batch at a time: the second request waits behind the first one's inference.
+        batching=BatchingSettings(max_wait_ms=0, max_batch_size=4096, max_concurrent_batches=1),
     )
     count = "as_deploy_inference_duration_seconds_count"
 

@@ -122,6 +122,9 @@ class Batcher:
         max_batch_size: Most rows per inference (a bigger request runs alone).
         max_wait_s: How long the first request waits for others, at most.
         max_queue_size: Most waiting requests; more get :class:`OverloadedError`.
+        max_concurrent_batches: Most batches of this model running at once. The next
+            batch starts while one runs (up to this many); past it, queued requests wait
+            for one to finish and join the next batch meanwhile.
         arriving: How many requests are being read and checked on their way to a
             batcher. The batch waits for more rows only while this is above zero: a
             lone request runs at once instead of paying ``max_wait_s`` for nothing.
@@ -137,6 +140,7 @@ class Batcher:
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         max_queue_size: int = 1024,
+        max_concurrent_batches: int = 2,
         arriving: Callable[[], int] | None = None,
     ) -> None:
         """Create the batcher; :meth:`start` starts its loop."""
@@ -148,12 +152,14 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue_size = max_queue_size
+        self.max_concurrent_batches = max_concurrent_batches
         self._queue: deque[_Job] = deque()
         self._wakeup = asyncio.Event()
         self._company: asyncio.Future[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()  # running now
+        self._slot: asyncio.Future[None] | None = None  # settled when one finishes
         self._depth: Any = None  # the queue-depth gauge of this model, once set
         self._closed = False
-        self._running = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -166,7 +172,7 @@ class Batcher:
     @property
     def busy(self) -> bool:
         """Whether requests are waiting or running."""
-        return bool(self._queue) or self._running
+        return bool(self._queue) or bool(self._batches)
 
     async def submit(self, inputs: Mapping[str, Array], rows: int) -> dict[str, Array]:
         """Queue the request and return its rows of the batch's outputs.
@@ -211,23 +217,47 @@ class Batcher:
                 self._metrics.queue_depth.remove(self.model)
 
     async def _loop(self) -> None:
-        while True:
-            first = await self._next()
-            if first is None:
-                return
-            batch = [first]
-            rows = first.rows
-            deadline = asyncio.get_running_loop().time() + self.max_wait_s
-            while rows < self.max_batch_size:
-                rows = self._gather(batch, rows)
-                remaining = deadline - asyncio.get_running_loop().time()
-                if rows >= self.max_batch_size or remaining <= 0 or self._closed:
-                    break
-                if self._arriving is not None and self._arriving() == 0:
-                    break  # nothing else is on its way: waiting would only add latency
-                await self._wait_for_company(remaining)
-            self._queue_changed()
-            await self._run_batch(batch)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                # The requests stay queued (and counted) until a batch may start.
+                while len(self._batches) >= self.max_concurrent_batches:
+                    await self._wait_for_slot()
+                first = await self._next()
+                if first is None:
+                    return
+                batch = [first]
+                rows = first.rows
+                deadline = loop.time() + self.max_wait_s
+                while rows < self.max_batch_size:
+                    rows = self._gather(batch, rows)
+                    remaining = deadline - loop.time()
+                    if rows >= self.max_batch_size or remaining <= 0 or self._closed:
+                        break
+                    if self._arriving is not None and self._arriving() == 0:
+                        break  # nothing else is on its way: waiting would only add latency
+                    await self._wait_for_company(remaining)
+                self._queue_changed()
+                task = loop.create_task(self._run_batch(batch))
+                self._batches.add(task)
+                task.add_done_callback(self._batch_done)
+        finally:
+            while self._batches:  # closing: the batches started are answered
+                await asyncio.wait(set(self._batches))
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        if self._slot is not None:
+            _settle(self._slot)
+
+    async def _wait_for_slot(self) -> None:
+        """Wait until one of the running batches finishes."""
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot = slot
+        try:
+            await slot
+        finally:
+            self._slot = None
 
     async def _wait_for_company(self, remaining: float) -> None:
         """Wait up to ``remaining`` seconds for another request to be queued (or close)."""
@@ -277,7 +307,6 @@ class Batcher:
             return
         loop = asyncio.get_running_loop()
         rows = sum(job.rows for job in live)
-        self._running = True
         try:
             merged = {
                 name: (
@@ -299,8 +328,6 @@ class Batcher:
             for job in live:
                 if not job.future.done():
                     job.future.set_exception(exc)
-        finally:
-            self._running = False
 
     def _split(self, live: list[_Job], rows: int, outputs: dict[str, Array]) -> None:
         for name, array in outputs.items():

@@ -69,7 +69,7 @@ class FastRoutes:
         try:
             if match.group("v1") is not None:
                 name = match.group("v1")
-                version = request.query_params.get("version")
+                version = request.query_params.get("version") if scope.get("query_string") else None
                 scope["path_params"] = {"name": name}
                 response = await self.predict(request, name, version)
             else:

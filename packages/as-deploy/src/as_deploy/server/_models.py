@@ -674,6 +674,7 @@ class ModelManager:
                 max_batch_size=batching.max_batch_size,
                 max_wait_s=batching.max_wait_ms / 1000,
                 max_queue_size=batching.max_queue_size,
+                max_concurrent_batches=batching.max_concurrent_batches,
                 arriving=self.arriving,
             )
             batcher.start()
