@@ -1,16 +1,20 @@
-"""``as-deploy serve --workers N``: N server processes behind one listening socket.
+"""``as-deploy serve --workers N``: N server processes on one port.
 
-The supervisor (the ``as-deploy serve`` process) binds the socket once and starts N
-worker processes (``python -m as_deploy.cli._workers``) that inherit it; the kernel hands
-each new connection to one of the workers waiting in ``accept``. Every worker is a whole
-server: its own event loop, model copies, batchers, limits and drain. The supervisor
+The supervisor (the ``as-deploy serve`` process) binds the port with ``SO_REUSEPORT``
+(without listening: it only holds the port) and starts N worker processes
+(``python -m as_deploy.cli._workers``); each binds and listens on a socket of its own on
+the same port, and the kernel spreads new connections over them (on Linux, by a hash of
+the connection's addresses). One shared listening socket would not: the first worker to
+wake accepts every connection waiting, and a burst of kept-alive clients all lands on
+it. Every worker is a whole server: its own event loop, model copies, batchers, limits
+and drain. The supervisor
 
 - passes each worker the settings it resolved (file, environment and options), as JSON;
 - gives the workers one Prometheus multiprocess folder, so that ``/metrics`` on any
   worker reports the sum over all of them (gauges: the sum over the live workers);
-- forwards SIGTERM and SIGINT to every worker (each drains as a single server does) and,
-  on the first one, closes its own copy of the listening socket, so that the port stops
-  listening once the last worker has stopped accepting;
+- forwards SIGTERM and SIGINT to every worker (each drains as a single server does,
+  taking in the connections waiting on its socket before closing it) and, on the first
+  one, lets go of the port;
 - restarts a worker that dies while serving or is killed by a signal, and stops every
   worker and exits 1 when one exits with an error within ``STARTUP_S`` of starting (it
   would fail the same way again);
@@ -49,7 +53,7 @@ __all__ = ["supervise", "worker_main"]
 logger = logging.getLogger(__name__)
 
 _SETTINGS = "AS_DEPLOY_WORKER_SETTINGS"
-_LISTEN_FD = "AS_DEPLOY_WORKER_LISTEN_FD"
+_PORT = "AS_DEPLOY_WORKER_PORT"
 _PARENT_FD = "AS_DEPLOY_WORKER_PARENT_FD"
 _INDEX = "AS_DEPLOY_WORKER_INDEX"
 _LOG_DIR = "AS_DEPLOY_WORKER_LOG_DIR"
@@ -77,6 +81,7 @@ class _Supervisor:
         self.settings = settings
         self.settings_json = settings.model_dump_json()
         self.listen = listen
+        self.port: int = listen.getsockname()[1]
         self.env = env
         self.metrics_dir = env[_METRICS_DIR]
         # The workers hold the read end; it reads as closed once this process is gone.
@@ -91,14 +96,14 @@ class _Supervisor:
         env = {
             **self.env,
             _SETTINGS: self.settings_json,
-            _LISTEN_FD: str(self.listen.fileno()),
+            _PORT: str(self.port),
             _PARENT_FD: str(self.parent_read),
             _INDEX: str(index),
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "as_deploy.cli._workers"],
             env=env,
-            pass_fds=(self.listen.fileno(), self.parent_read),
+            pass_fds=(self.parent_read,),
             # Its own process group: Ctrl-C in a terminal reaches the supervisor only,
             # which forwards it once (a second SIGINT would skip the drain).
             process_group=0,
@@ -111,7 +116,7 @@ class _Supervisor:
             sig = self.received[self.forwarded]
             self.forwarded += 1
             if self.kill_at is None:
-                self.listen.close()  # the workers' copies keep it open while they drain
+                self.listen.close()  # the workers' sockets stay open while they drain
                 settings = self.settings
                 self.kill_at = (
                     time.monotonic()
@@ -176,7 +181,9 @@ class _Supervisor:
 
 
 def supervise(settings: ServerSettings, listen: socket.socket, *, log_dir: Path | None) -> int:
-    """Run ``settings.workers`` worker processes on ``listen`` until they stop.
+    """Run ``settings.workers`` worker processes on ``listen``'s port until they stop.
+
+    ``listen`` is bound with ``SO_REUSEPORT`` and not listening.
 
     Returns:
         The first stop signal received (its number).
@@ -230,7 +237,7 @@ def worker_main() -> int:
     from as_deploy.settings import ServerSettings
 
     settings = ServerSettings.model_validate_json(os.environ.pop(_SETTINGS))
-    listen = socket.socket(fileno=int(os.environ.pop(_LISTEN_FD)))
+    port = int(os.environ.pop(_PORT))
     _watch_parent(int(os.environ.pop(_PARENT_FD)))
     index = int(os.environ.pop(_INDEX))
     log_dir = os.environ.pop(_LOG_DIR, None)
@@ -241,6 +248,7 @@ def worker_main() -> int:
         filename=f"as-deploy-worker-{index}.jsonl",
     )
     try:
+        listen = serve._bind(settings.host, port, reuse_port=True)
         serve._serve(settings, listen)
     except Exception:
         logger.exception("worker %d failed", index)

@@ -140,7 +140,7 @@ def _drop_color_message(record: logging.LogRecord) -> bool:
     return True
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     from as_deploy.exceptions import ListenError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -149,6 +149,8 @@ def _bind(host: str, port: int) -> socket.socket:
     # kept-alive connection waited ~40 ms for the client's delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # worker processes: each listens on a socket of its own on the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -175,7 +177,13 @@ def _run(settings: ServerSettings, log_dir: Path | None) -> None:
             hint="pass --repo with the folder that holds <name>/<version>/manifest.json",
         )
     models = ModelRepository(root).list_models()
-    sock = _bind(settings.host, settings.port)
+    if settings.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        raise UsageError(
+            "--workers needs SO_REUSEPORT, which this system does not have",
+            hint="run one process per port, or leave out --workers",
+        )
+    # With workers this socket only holds the port; each worker listens on its own.
+    sock = _bind(settings.host, settings.port, reuse_port=settings.workers > 1)
     port = sock.getsockname()[1]
     shown = ", ".join(f"{n}/{v}" for n, v in models) or "none yet"
     where = f"[{settings.host}]" if ":" in settings.host else settings.host
