@@ -54,7 +54,7 @@ from as_bench.devices import Device, get_device
 from as_bench.engine._isolate import (
     _ENV_LOCK,
     _exit_text,
-    rusage_peak_rss_bytes,
+    child_result,
 )
 from as_bench.engine._measure import InProcessRun, describe_callable
 from as_bench.engine._remeasure import pool
@@ -254,12 +254,7 @@ def _worker_main(
                 command = conn.recv()
             _, converged, reason = command
             result = run.finish(rounds.outcome(converged, reason), torch_set)
-        peak = rusage_peak_rss_bytes()
-        memory = result.memory
-        if peak is not None:
-            memory = memory.model_copy(update={"host_peak_rss_bytes": peak})
-        result = result.model_copy(update={"isolated": True, "memory": memory})
-        conn.send(("ok", result.model_dump_json()))
+        conn.send(("ok", child_result(result).model_dump_json()))
     except BaseException as exc:  # everything goes back to the parent
         import traceback
 

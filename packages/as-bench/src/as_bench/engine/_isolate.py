@@ -34,7 +34,7 @@ from as_bench.engine.options import MeasureOptions
 from as_bench.exceptions import DeviceUnavailableError, MeasurementError
 from as_bench.measurement import Measurement
 
-__all__ = ["run_isolated", "rusage_peak_rss_bytes"]
+__all__ = ["child_result", "run_isolated", "rusage_peak_rss_bytes"]
 
 # os.environ is process-wide: two threads starting children with different thread
 # settings must not interleave.
@@ -50,6 +50,15 @@ def rusage_peak_rss_bytes() -> int | None:
         return None
     peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def child_result(result: Measurement) -> Measurement:
+    """``result`` as a spawned child reports it: isolated, with the child's own peak RSS."""
+    peak = rusage_peak_rss_bytes()
+    memory = result.memory
+    if peak is not None:
+        memory = memory.model_copy(update={"host_peak_rss_bytes": peak})
+    return result.model_copy(update={"isolated": True, "memory": memory})
 
 
 def _child_main(conn: Connection, payload: bytes, device: str, options_json: str) -> None:
@@ -74,12 +83,7 @@ def _child_main(conn: Connection, payload: bytes, device: str, options_json: str
             setup,
             env_threads_applied=options.threads is not None,
         )
-        peak = rusage_peak_rss_bytes()
-        memory = result.memory
-        if peak is not None:
-            memory = memory.model_copy(update={"host_peak_rss_bytes": peak})
-        result = result.model_copy(update={"isolated": True, "memory": memory})
-        conn.send(("ok", result.model_dump_json()))
+        conn.send(("ok", child_result(result).model_dump_json()))
     except BaseException as exc:
         conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
     finally:
