@@ -62,16 +62,16 @@ class BatchingSettings(ConfigSection):
         max_batch_size: Most rows one inference holds (a bigger request runs alone).
         max_wait_ms: How long the first request of a batch waits for company.
         max_queue_size: Most requests waiting per model; more get 503 at once.
-        max_concurrent_batches: Most batches of one model running at once: the next batch
-            starts while one runs. ``1`` runs one at a time (requests that arrive while
-            it runs wait for it, then go together).
+        max_concurrent_batches: Most batches of one model running at once. ``1`` runs
+            one at a time: requests that arrive while it runs wait for it, then go
+            together. More lets the next batch start while one runs.
     """
 
     enabled: bool = True
     max_batch_size: _PositiveInt = 32
     max_wait_ms: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 2.0
     max_queue_size: _PositiveInt = 1024
-    max_concurrent_batches: _PositiveInt = 2
+    max_concurrent_batches: _PositiveInt = 1
 
 
 class LimitsSettings(ConfigSection):

@@ -4,9 +4,9 @@ The supervisor (the ``as-deploy serve`` process) binds the port with ``SO_REUSEP
 (without listening: it only holds the port) and starts N worker processes
 (``python -m as_deploy.cli._workers``); each binds and listens on a socket of its own on
 the same port, and the kernel spreads new connections over them (on Linux, by a hash of
-the connection's addresses). One shared listening socket would not: the first worker to
-wake accepts every connection waiting, and a burst of kept-alive clients all lands on
-it. Every worker is a whole server: its own event loop, model copies, batchers, limits
+the connection's addresses): a new connection wakes one worker, where one shared
+listening socket wakes every worker's event loop and all but one find nothing to
+accept. Every worker is a whole server: its own event loop, model copies, batchers, limits
 and drain. The supervisor
 
 - passes each worker the settings it resolved (file, environment and options), as JSON;

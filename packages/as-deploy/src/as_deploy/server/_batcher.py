@@ -140,7 +140,7 @@ class Batcher:
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         max_queue_size: int = 1024,
-        max_concurrent_batches: int = 2,
+        max_concurrent_batches: int = 1,
         arriving: Callable[[], int] | None = None,
     ) -> None:
         """Create the batcher; :meth:`start` starts its loop."""
