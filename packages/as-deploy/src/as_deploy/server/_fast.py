@@ -4,9 +4,9 @@
 are the routes a loaded server spends its time in. Each still is a FastAPI route (the
 OpenAPI document and ``/docs`` describe them from there), but :class:`FastRoutes`, the
 innermost middleware, answers them by calling the same handler functions directly:
-FastAPI's route matching (a few microseconds per route of the app, tried in order), its
-parameter solving and the exception and exit-stack layers around every endpoint cost
-more per request than the handlers' own work on a small model. The handlers get the
+FastAPI's route matching (the app's routes tried in order), its parameter solving and
+the exception and exit-stack layers around every endpoint were a large part of each
+request's cost on a small model. The handlers get the
 same :class:`~starlette.requests.Request` and their :class:`ServerError` s become the
 same JSON answers as through the app's exception handlers; anything else goes on to the
 app's outermost error handler as before. Every other request, and a predict with
