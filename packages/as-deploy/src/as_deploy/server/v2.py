@@ -37,14 +37,11 @@ from as_deploy.exceptions import (
     BadRequestError,
     InferenceTimeoutError,
     InvalidInputError,
-    OverloadedError,
     RunnerError,
     ServerError,
 )
 from as_deploy.manifest import NAME_PATTERN, Manifest
 from as_deploy.server._middleware import MODEL_SCOPE_KEY
-from as_deploy.server._models import ModelManager
-from as_deploy.server._state import ServerState
 from as_deploy.server._tensors import batch_rows, parse_json
 from as_deploy.server._v2_codec import (
     HEADER_LENGTH,
@@ -57,6 +54,7 @@ from as_deploy.server._v2_codec import (
     requested_outputs,
     split_body,
 )
+from as_deploy.server.routes import _manager, _state  # one home for both
 
 __all__ = ["EXTENSIONS", "V2ErrorMiddleware", "router"]
 
@@ -141,21 +139,6 @@ NameParam = Annotated[
 VersionParam = Annotated[
     str, PathParam(description="The model's version.", json_schema_extra={"pattern": NAME_PATTERN})
 ]
-
-
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
-
-
-def _manager(state: ServerState) -> ModelManager:
-    if state.models is None or state.models.closed:
-        raise OverloadedError(
-            "the server is not running (starting or stopping)",
-            code="not_running",
-            headers={"Retry-After": str(state.settings.limits.retry_after_s)},
-        )
-    return state.models
 
 
 # -- health and metadata -----------------------------------------------------------------
