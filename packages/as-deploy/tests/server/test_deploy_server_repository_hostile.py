@@ -509,6 +509,89 @@ def _held_loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
         go.set()
 
 
+def _load_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("as-deploy load")]
+
+
+def _recording_loads(
+    monkeypatch: pytest.MonkeyPatch, go: threading.Event, closed: list[str]
+) -> None:
+    """Loads wait for ``go``; each runner's close is recorded in ``closed``."""
+
+    def held(model: Any, options: Any = None) -> ModelRunner:
+        go.wait(HANG_GUARD_S)
+        runner = load_runner(model, options)
+        close = runner.close
+
+        def recorded() -> None:
+            closed.append(model.manifest.name)
+            close()
+
+        runner.close = recorded  # type: ignore[method-assign]
+        return runner
+
+    monkeypatch.setattr(models_module, "load_runner", held)
+
+
+def test_stopping_while_a_model_loads_waits_for_the_load_and_releases_it(
+    repo: Path, h: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen: a server stopped while a preload ran exited with the load's thread inside
+    # onnxruntime, which aborted the process ("terminate called without an active
+    # exception", exit -6) one time in five.
+    go = threading.Event()
+    closed: list[str] = []
+    _recording_loads(monkeypatch, go, closed)
+
+    async def scenario() -> None:
+        app = create_app(ServerSettings(preload=["int-sum:1"]), repo=repo)
+        try:
+            async with h.running(app, ready=False):
+                deadline = asyncio.get_running_loop().time() + HANG_GUARD_S
+                while not app.state.server.models.loading(("int-sum", "1")):
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.01)
+                # The load finishes only once the server has begun to stop.
+                threading.Timer(0.2, go.set).start()
+            # Stopped: no load is left running, and what it loaded was closed.
+            assert _load_threads() == []
+            assert closed == ["int-sum"]
+        finally:
+            go.set()
+
+    asyncio.run(scenario())
+
+
+def test_stopping_leaves_a_load_past_its_deadline_behind_with_a_warning(
+    repo: Path, h: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A load that hangs (a network file system that never answers) must not keep the
+    # server from stopping: it is waited for until its model_load_timeout_s deadline.
+    go = threading.Event()
+    closed: list[str] = []
+    _recording_loads(monkeypatch, go, closed)
+
+    async def scenario() -> None:
+        settings = ServerSettings(preload=["int-sum:1"], model_load_timeout_s=0.3)
+        app = create_app(settings, repo=repo)
+        try:
+            with caplog.at_level("WARNING", logger="as_deploy"):
+                async with h.running(app, ready=False):
+                    deadline = asyncio.get_running_loop().time() + HANG_GUARD_S
+                    while not app.state.server.models.loading(("int-sum", "1")):
+                        assert asyncio.get_running_loop().time() < deadline
+                        await asyncio.sleep(0.01)
+            assert len(_load_threads()) == 1
+            assert "past model_load_timeout_s=0.3 s; the server stops without it" in caplog.text
+            assert closed == []
+        finally:
+            go.set()
+        for thread in _load_threads():
+            thread.join(HANG_GUARD_S)
+
+    asyncio.run(scenario())
+
+
 def test_metadata_reports_loading_loaded_and_the_409_of_a_refused_model(
     repo: Path, h: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,13 +126,17 @@ def batchable(manifest: Manifest) -> bool:
 
 
 def _in_thread(
-    work: Callable[[], T], name: str, orphan: Callable[[T], None] | None = None
+    work: Callable[[], T],
+    name: str,
+    orphan: Callable[[T], None] | None = None,
+    threads: dict[threading.Thread, float] | None = None,
 ) -> asyncio.Future[T]:
     """Run ``work`` in a daemon thread of its own; the future gets its result.
 
     A daemon thread: a read that never returns (a hung network file system) must not keep
     the process from exiting on SIGTERM. If nobody takes the result (the future was
     cancelled, or the loop is closed), ``orphan`` gets it, to release what it holds.
+    ``threads`` holds the thread, with its start time, while it runs.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
@@ -159,8 +163,14 @@ def _in_thread(
         except RuntimeError:  # the loop is closed: nobody waits any more
             if error is None and orphan is not None:
                 orphan(result)  # type: ignore[arg-type]
+        finally:
+            if threads is not None:
+                threads.pop(thread, None)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    if threads is not None:
+        threads[thread] = time.monotonic()
+    thread.start()
     return future
 
 
@@ -221,6 +231,8 @@ class ModelManager:
         self.listing_ttl_s = LISTING_TTL_S
         self._entries: OrderedDict[Key, ModelEntry] = OrderedDict()
         self._jobs: dict[tuple[str, Key], _Job] = {}
+        # The threads that verify or load, with when each started: close() waits for them.
+        self._threads: dict[threading.Thread, float] = {}
         self._load_slots = asyncio.Semaphore(settings.max_concurrent_loads)
         self._listing_slots = asyncio.Semaphore(_LISTING_THREADS)
         self._listings: dict[str, tuple[float, list[str]]] = {}
@@ -303,7 +315,7 @@ class ModelManager:
 
             timer = asyncio.get_running_loop().call_later(timeout, release)
             try:
-                result = await _in_thread(work, f"as-deploy {kind} {what}", orphan)
+                result = await _in_thread(work, f"as-deploy {kind} {what}", orphan, self._threads)
             finally:
                 timer.cancel()
                 release()
@@ -756,10 +768,36 @@ class ModelManager:
             self.preload_done = True
 
     async def close(self) -> None:
-        """Refuse new requests, finish the queued ones and unload every model."""
+        """Refuse new requests, finish the queued ones and unload every model.
+
+        A verification or load still running is waited for, each at most until its
+        ``model_load_timeout_s`` deadline, and what it loaded is released: the process
+        must not exit while a thread is inside a runtime's native code (onnxruntime then
+        aborts the process). One past its deadline is left behind, with a warning.
+        """
         self.closed = True
         for job in list(self._jobs.values()):
             if job.task is not None:
                 job.task.cancel()
         for entry in list(self._entries.values()):
             await self._unload(entry)
+        await self._join_threads()
+
+    async def _join_threads(self) -> None:
+        timeout = self.settings.model_load_timeout_s
+        for thread, started in list(self._threads.items()):
+            remaining = started + timeout - time.monotonic()
+            while thread.is_alive() and remaining > 0:
+                await asyncio.sleep(min(0.02, remaining))
+                remaining = started + timeout - time.monotonic()
+            if thread.is_alive():
+                logger.warning(
+                    "%s is still running %.0f s after it started, past model_load_timeout_s="
+                    "%g s; the server stops without it",
+                    thread.name,
+                    time.monotonic() - started,
+                    timeout,
+                )
+        # The threads that finished handed their results over (or to ``orphan``) through
+        # the loop: let those callbacks run before the loop stops.
+        await asyncio.sleep(0)
