@@ -6,6 +6,7 @@ macOS (``uv add "as-deploy[coreml]"``); a missing runtime raises
 :class:`MissingRuntimeError` with that command. Runtimes import when a model loads, not
 when this package does. Every runner takes :class:`as_core.runtime.RuntimeOptions`
 (``RunnerOptions`` is the same class), the runtime setup the benchmark shares.
+:func:`class_probabilities` turns a classifier's outputs into probabilities per label.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from as_core.runtime import RuntimeOptions
 from as_deploy.exceptions import MissingRuntimeError, RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, ModelRunner, RunnerOptions, numpy_dtype
+from as_deploy.runtime._scores import class_probabilities
 
 __all__ = [
     "Array",
@@ -22,6 +24,7 @@ __all__ = [
     "RunnerError",
     "RunnerOptions",
     "RuntimeOptions",
+    "class_probabilities",
     "create_runner",
     "load_runner",
     "numpy_dtype",

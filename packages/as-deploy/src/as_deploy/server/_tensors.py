@@ -18,7 +18,7 @@ import numpy as np
 
 from as_deploy.exceptions import BadRequestError, InvalidInputError, PayloadTooLargeError
 from as_deploy.manifest import Manifest, TensorSpec
-from as_deploy.runtime import Array, RunnerError, numpy_dtype
+from as_deploy.runtime import Array, RunnerError, class_probabilities, numpy_dtype
 
 __all__ = [
     "batch_rows",
@@ -427,18 +427,13 @@ def predictions(manifest: Manifest, outputs: dict[str, Array]) -> list[dict[str,
     """Return the top class of each row, or ``None`` when the model has no class scores.
 
     There are predictions when the manifest has labels and exactly one output, 2-D, with
-    one score per label; the score is the softmax probability of the top class.
+    one score per label; the score is the softmax probability of the top class
+    (:func:`as_deploy.runtime.class_probabilities`).
     """
+    probabilities = class_probabilities(manifest, outputs)
+    if probabilities is None or manifest.labels is None:
+        return None
     labels = manifest.labels
-    if not labels or len(outputs) != 1:
-        return None
-    scores = next(iter(outputs.values()))
-    if scores.ndim != 2 or scores.shape[1] != len(labels):
-        return None
-    logits = scores.astype(np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(shifted)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
     top = probabilities.argmax(axis=1)
     return [
         {"index": int(i), "label": labels[int(i)], "score": float(probabilities[row, i])}
