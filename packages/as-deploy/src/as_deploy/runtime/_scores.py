@@ -1,20 +1,18 @@
-"""Class probabilities from a classifier's outputs, as the manifest describes them."""
+"""Class probabilities from a classifier's outputs and its manifest's labels."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from as_deploy.manifest import Manifest
-
 __all__ = ["class_probabilities"]
 
 
 def class_probabilities(
-    manifest: Manifest, outputs: Mapping[str, npt.ArrayLike]
+    labels: Sequence[str] | None, outputs: Mapping[str, npt.ArrayLike]
 ) -> npt.NDArray[np.float64] | None:
     """Softmax probabilities ``(N, len(labels))`` of a classifier's scores, or ``None``.
 
@@ -23,10 +21,10 @@ def class_probabilities(
     The server's ``predictions`` (the top class of each row) come from the same figures.
 
     Args:
-        manifest: The model version's manifest.
-        outputs: Its outputs by name (arrays or nested lists, as a predict answers).
+        labels: The manifest's labels (``Manifest.labels``; ``labels`` of
+            ``GET /v1/models/{name}``).
+        outputs: The outputs by name (arrays, or nested lists as a predict answers).
     """
-    labels = manifest.labels
     if not labels or len(outputs) != 1:
         return None
     scores: npt.NDArray[Any] = np.asarray(next(iter(outputs.values())), dtype=np.float64)

@@ -430,10 +430,10 @@ def predictions(manifest: Manifest, outputs: dict[str, Array]) -> list[dict[str,
     one score per label; the score is the softmax probability of the top class
     (:func:`as_deploy.runtime.class_probabilities`).
     """
-    probabilities = class_probabilities(manifest, outputs)
-    if probabilities is None or manifest.labels is None:
-        return None
     labels = manifest.labels
+    probabilities = class_probabilities(labels, outputs)
+    if probabilities is None or labels is None:
+        return None
     top = probabilities.argmax(axis=1)
     return [
         {"index": int(i), "label": labels[int(i)], "score": float(probabilities[row, i])}
