@@ -2,8 +2,9 @@
 
 Test folders have no ``__init__.py`` and each has its own ``conftest.py``; one mypy run
 over all of them would see several top-level modules named ``conftest`` and stop. So each
-``packages/*/tests`` folder and the root ``tests/`` folder is checked on its own, with the
-root ``pyproject.toml``'s settings (strict), as the source already is by ``mypy``.
+``packages/*/tests`` and ``apps/*/tests`` folder and the root ``tests/`` folder is checked
+on its own, with the root ``pyproject.toml``'s settings (strict), as the source already is
+by ``mypy``.
 
 Usage::
 
@@ -30,8 +31,9 @@ Runner = Callable[[str], int]
 
 
 def find_test_folders(root: Path = ROOT) -> list[Path]:
-    """Every tests folder of the workspace: each package's, then the root one."""
+    """Every tests folder of the workspace: each package's, each app's, then the root one."""
     folders = sorted(path for path in (root / "packages").glob("*/tests") if path.is_dir())
+    folders += sorted(path for path in (root / "apps").glob("*/tests") if path.is_dir())
     if (root / "tests").is_dir():
         folders.append(root / "tests")
     return folders

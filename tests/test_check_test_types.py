@@ -14,14 +14,16 @@ import pytest
 ROOT = check_test_types.ROOT
 
 
-def test_every_tests_folder_is_found_packages_first_then_the_root_one() -> None:
+def test_every_tests_folder_is_found_packages_first_then_apps_then_the_root_one() -> None:
     folders = check_test_types.find_test_folders()
     assert folders[-1] == ROOT / "tests"
-    packages = folders[:-1]
-    assert packages == sorted(packages)
+    packages = [path for path in folders if path.parent.parent == ROOT / "packages"]
+    apps = [path for path in folders if path.parent.parent == ROOT / "apps"]
+    assert folders[:-1] == packages + apps
+    assert packages == sorted(packages) and apps == sorted(apps)
     assert ROOT / "packages" / "as-bench" / "tests" in packages
     assert ROOT / "packages" / "as-deploy" / "tests" in packages
-    assert all(path.parent.parent == ROOT / "packages" for path in packages)
+    assert ROOT / "apps" / "dashboard" / "tests" in apps
 
 
 def test_each_folder_is_checked_on_its_own_and_failures_are_named(
