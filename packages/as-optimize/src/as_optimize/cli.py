@@ -1,4 +1,4 @@
-"""The ``as-optimize`` command line: ``profile`` a model, ``run`` a compression search.
+"""The ``as-optimize`` command line: ``profile`` a model, ``run`` a compression search, ``worker``.
 
 Exit codes: 0 success; 1 a failure (the baseline could not be exported or evaluated, or
 an unexpected error); 2 a usage error (an unknown workload, an option out of range, an
@@ -186,7 +186,50 @@ def run(
         typer.Option(help="Mean cosine similarity to the fp32 outputs a candidate must reach."),
     ] = None,
     trials: Annotated[
-        int | None, typer.Option(help="At most this many candidates (all when absent).")
+        int | None,
+        typer.Option(
+            help="grid: at most this many candidates (all when absent). optuna: the trials "
+            "the study must evaluate (20 for a new study; a resumed one keeps its own)."
+        ),
+    ] = None,
+    search: Annotated[
+        str,
+        typer.Option(
+            help="grid: every knob setting in turn. optuna: Optuna's multi-objective search "
+            "over the knobs (needs as-optimize[search])."
+        ),
+    ] = "grid",
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="optuna: the study's storage, an SQLAlchemy URL or a file path (SQLite, one "
+            "process). postgresql://user@host/db (read as postgresql+psycopg://) for workers "
+            "on many machines. Default: OUTPUT/study.db."
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="optuna: the study's name (as-optimize-MODEL when absent)."),
+    ] = None,
+    sampler: Annotated[
+        str, typer.Option(help="optuna: tpe (multi-objective TPE), nsga2 or random.")
+    ] = "tpe",
+    seed: Annotated[int | None, typer.Option(help="optuna: the sampler's seed.")] = None,
+    heartbeat_interval: Annotated[
+        int, typer.Option(help="optuna: seconds between a worker's heartbeats on its trial.")
+    ] = 10,
+    grace_period: Annotated[
+        int,
+        typer.Option(
+            help="optuna: a trial without a heartbeat this long is failed and retried (s)."
+        ),
+    ] = 60,
+    calibration_examples: Annotated[
+        int | None,
+        typer.Option(
+            help="Examples set aside to calibrate on (never scored on); the largest "
+            "calibration size asked, at most half the data, when absent."
+        ),
     ] = None,
     batch_size: Annotated[
         list[int] | None,
@@ -204,7 +247,10 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Build fp32 ONNX and compressed candidates, measure, gate, and keep the best."""
-    from as_optimize.compress import QualityGate, SearchOptions, run_search
+    from as_optimize.compress import QualityGate, SearchOptions, StudyOptions, run_search, run_study
+
+    if search not in ("grid", "optuna"):
+        raise CompressionInputError(f"--search {search!r} is not one of grid, optuna")
 
     gate = QualityGate(
         max_accuracy_drop=(
@@ -215,14 +261,29 @@ def run(
     options = SearchOptions(
         target=target,
         batch_sizes=tuple(batch_size or (1,)),
-        trials=trials,
+        trials=trials if search == "grid" else None,
         threads=threads,
         max_time_s=max_time,
+        calibration_examples=calibration_examples,
     )
     err = _cli.stderr
-    report = run_search(
-        model, output, gate, options, progress=lambda line: err.print(line, markup=False)
-    )
+
+    def say(line: str) -> None:
+        err.print(line, markup=False)
+
+    if search == "optuna":
+        study_options = StudyOptions(
+            storage=storage,
+            study_name=study,
+            trials=trials,
+            sampler=sampler,
+            seed=seed,
+            heartbeat_interval_s=heartbeat_interval,
+            grace_period_s=grace_period,
+        )
+        report = run_study(model, output, gate, options, study_options, progress=say)
+    else:
+        report = run_search(model, output, gate, options, progress=say)
     out = _cli.stdout
     if as_json:
         out.print_json(report.model_dump_json())
@@ -237,6 +298,43 @@ def run(
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
     out.print(f"written: {output / report.winner_path}, {output / 'report.json'}", markup=False)
     out.print(f"Pareto front (latency, size, quality): {', '.join(report.pareto)}", markup=False)
+    if report.study is not None:
+        states = ", ".join(f"{n} {k.lower()}" for k, n in sorted(report.study["states"].items()))
+        out.print(
+            f"study {report.study['name']} in {report.study['storage']}: {states}", markup=False
+        )
+
+
+@app.command()
+def worker(
+    storage: Annotated[
+        str,
+        typer.Option(
+            help="The study's storage: postgresql://user@host/db (read as "
+            "postgresql+psycopg://) or another SQLAlchemy URL."
+        ),
+    ],
+    study: Annotated[str, typer.Option(help="The study's name (as-optimize run --study).")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Folder for this worker's baseline and candidates."),
+    ] = Path("as-optimize-worker"),
+    seed: Annotated[int | None, typer.Option(help="The sampler's seed in this worker.")] = None,
+) -> None:
+    """Take trials from an Optuna study until it holds its trials (many machines, one study).
+
+    The study, created by `as-optimize run MODEL --search optuna --storage URL --study
+    NAME`, holds the model, gate, options and search space; the worker needs only the
+    storage and the name. A worker that stops (killed, machine lost) stops its heartbeat;
+    its trial is marked failed and its knobs retried by another worker.
+    """
+    from as_optimize.compress import run_worker
+
+    err = _cli.stderr
+    done = run_worker(
+        storage, study, output, seed=seed, progress=lambda line: err.print(line, markup=False)
+    )
+    _cli.stdout.print(f"{done} trial(s) evaluated by this worker", markup=False)
 
 
 def _latency_text(lat: Any, with_ci: bool) -> str:

@@ -8,6 +8,10 @@
   the candidate), measured with as-bench's engine, scored against the fp32 outputs and
   the workload's labels, gated, and the winner picked from the Pareto front of latency,
   size and quality.
+- :func:`run_study` (``as-optimize run --search optuna``) and :func:`run_worker`
+  (``as-optimize worker``): the techniques' knobs searched with Optuna's multi-objective
+  samplers (latency, size, quality; the gate as a constraint) in a study that workers on
+  many machines share (PostgreSQL), with heartbeats so a stopped worker's trial is retried.
 - :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`
   and :class:`Fp16` are built in.
 
@@ -15,6 +19,14 @@ Importing this module imports no torch or onnxruntime; the functions do, when ca
 (``uv add "as-optimize[compress]"``).
 """
 
+from as_optimize.compress._optuna import (
+    StudyOptions,
+    create_study,
+    redact_storage,
+    run_study,
+    run_worker,
+    storage_url,
+)
 from as_optimize.compress._profile import ModelProfile, measure_machine_balance, profile_workload
 from as_optimize.compress._search import (
     CandidateResult,
@@ -47,10 +59,16 @@ __all__ = [
     "QualityGate",
     "SearchOptions",
     "SearchReport",
+    "StudyOptions",
     "Technique",
+    "create_study",
     "default_techniques",
     "layer_support",
     "measure_machine_balance",
     "profile_workload",
+    "redact_storage",
     "run_search",
+    "run_study",
+    "run_worker",
+    "storage_url",
 ]

@@ -265,6 +265,7 @@ class SearchReport(BaseModel):
     winner_reason: str
     winner_path: str
     elapsed_s: float
+    study: dict[str, Any] | None = None
 
 
 @dataclass
@@ -715,9 +716,19 @@ class _Run:
         return baseline
 
     def try_candidate(
-        self, technique: Technique, knobs: dict[str, Any], base: Path, context: ApplyContext
+        self,
+        technique: Technique,
+        knobs: dict[str, Any],
+        base: Path,
+        context: ApplyContext,
+        cid: str | None = None,
     ) -> CandidateResult:
-        cid = _candidate_id(technique, knobs)
+        """Build, evaluate (in a child process), score and gate one candidate.
+
+        ``cid`` names the candidate and its folder under ``candidates/``; by default the
+        technique and its knobs do.
+        """
+        cid = cid or _candidate_id(technique, knobs)
         result = CandidateResult(
             id=cid, technique=technique.name, knobs=knobs, status="rejected", reason=""
         )
@@ -764,17 +775,132 @@ class _Run:
         result.status = "passed" if passed else "rejected"
         return result
 
-    def write_winner(self, winner: CandidateResult) -> Path:
+    def write_winner(self, source: Path) -> Path:
+        """Copy the model file ``source`` and the files beside it into ``winner/``."""
         folder = self.output / "winner"
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        assert winner.path is not None
-        source = self.output / winner.path
         for item in source.parent.iterdir():
             if item.is_file() and not item.name.startswith("eval-"):
                 shutil.copy2(item, folder / item.name)
         return folder / source.name
+
+
+@dataclass
+class _Prepared:
+    """A search's fixed part: the baseline measured, and the techniques that apply."""
+
+    run: _Run
+    base_path: Path
+    eager: dict[str, Any]
+    context: ApplyContext
+    applicable: list[Technique]
+    not_applicable: list[CandidateResult]
+    started: float
+
+    @property
+    def calibration_available(self) -> int:
+        calibration = self.run.scoring.calibration
+        return 0 if calibration is None else int(calibration[0].shape[0])
+
+
+def _prepare(
+    spec: str,
+    output: Path,
+    gate: QualityGate | None,
+    options: SearchOptions,
+    say: Callable[[str], None],
+) -> _Prepared:
+    """Load the workload, split its data, measure eager torch and the fp32 ONNX baseline."""
+    started = time.perf_counter()
+    from as_optimize.compress._workloads import load
+
+    workload, torch_model = load(spec)
+    scoring = _split_data(workload, options)
+    gate = (gate or QualityGate()).for_task(workload.task, scoring.labels is not None)
+    options.threads = options.threads or available_cpus()
+    bench = {int(b): as_float32(workload.inputs(int(b))) for b in options.batch_sizes}
+    run = _Run(workload, output, gate, options, scoring, bench, say)
+    run.say(f"{workload.name}: scoring on {scoring.name}; gate: {gate.describe()}")
+
+    eager_outputs, eager = _run_eager(torch_model, scoring, bench, options)
+    base_path, build_s = run.export_baseline()
+    run.evaluate_baseline(base_path, build_s, eager_outputs, eager)
+
+    facts = ModelFacts(
+        task=workload.task,
+        has_data=scoring.calibration is not None,
+        op_types=_op_types(base_path),
+    )
+    context = ApplyContext(input_names=list(workload.input_names), calibration=scoring.calibration)
+    not_applicable: list[CandidateResult] = []
+    applicable = []
+    for technique in options.techniques:
+        applies, why = technique.applies_to(facts)
+        if applies:
+            applicable.append(technique)
+            continue
+        not_applicable.append(
+            CandidateResult(
+                id=technique.name,
+                technique=technique.name,
+                knobs={},
+                status="not applicable",
+                reason=why,
+            )
+        )
+        run.say(f"{technique.name}: not applicable: {why}")
+    return _Prepared(run, base_path, eager, context, applicable, not_applicable, started)
+
+
+def _report(
+    prepared: _Prepared,
+    results: list[CandidateResult],
+    winner_file: Callable[[CandidateResult], Path] | None = None,
+    study: dict[str, Any] | None = None,
+) -> SearchReport:
+    """Gate, Pareto front and winner over ``results``; the winner and report.json written.
+
+    ``winner_file`` gives the model file of a winning candidate (by default the one its
+    ``path`` names in the output folder).
+    """
+    run = prepared.run
+    baseline = run.baseline
+    assert baseline is not None
+    output = run.output
+    contenders = [baseline] + [r for r in results if r.status == "passed"]
+    front = _pareto(contenders, run.first)
+    for model in contenders:
+        model.pareto = model.id in front
+    winner, why = _pick_winner(contenders, baseline, run.first)
+    source = output / str(winner.path) if winner_file is None else winner_file(winner)
+    winner_path = run.write_winner(source)
+    scoring = run.scoring
+    report = SearchReport(
+        workload=run.workload.name,
+        task=run.workload.task,
+        target=run.options.target,
+        gate=run.gate.describe(),
+        scoring_data=scoring.name,
+        scoring_examples=int(scoring.inputs[0].shape[0]),
+        calibration_examples=prepared.calibration_available,
+        batch_sizes=list(run.bench),
+        threads=int(run.options.threads or 1),
+        versions=_versions(),
+        eager=prepared.eager,
+        baseline=baseline,
+        candidates=results,
+        pareto=front,
+        winner=winner.id,
+        winner_reason=why,
+        winner_path=str(winner_path.relative_to(output)),
+        elapsed_s=time.perf_counter() - prepared.started,
+        study=study,
+    )
+    write_text_atomic(output / "report.json", report.model_dump_json(indent=2) + "\n")
+    run.say(f"winner: {winner.id}: {why}")
+    return report
 
 
 def run_search(
@@ -786,6 +912,10 @@ def run_search(
     progress: Callable[[str], None] | None = None,
 ) -> SearchReport:
     """Search for the fastest model of workload ``spec`` that passes ``gate``.
+
+    Every knob setting of every technique that applies is tried, in turn from each
+    technique, up to ``options.trials`` candidates (:func:`run_study` searches the knobs
+    with Optuna instead).
 
     Args:
         spec: The workload, a built-in name or ``pkg.module:factory``.
@@ -800,87 +930,26 @@ def run_search(
         CompressionInputError: A bad workload, option or output folder.
         CompressionError: The fp32 baseline could not be exported or evaluated.
     """
-    started = time.perf_counter()
     options = options or SearchOptions()
     options.check()
     output = Path(output)
     _check_output(output)
-    from as_optimize.compress._workloads import load
-
-    workload, torch_model = load(spec)
-    scoring = _split_data(workload, options)
-    gate = (gate or QualityGate()).for_task(workload.task, scoring.labels is not None)
-    options.threads = options.threads or available_cpus()
-    bench = {int(b): as_float32(workload.inputs(int(b))) for b in options.batch_sizes}
-    run = _Run(workload, output, gate, options, scoring, bench, progress or (lambda line: None))
-    run.say(f"{workload.name}: scoring on {scoring.name}; gate: {gate.describe()}")
-
-    eager_outputs, eager = _run_eager(torch_model, scoring, bench, options)
-    base_path, build_s = run.export_baseline()
-    baseline = run.evaluate_baseline(base_path, build_s, eager_outputs, eager)
-
-    facts = ModelFacts(
-        task=workload.task,
-        has_data=scoring.calibration is not None,
-        op_types=_op_types(base_path),
-    )
-    context = ApplyContext(input_names=list(workload.input_names), calibration=scoring.calibration)
-    results: list[CandidateResult] = []
-    applicable = []
-    for technique in options.techniques:
-        applies, why = technique.applies_to(facts)
-        if applies:
-            applicable.append(technique)
-            continue
-        results.append(
-            CandidateResult(
-                id=technique.name,
-                technique=technique.name,
-                knobs={},
-                status="not applicable",
-                reason=why,
-            )
-        )
-        run.say(f"{technique.name}: not applicable: {why}")
-    available = 0 if scoring.calibration is None else int(scoring.calibration[0].shape[0])
-    for technique, knobs, note in _schedule(applicable, options.trials, available):
-        result = run.try_candidate(technique, knobs, base_path, context)
+    prepared = _prepare(spec, output, gate, options, progress or (lambda line: None))
+    run = prepared.run
+    results = list(prepared.not_applicable)
+    schedule = _schedule(prepared.applicable, options.trials, prepared.calibration_available)
+    for technique, knobs, note in schedule:
+        result = run.try_candidate(technique, knobs, prepared.base_path, prepared.context)
         if note:
             result.notes.append(note)
             run.say(f"{result.id}: {note}")
         results.append(result)
-        lat = result.latency.get(run.first)
-        shown = "" if lat is None else f"{lat.median_s * 1e6:.1f} us, "
-        run.say(f"{result.id}: {result.status}: {shown}{result.reason}")
+        run.say(describe_result(result, run.first))
+    return _report(prepared, results)
 
-    contenders = [baseline] + [r for r in results if r.status == "passed"]
-    front = _pareto(contenders, run.first)
-    for model in contenders:
-        model.pareto = model.id in front
-    winner, why = _pick_winner(contenders, baseline, run.first)
-    winner_path = run.write_winner(winner)
-    report = SearchReport(
-        workload=workload.name,
-        task=workload.task,
-        target=options.target,
-        gate=gate.describe(),
-        scoring_data=scoring.name,
-        scoring_examples=int(scoring.inputs[0].shape[0]),
-        calibration_examples=(
-            0 if scoring.calibration is None else int(scoring.calibration[0].shape[0])
-        ),
-        batch_sizes=list(bench),
-        threads=options.threads,
-        versions=_versions(),
-        eager=eager,
-        baseline=baseline,
-        candidates=results,
-        pareto=front,
-        winner=winner.id,
-        winner_reason=why,
-        winner_path=str(winner_path.relative_to(output)),
-        elapsed_s=time.perf_counter() - started,
-    )
-    write_text_atomic(output / "report.json", report.model_dump_json(indent=2) + "\n")
-    run.say(f"winner: {winner.id}: {why}")
-    return report
+
+def describe_result(result: CandidateResult, batch: str) -> str:
+    """One progress line for a candidate: its status, latency at ``batch`` and reason."""
+    lat = result.latency.get(batch)
+    shown = "" if lat is None else f"{lat.median_s * 1e6:.1f} us, "
+    return f"{result.id}: {result.status}: {shown}{result.reason}"

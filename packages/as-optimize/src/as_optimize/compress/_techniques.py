@@ -8,10 +8,16 @@ setting. Built in:
   (:func:`onnxruntime.quantization.quantize_dynamic`); no data needed. Knob: per-channel.
 - ``ort-static-int8``: weights and activations int8 in QDQ format, activation ranges
   calibrated on the workload's data (:func:`onnxruntime.quantization.quantize_static`).
-  Knobs: calibration method (MinMax, Entropy, Percentile), calibration size, per-channel.
+  Knobs: calibration method (MinMax, Entropy, Percentile), calibration size, per-channel,
+  and which weighted operators stay fp32 (none, the first, the last, or both: the first
+  and last layers are often the most sensitive to quantization).
 - ``ort-fp16``: weights and activations fp16, inputs and outputs kept fp32
   (``onnxruntime.transformers.float16``). Its session opens in the evaluation's child
   process like every candidate's, so a runtime that crashes on it rejects the candidate.
+
+A technique may also offer ``search_space()``: for each knob, the values a search
+(``as-optimize run --search optuna``) may choose from; without it the search chooses
+among the values its ``knobs()`` settings use.
 
 Which ONNX operators a quantizer rewrites is read from ONNX Runtime's own registries, so
 the reasons given for a layer follow the installed version.
@@ -231,6 +237,10 @@ class OrtDynamicInt8:
         """One candidate per per-channel setting."""
         return [{"per_channel": bool(pc)} for pc in self.per_channel]
 
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        """Per-channel or per-tensor weight scales."""
+        return {"per_channel": (True, False)}
+
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
     ) -> Path:
@@ -273,6 +283,32 @@ class _Reader:
 
 _METHODS = ("MinMax", "Entropy", "Percentile")
 
+#: Which weighted operators static int8 leaves in fp32 (``exclude`` knob).
+_EXCLUDE = ("none", "first", "last", "first+last")
+
+
+def _excluded_nodes(baseline: Path, ops: frozenset[str], which: str) -> list[str]:
+    """The names of the first and/or last operators of ``ops`` in ``baseline``'s graph."""
+    if which == "none":
+        return []
+    require("onnx", "compress", error=MissingExtraError)
+    import onnx
+
+    graph = onnx.load(str(baseline), load_external_data=False).graph
+    weighted = [node for node in graph.node if node.op_type in ops]
+    if not weighted:
+        return []
+    if any(not node.name for node in weighted):
+        raise CompressionInputError(
+            f"exclude {which!r}: the model's {weighted[0].op_type} nodes have no names to exclude"
+        )
+    chosen = []
+    if which in ("first", "first+last"):
+        chosen.append(weighted[0].name)
+    if which in ("last", "first+last") and weighted[-1].name not in chosen:
+        chosen.append(weighted[-1].name)
+    return chosen
+
 
 @dataclass
 class OrtStaticInt8:
@@ -281,6 +317,8 @@ class OrtStaticInt8:
     methods: Sequence[str] = ("MinMax", "Percentile", "Entropy")
     sizes: Sequence[int] = (64,)
     per_channel: Sequence[bool] = (True, False)
+    excluded: Sequence[str] = ("none",)
+    search_sizes: Sequence[int] = (16, 32, 64, 128, 256)
     name: str = "ort-static-int8"
     runtime: str = "onnxruntime"
     description: str = (
@@ -299,7 +337,12 @@ class OrtStaticInt8:
                 raise CompressionInputError(
                     f"{self.name}: calibration method {method!r} is not one of {_METHODS}"
                 )
-        for size in self.sizes:
+        for which in self.excluded:
+            if which not in _EXCLUDE:
+                raise CompressionInputError(
+                    f"{self.name}: exclude {which!r} is not one of {_EXCLUDE}"
+                )
+        for size in (*self.sizes, *self.search_sizes):
             if size < 1:
                 raise CompressionInputError(
                     f"{self.name}: calibration size must be at least 1, not {size}"
@@ -323,22 +366,40 @@ class OrtStaticInt8:
         return False, "no operator with weights in ONNX Runtime's QDQ registry"
 
     def knobs(self) -> list[dict[str, Any]]:
-        """Every method x size x per-channel combination, methods first."""
-        return [
+        """Every method x size x per-channel (x exclude) combination, methods first.
+
+        ``exclude`` appears in a setting only when other values than ``"none"`` are asked.
+        """
+        settings: list[dict[str, Any]] = [
             {"method": method, "size": int(size), "per_channel": bool(pc)}
             for pc in self.per_channel
             for method in self.methods
             for size in self.sizes
         ]
+        if tuple(self.excluded) == ("none",):
+            return settings
+        return [{**knobs, "exclude": which} for which in self.excluded for knobs in settings]
+
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        """Calibration method and size, per-channel, and the operators kept in fp32."""
+        return {
+            "method": tuple(self.methods),
+            "size": tuple(sorted({int(s) for s in (*self.search_sizes, *self.sizes)})),
+            "per_channel": (True, False),
+            "exclude": _EXCLUDE,
+        }
 
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
     ) -> Path:
         """Calibrate on ``context.calibration`` and quantize to QDQ."""
         quantization = _quantization()
-        unknown = set(knobs) - {"method", "size", "per_channel"}
+        unknown = set(knobs) - {"method", "size", "per_channel", "exclude"}
         if unknown:
             raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
+        which = str(knobs.get("exclude", "none"))
+        if which not in _EXCLUDE:
+            raise CompressionInputError(f"{self.name}: exclude {which!r} is not one of {_EXCLUDE}")
         method = str(knobs.get("method", "MinMax"))
         if method not in _METHODS:
             raise CompressionInputError(
@@ -354,6 +415,8 @@ class OrtStaticInt8:
                 "calibration examples available"
             )
         reader = _Reader(context.input_names, context.calibration, size)
+        ops = WEIGHTED_OPS & _registry("QDQRegistry")
+        excluded = _excluded_nodes(baseline, ops, which)
         return _run_quantizer(
             f"{self.name} ({method}, {size} examples)",
             output,
@@ -366,6 +429,7 @@ class OrtStaticInt8:
                 activation_type=quantization.QuantType.QInt8,
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=getattr(quantization.CalibrationMethod, method),
+                nodes_to_exclude=excluded,
             ),
         )
 
@@ -397,6 +461,10 @@ class Fp16:
     def knobs(self) -> list[dict[str, Any]]:
         """One setting: inputs and outputs kept fp32."""
         return [{"keep_io_types": self.keep_io_types}]
+
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        """Inputs and outputs kept fp32 (callers feed and read fp32)."""
+        return {"keep_io_types": (self.keep_io_types,)}
 
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
