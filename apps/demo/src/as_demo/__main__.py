@@ -1,0 +1,5 @@
+"""``python -m as_demo``: the ``demo`` command."""
+
+from as_demo.cli import main
+
+main()
