@@ -118,13 +118,15 @@ class DemoService:
             )
         try:
             self.versions(self.minilm_model)
-        except DemoError as exc:
+        except ModelUnavailableError as exc:
             return (
                 f"No MiniLM model: {exc}. Export one into a repository with "
                 f"`uv run as-deploy export minilm --format onnx --repo models "
                 f"--name {self.minilm_model} --version 1` and start the demo with "
                 "`--repo models` (or serve that repository and give `--server-url`)."
             )
+        except DemoError as exc:
+            return f"Cannot look for MiniLM: {exc}"
         return None
 
     # -- requests --------------------------------------------------------------------------
