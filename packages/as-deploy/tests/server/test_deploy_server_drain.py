@@ -100,11 +100,12 @@ class _Load:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_deploy_server_sigterm_drains_without_dropping_a_sent_request(
-    start_server: Any, digits_source: Path
+    start_server: Any, digits_source: Path, http: str
 ) -> None:
     server = start_server(
-        ["--repo", str(digits_source)],
+        ["--repo", str(digits_source), "--http", http],
         env={"AS_DEPLOY__DRAIN_GRACE_S": str(GRACE_S), "AS_DEPLOY__GRACEFUL_TIMEOUT_S": "20"},
     )
     server.wait_ready()

@@ -102,7 +102,9 @@ def _app(repo: Path, *, direct: bool) -> FastAPI:
     )
     app = create_app(settings, repo=repo)
     if not direct:
+        # Every request through Starlette's stack and FastAPI's router.
         app.user_middleware = [m for m in app.user_middleware if not _is_direct(m)]
+        app.fast = None  # type: ignore[attr-defined]
     return app
 
 
@@ -132,3 +134,52 @@ def test_direct_dispatch_answers_like_the_router(
         statuses.add(ours.status_code)
     # The list reaches answers and refusals alike.
     assert {200, 400, 404, 405, 413, 415, 422} <= statuses, statuses
+
+
+def test_the_app_sends_inference_requests_straight_to_its_middleware(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The predict and infer requests skip Starlette's and FastAPI's layers: the router's
+    # own stack is never built for them.
+    app = _app(repo, direct=True)
+    with TestClient(app) as client:
+        stack = app.middleware_stack  # built when the lifespan started
+        assert stack is not None
+        paths: list[str] = []
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            paths.append(scope["path"])
+            await stack(scope, receive, send)
+
+        app.middleware_stack = counting
+        answer = client.post(PREDICT, json={"inputs": {"input": [_image()]}})
+        assert answer.status_code == 200, answer.text
+        infer = client.post(INFER, content=_v2_json([0.5] * 64), headers=JSON)
+        assert infer.status_code == 200, infer.text
+        assert client.get("/health").status_code == 200
+        assert client.get(PREDICT).status_code == 405
+    assert paths == ["/health", PREDICT]
+
+
+def test_an_unexpected_error_in_a_handler_is_a_json_500_in_each_protocol_shape(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from as_deploy.server import routes, v2
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(routes, "_predict", broken)
+    monkeypatch.setattr(v2, "_infer", broken)
+    with TestClient(_app(repo, direct=True)) as client:
+        v1 = client.post(PREDICT, json={"inputs": {"input": [_image()]}})
+        assert v1.status_code == 500
+        assert v1.json()["error"]["code"] == "internal_error"
+        assert v1.json()["error"]["message"] == "internal error: RuntimeError"
+        infer = client.post(INFER, content=_v2_json([0.5] * 64), headers=JSON)
+        assert infer.status_code == 500
+        assert infer.json() == {"error": "internal error: RuntimeError"}
+        # The server goes on answering.
+        assert client.get("/health").status_code == 200
+    assert "unexpected error on POST /v1/models/digits-cnn/predict" in caplog.text
+    assert "RuntimeError: a bug" in caplog.text

@@ -115,6 +115,10 @@ def test_deploy_server_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as caught:
         main(["serve", "--port", "70000"])
     assert caught.value.code == 2
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", "--http", "h2", "--repo", str(tmp_path)])
+    assert caught.value.code == 2
+    assert "--http 'h2' is not a parser" in capsys.readouterr().err
 
 
 def test_deploy_server_cli_port_in_use_exits_1(
@@ -130,3 +134,16 @@ def test_deploy_server_cli_port_in_use_exits_1(
     err = capsys.readouterr().err
     assert f"could not listen on 127.0.0.1:{port}" in err
     assert "pick another --port" in err
+
+
+def test_deploy_server_http_setting_picks_the_parser_and_loop() -> None:
+    from as_deploy.cli.serve import _stack
+
+    # auto: httptools on uvloop when both are installed, else the pure-Python pair.
+    assert _stack("auto", True) == ("httptools", "uvloop")
+    assert _stack("auto", False) == ("h11", "asyncio")
+    assert _stack("h11", True) == ("h11", "asyncio")
+    assert _stack("httptools", True) == ("httptools", "uvloop")
+    assert ServerSettings().http == "auto"
+    with pytest.raises(ValueError, match="http"):
+        ServerSettings(http="h2")  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import signal
 import socket
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -89,10 +89,22 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            help="HTTP parser: httptools (on uvloop), h11, or auto (default: httptools and "
+            "uvloop when installed, else h11).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the models of a repository over HTTP (OpenAPI at /docs)."""
     overrides: dict[str, Any] = {}
-    for key, value in (("repo", repo), ("host", host), ("port", port), ("workers", workers)):
+    if http is not None and http not in ("auto", "httptools", "h11"):
+        raise UsageError(f"--http {http!r} is not a parser", hint="use auto, httptools or h11")
+    pairs = (("repo", repo), ("host", host), ("port", port), ("workers", workers), ("http", http))
+    for key, value in pairs:
         if value is not None:
             overrides[key] = value
     if log_level is not None:
@@ -204,12 +216,25 @@ def _run(settings: ServerSettings, log_dir: Path | None) -> None:
         stdout.print(f"as-deploy serve: stopped on {signal.Signals(received[0]).name}")
 
 
+def _stack(
+    http: Literal["auto", "httptools", "h11"], fast: bool
+) -> tuple[Literal["httptools", "h11"], Literal["uvloop", "asyncio"]]:
+    """The HTTP parser and event loop for the ``http`` setting (``fast``: both installed)."""
+    if http == "h11" or (http == "auto" and not fast):
+        return "h11", "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "httptools", "asyncio"
+    return "httptools", "uvloop"
+
+
 def _serve(settings: ServerSettings, sock: socket.socket) -> list[int]:
     """Serve on the listening ``sock`` until a signal stops it; return the signals."""
     import uvicorn
 
     from as_deploy.server import ServerState, create_app, default_repository
-    from as_deploy.server._protocol import DrainingServer, protocol_class
+    from as_deploy.server._protocol import DrainingServer, fast_stack_available, protocol_class
 
     app = create_app(settings, repo=settings.repo or default_repository())
     state: ServerState = app.state.server
@@ -217,12 +242,13 @@ def _serve(settings: ServerSettings, sock: socket.socket) -> list[int]:
     def _drain() -> None:
         state.draining = True  # /ready answers 503 from the signal on
 
+    http, loop = _stack(settings.http, fast_stack_available())
+    logging.getLogger("as_deploy.server").info("HTTP/1.1 on %s, event loop %s", http, loop)
     config = uvicorn.Config(
         app,
-        # h11 with deadlines and draining, on asyncio's own loop (the drain takes over
-        # the listening socket from it).
-        http=protocol_class(state),
-        loop="asyncio",
+        # uvicorn's protocol with deadlines, JSON errors and draining (_protocol).
+        http=protocol_class(state, http),
+        loop=loop,
         log_config=None,  # as-logging's handlers, not uvicorn's
         log_level=settings.log_level,
         access_log=False,  # the app logs structured access lines itself

@@ -1,13 +1,15 @@
 """Connections of ``as-deploy serve``: uvicorn's HTTP/1.1 protocol and server, bounded.
 
-:func:`protocol_class` makes uvicorn's h11 protocol with
+:func:`protocol_class` makes uvicorn's HTTP/1.1 protocol (httptools, the fast C parser,
+where it is installed; else h11) with
 
 - a deadline for a request's line and headers (``limits.header_timeout_s``), counted
   from the connection's start or the end of the previous response: a client that sends
   them a byte at a time gets 408 and the connection is closed; one that sent nothing is
   closed without an answer;
-- JSON errors like the app's for a request that is not HTTP (400) or whose headers are
-  over h11's size limit (431), instead of uvicorn's plain text;
+- JSON errors like the app's for a request that is not HTTP (400) or whose request line
+  and headers are over the size limit (431; 16 KiB unless uvicorn's
+  ``h11_max_incomplete_event_size`` says otherwise), instead of uvicorn's plain text;
 - Nagle's algorithm off on every connection (``TCP_NODELAY``): a response is written in
   two parts, and the second must not wait for the client's delayed ACK (40 ms);
 - ``Connection: close`` on every response while the server drains, so that kept-alive
@@ -32,7 +34,7 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import h11
 import uvicorn
@@ -44,7 +46,7 @@ from as_deploy.exceptions import ServerError
 from as_deploy.server._middleware import RequestTimeoutError
 from as_deploy.server._state import ServerState
 
-__all__ = ["DrainingServer", "ServerProtocol", "protocol_class"]
+__all__ = ["DrainingServer", "ServerProtocol", "fast_stack_available", "protocol_class"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,45 @@ def _error_bytes(status: int, error: ServerError) -> bytes:
         "connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
+
+
+def _nodelay(transport: asyncio.BaseTransport) -> None:
+    raw = transport.get_extra_info("socket")
+    if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _bytes_waiting(transport: asyncio.BaseTransport) -> bool:
+    """Whether the connection's socket holds bytes not read yet."""
+    raw = transport.get_extra_info("socket")
+    try:
+        probe = socket.socket(fileno=raw.fileno())
+    except (AttributeError, OSError, TypeError):  # no socket, or no longer one
+        return False
+    try:
+        return bool(probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing to read (BlockingIOError), or the connection is gone
+        return False
+    finally:
+        probe.detach()  # the fd stays the transport's
+
+
+def _header_timeout_error(timeout_s: float, arrived: int) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"the request line and headers did not arrive within {timeout_s:g} s "
+        f"({arrived} bytes came)",
+        code="header_timeout",
+        detail={"header_timeout_s": timeout_s, "received_bytes": arrived},
+    )
+
+
+def _headers_too_large(limit: int) -> ServerError:
+    return ServerError(
+        f"the request line and headers are over {limit} bytes",
+        code="headers_too_large",
+        detail={"max_header_bytes": limit},
+    )
 
 
 class _Connection(h11.Connection):
@@ -77,6 +118,10 @@ class _Connection(h11.Connection):
 
 class ServerProtocol(H11Protocol):
     """uvicorn's h11 protocol with a header deadline, JSON errors and draining.
+
+    The pure-Python stack, used where httptools is not installed (or
+    ``http: h11`` asks for it); :class:`HttpToolsServerProtocol` does the same on
+    httptools.
 
     Use :func:`protocol_class` for a subclass bound to the app's state; uvicorn creates
     one instance per connection.
@@ -105,10 +150,7 @@ class ServerProtocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Take the connection: Nagle's algorithm off, the header deadline running."""
         super().connection_made(transport)
-        raw = transport.get_extra_info("socket")
-        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _nodelay(transport)
         self._start_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -134,11 +176,7 @@ class ServerProtocol(H11Protocol):
         error = self.conn.last_error if isinstance(self.conn, _Connection) else None
         status = error.error_status_hint if error is not None else 400
         if status == 431:
-            answer = ServerError(
-                f"the request line and headers are over {self.max_header_bytes} bytes",
-                code="headers_too_large",
-                detail={"max_header_bytes": self.max_header_bytes},
-            )
+            answer = _headers_too_large(self.max_header_bytes)
         else:
             status = status if status in (400, 501) else 400
             reason = f": {error}" if error is not None and str(error) else ""
@@ -203,19 +241,7 @@ class ServerProtocol(H11Protocol):
 
     def _request_arriving(self) -> bool:
         """Whether some bytes of a next request are here: buffered, or in the socket."""
-        if self.conn.trailing_data[0]:
-            return True
-        raw = self.transport.get_extra_info("socket")
-        try:
-            probe = socket.socket(fileno=raw.fileno())
-        except (AttributeError, OSError):  # no socket, or no longer one
-            return False
-        try:
-            return bool(probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        except OSError:  # nothing to read (BlockingIOError), or the connection is gone
-            return False
-        finally:
-            probe.detach()  # the fd stays the transport's
+        return bool(self.conn.trailing_data[0]) or _bytes_waiting(self.transport)
 
     def _header_timeout(self) -> None:
         self.header_timer = None
@@ -223,24 +249,39 @@ class ServerProtocol(H11Protocol):
             return
         arrived = len(self.conn.trailing_data[0])
         if arrived and self.conn.their_state is h11.IDLE:
-            error = RequestTimeoutError(
-                f"the request line and headers did not arrive within "
-                f"{self.header_timeout_s:g} s ({arrived} bytes came)",
-                code="header_timeout",
-                detail={"header_timeout_s": self.header_timeout_s, "received_bytes": arrived},
-            )
+            error = _header_timeout_error(self.header_timeout_s, arrived)
             self.transport.write(_error_bytes(error.status_code, error))
         with contextlib.suppress(h11.LocalProtocolError):
             self.conn.send(h11.ConnectionClosed())
         self.transport.close()
 
 
-def protocol_class(state: ServerState) -> type[asyncio.Protocol]:
-    """Return :class:`ServerProtocol` bound to the app's ``state``.
+def fast_stack_available() -> bool:
+    """Whether httptools and uvloop are installed (``http: auto`` then uses them)."""
+    try:
+        import httptools  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def protocol_class(
+    state: ServerState, http: Literal["httptools", "h11"] = "h11"
+) -> type[asyncio.Protocol]:
+    """Return the server's protocol on the ``http`` parser, bound to the app's ``state``.
 
     Pass it to :class:`uvicorn.Config` as ``http=``.
     """
-    return type("BoundServerProtocol", (ServerProtocol,), {"state": state})
+    base: type[asyncio.Protocol]
+    if http == "httptools":
+        # httptools is optional: imported only when asked for.
+        from as_deploy.server._protocol_httptools import HttpToolsServerProtocol
+
+        base = HttpToolsServerProtocol
+    else:
+        base = ServerProtocol
+    return type(f"Bound{base.__name__}", (base,), {"state": state})
 
 
 class DrainingServer(uvicorn.Server):

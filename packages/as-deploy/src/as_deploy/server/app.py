@@ -18,13 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from as_deploy._version import __version__
 from as_deploy.exceptions import ServerError
 from as_deploy.repository import ModelRepository
 from as_deploy.server import routes, v2
 from as_deploy.server._docs import install_docs
-from as_deploy.server._fast import FastRoutes
+from as_deploy.server._fast import FastRoutes, fast_route, fast_stack
 from as_deploy.server._middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -83,6 +84,30 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
+class _ServerApp(FastAPI):
+    """The server's FastAPI app: predict and infer requests take the short way in.
+
+    They enter the server's middleware directly (:func:`~as_deploy.server._fast.fast_stack`),
+    skipping the layers Starlette and FastAPI put around every request (FastAPI's native
+    OpenTelemetry instrumentation among them: the server's own Prometheus metrics cover
+    these routes). Every other request goes through the app as usual.
+    """
+
+    fast: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        fast = self.fast
+        if fast is not None and scope["type"] == "http":
+            if self.root_path:
+                scope["root_path"] = self.root_path  # as FastAPI's own __call__ does
+            if fast_route(scope):
+                scope["app"] = self
+                await fast(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def _lifespan(state: ServerState) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,7 +157,7 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
     settings = settings if settings is not None else ServerSettings()
     root = Path(repo) if repo is not None else settings.repo or default_repository()
     state = ServerState(settings=settings, repository=ModelRepository(root))
-    app = FastAPI(
+    app = _ServerApp(
         title="as-deploy model server",
         version=__version__,
         description=(
@@ -155,6 +180,13 @@ def create_app(settings: ServerSettings | None = None, *, repo: Path | None = No
     app.add_middleware(BodyLimitMiddleware, state=state)
     app.add_middleware(AccessLogMiddleware, state=state)
     app.add_middleware(v2.V2ErrorMiddleware)  # outermost: /v2 errors in the protocol's shape
+
+    def wrap(inner: ASGIApp) -> ASGIApp:  # the same middleware, in the same order
+        limited = ConcurrencyLimitMiddleware(inner, state=state)
+        read = BodyLimitMiddleware(limited, state=state)
+        return v2.V2ErrorMiddleware(AccessLogMiddleware(read, state=state))
+
+    app.fast = fast_stack(wrap)
     app.include_router(routes.health)
     app.include_router(routes.models)
     app.include_router(v2.router)
