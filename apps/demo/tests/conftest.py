@@ -154,3 +154,17 @@ def model_server(digits_repo: Path) -> Iterator[str]:
     env = clean_env(AS_DEPLOY__DRAIN_GRACE_S="0")
     with running(argv, url, "/ready", env):
         yield url
+
+
+@pytest.fixture
+def demo_process() -> Callable[..., contextlib.AbstractContextManager[subprocess.Popen[str]]]:
+    """Start ``python -m as_demo --port PORT`` with ``AS_DEMO__*`` settings; ready at ``/``."""
+
+    def start(
+        port: int, tmp: Path, **settings: str
+    ) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+        argv = [sys.executable, "-m", "as_demo", "--port", str(port)]
+        env = clean_env(GRADIO_TEMP_DIR=str(tmp / "gradio"), **settings)
+        return running(argv, f"http://127.0.0.1:{port}", "/", env)
+
+    return start

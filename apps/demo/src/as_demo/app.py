@@ -55,7 +55,7 @@ def theme() -> gr.themes.Base:
 
 def _latency_text(sample: Sample, window: int, where: str) -> str:
     return (
-        f"**{sample.ms:.2f} ms** for this request ({sample.key}, {where}); "
+        f"Request {sample.index}: **{sample.ms:.2f} ms** ({sample.key}, {where}); "
         f"p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms over its last "
         f"{window} requests"
     )
@@ -177,6 +177,7 @@ def build_demo(service: DemoService, hardware: Sequence[tuple[str, str]]) -> gr.
             gr.Plot(
                 value=handlers.chart(),
                 label="Latency per request",
+                format="png",
                 elem_id="latency-chart",
                 render=False,
             ),
