@@ -2,6 +2,11 @@
 
 Shared by the isolation check and the release check so that both agree on what a
 package is, what it depends on inside the workspace, and where its version lives.
+
+Only ``packages/`` holds published packages. The applications under ``apps/`` (the Gradio
+demo, the Streamlit dashboard) are workspace members that are never published: they are
+not :func:`members`, so neither the release check nor the isolation check judges them,
+and their tests run in the workspace's environment with everything else.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ def load_member(path: Path) -> Member:
 
 
 def members(packages_dir: Path = PACKAGES_DIR) -> dict[str, Member]:
-    """Every package under ``packages/``, by distribution name."""
+    """Every package under ``packages/``, by distribution name (not the apps under ``apps/``)."""
     found = {}
     for pyproject in sorted(packages_dir.glob("*/pyproject.toml")):
         member = load_member(pyproject.parent)
