@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+
 from as_demo.backends import HttpBackend, LocalBackend, make_backend
 from as_demo.errors import DemoError, ModelUnavailableError
 from as_demo.service import DemoService
