@@ -4,13 +4,16 @@ The stores are written by ``as-bench run`` in a subprocess, as a user writes the
 baseline run (the ``mlp`` workload and :mod:`chain_workload` at 2 layers, torch, batch
 sizes 1 and 8) and one run of the same chain workload at 40 layers, twenty times the
 work per call under the same benchmark names: the injected regression. They are written
-once per test session (per xdist worker; the tests that use them share one worker).
+once per test session: the first xdist worker that needs them writes them under a lock in
+the session's shared temporary folder, the others wait for it and read them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,8 +32,6 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 CHAIN = "chain_workload:make"
 FAST_LAYERS = "2"
 SLOW_LAYERS = "40"
-#: The group of the tests that use the stores: one xdist worker writes them once.
-STORES_GROUP = "as-dashboard-stores"
 
 
 def free_port() -> int:
@@ -88,11 +89,21 @@ class Stores:
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     """A baseline store and one whose chain workload is twenty times the work per call."""
     pytest.importorskip("torch", reason="as-bench run on torch needs the torch extra")
-    root = tmp_path_factory.mktemp("stores")
-    cache = tmp_path_factory.getbasetemp() / "as-bench-cache"
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder every worker of this session shares
+    root = shared / "as-dashboard-stores"
+    root.mkdir(exist_ok=True)
     base, slow = root / "base", root / "slow"
-    bench_run(base, cache, ["mlp", CHAIN], FAST_LAYERS, root / "base.log")
-    bench_run(slow, cache, [CHAIN], SLOW_LAYERS, root / "slow.log")
+    with (root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker writes; the others wait, then read
+        if not (root / "done").is_file():
+            for store in (base, slow):
+                shutil.rmtree(store, ignore_errors=True)  # a half-written one of a failed try
+            cache = root / "as-bench-cache"
+            bench_run(base, cache, ["mlp", CHAIN], FAST_LAYERS, root / "base.log")
+            bench_run(slow, cache, [CHAIN], SLOW_LAYERS, root / "slow.log")
+            (root / "done").write_text("")
     return Stores(base, slow)
 
 
@@ -139,13 +150,14 @@ class Process:
                 self.process.wait(timeout=10)
 
 
-@pytest.fixture
-def start_process(tmp_path: Path) -> Iterator[Any]:
-    """Start subprocesses (``start(argv, env)``); every one is stopped at teardown."""
+@pytest.fixture(scope="module")
+def start_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start subprocesses (``start(argv, env)``) for a module's tests; stopped after them."""
     started: list[Process] = []
+    root = tmp_path_factory.mktemp("processes")
 
     def start(argv: list[str], env: dict[str, str]) -> Process:
-        process = Process(argv, tmp_path / f"process{len(started)}", env)
+        process = Process(argv, root / f"process{len(started)}", env)
         started.append(process)
         return process
 

@@ -43,13 +43,16 @@ pytestmark = [
         reason=f"needs the system Chromium at {CHROMIUM} (CI's .ci/run installs it)",
     ),
     pytest.mark.slow,
-    pytest.mark.xdist_group("as-dashboard-stores"),
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def model_server(h: Any, start_process: Any) -> str:
-    """``as-deploy serve`` of its embedded digits model on a free port; its URL."""
+    """``as-deploy serve`` of its embedded digits model on a free port; its URL.
+
+    One server and one dashboard serve the module's tests (each opens its own page, a
+    session of its own); only the live test sends predict requests.
+    """
     port = h.free_port()
     server = start_process(
         [*h.script("as-deploy", "as_deploy"), "serve", "--port", str(port)],
@@ -60,7 +63,7 @@ def model_server(h: Any, start_process: Any) -> str:
     return url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dashboard(h: Any, stores: Any, model_server: str, start_process: Any) -> str:
     """``dashboard`` with both stores and the model server's URL; its URL."""
     port = h.free_port()

@@ -20,7 +20,6 @@ from streamlit.testing.v1 import AppTest
 
 import as_logging
 
-pytestmark = pytest.mark.xdist_group("as-dashboard-stores")
 TIMEOUT_S = 240  # drawing four figures on a busy 2-core machine
 
 

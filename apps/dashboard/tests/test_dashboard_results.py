@@ -27,7 +27,6 @@ from as_dashboard.results import (
 from as_bench.exceptions import ThresholdError
 from as_bench.results import ResultStore
 
-pytestmark = pytest.mark.xdist_group("as-dashboard-stores")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

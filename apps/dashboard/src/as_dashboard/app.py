@@ -106,7 +106,7 @@ def _open_sources(paths: Sequence[str]) -> list[OpenedSource]:
     for path in paths:
         opened = _open_cached(path, _signature(Path(path).expanduser()))
         if isinstance(opened, str):
-            st.error(f"Cannot open {path}: {opened}")
+            st.error(opened)
             continue
         if opened.problems:
             st.warning(
@@ -433,8 +433,10 @@ def _training_run(path: Path) -> None:
 def _studies_page() -> None:
     st.header("Optimization studies")
     st.info(
-        "The Pareto fronts of as-optimize's Optuna studies come in a later release: "
-        "as-optimize does not expose a study's storage yet."
+        "The Pareto fronts of as-optimize's Optuna studies come in a later release. "
+        "`as-optimize run --search optuna` keeps its study in an Optuna storage, but "
+        "as-optimize has no public reader of a study's trials and Pareto front yet, and the "
+        "dashboard does not read a package's storage behind its back."
     )
 
 
