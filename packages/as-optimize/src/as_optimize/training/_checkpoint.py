@@ -128,17 +128,36 @@ def _sha256_file_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file and fsync it; a failure leaves what was written."""
+def _own_copies(tensors: dict[str, torch.Tensor]) -> None:
+    """Clone the tensors that share memory with another one (safetensors refuses them)."""
+    seen: set[int] = set()
+    for key, tensor in tensors.items():
+        if not tensor.numel():
+            continue
+        address = tensor.untyped_storage().data_ptr()
+        if address in seen:
+            tensors[key] = tensor.clone()
+        seen.add(address)
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new file and fsync it; returns the sha256 of what was written.
+
+    Each chunk is hashed as it is written, while it is in the CPU's caches. A failure
+    leaves what was written.
+    """
+    digest = hashlib.sha256()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
             written = os.write(fd, view[:_CHUNK])
+            digest.update(view[:written])
             view = view[written:]
         os.fsync(fd)
     finally:
         os.close(fd)
+    return digest.hexdigest()
 
 
 class CheckpointStore:
@@ -220,6 +239,9 @@ class CheckpointStore:
         weights, aliases = model_tensors(model)
         tensors: dict[str, torch.Tensor] = {}
         body = {"format": VERSION, "model_aliases": aliases, "state": encode(state, tensors, "")}
+        # encode() keeps the state's own tensors where it can (safetensors copies them
+        # into its bytes now): only one tensor of each storage may be given as it is.
+        _own_copies(tensors)
         payloads = {
             MODEL_FILE: st.save(weights),
             TENSORS_FILE: st.save(tensors),
@@ -236,17 +258,21 @@ class CheckpointStore:
                 checkpoint is left and every earlier checkpoint is intact.
         """
         final = self.folder / checkpoint_name(snapshot.step)
-        previous = self._newest_path()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             info = self._write_folder(
                 final, snapshot.step, snapshot.epoch, snapshot.payloads, snapshot.metrics
             )
         except OSError as exc:
-            raise self._write_error(final, previous, exc) from exc
+            raise self._write_error(final, self._newest_path(), exc) from exc
         try:
+            # Its last step fsyncs the folder, which makes the checkpoint's rename durable
+            # too (the same directory): one fsync of the folder for both.
             write_text_atomic(self.folder / POINTER, final.name + "\n")
         except OSError as exc:
+            previous = self._newest_path(excluding=final)
+            with contextlib.suppress(OSError):
+                fsync_dir(self.folder)
             raise CheckpointWriteError(
                 f"checkpoint {final.name} was written in full in {self.folder}, but the "
                 f"pointer {POINTER} could not be updated ({_reason(exc)}); loading still "
@@ -271,8 +297,7 @@ class CheckpointStore:
         try:
             files: dict[str, dict[str, Any]] = {}
             for name, data in payloads.items():
-                _write_file(temp / name, data)
-                files[name] = {"bytes": len(data), "sha256": _sha256_file_bytes(data)}
+                files[name] = {"bytes": len(data), "sha256": _write_file(temp / name, data)}
             created = self._now().isoformat(timespec="seconds").replace("+00:00", "Z")
             kept_metrics = {k: v for k, v in metrics.items() if _finite(v)}
             manifest = {
@@ -296,7 +321,6 @@ class CheckpointStore:
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        fsync_dir(self.folder)
         return CheckpointInfo(final, step, epoch, kept_metrics, created, files)
 
     def _write_error(
@@ -380,8 +404,8 @@ class CheckpointStore:
         found.sort(key=lambda info: info.step, reverse=True)
         return found
 
-    def _newest_path(self) -> Path | None:
-        infos = self.checkpoints()
+    def _newest_path(self, excluding: Path | None = None) -> Path | None:
+        infos = [info for info in self.checkpoints() if info.path != excluding]
         return infos[0].path if infos else None
 
     def _read_manifest(self, folder: Path, step: int) -> CheckpointInfo:

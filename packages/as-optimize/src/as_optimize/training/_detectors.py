@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from as_optimize.training._settings import (
@@ -76,6 +76,65 @@ def _floats(data: Mapping[str, object], key: str) -> list[float]:
     return [float(v) for v in value]
 
 
+class _Gate:
+    """Lets values that cannot fire a windowed rule skip it, and applies them later.
+
+    The divergence and exploding-gradient rules fire only for a value above ``factor`` x
+    the median of their window. Whatever values join the window later, its median stays
+    at least the ``len(window) // 2``-th smallest of the window and those values together
+    (a window is a subset of them, and grows, never shrinks). So while a rule is armed
+    (past warm-up, no episode under way) a value at or under ``level`` = ``factor`` x that
+    order statistic cannot fire: it is only queued, and ``level`` is lowered to
+    ``factor`` x the value when that is lower. ``floor`` raises ``level`` (the
+    divergence rule also needs the loss above a fraction of the run's start level) and
+    ``ceiling`` caps it (the exploding-gradient rule's ``max_norm``).
+
+    Queued values are applied in order through the exact rule (where none of them fires)
+    before the next value above ``level``, before the state is read, and every
+    :data:`BATCH` values, so the windows end exactly as if each had been applied at its
+    step; the step pays for a comparison and an append. ``level`` is minus infinity while
+    the rule is not armed: every value takes the exact rule.
+    """
+
+    BATCH = 64
+
+    __slots__ = ("ceiling", "factor", "floor", "level", "pending", "scaled")
+
+    def __init__(self, factor: float, ceiling: float | None = None) -> None:
+        self.factor = factor
+        self.ceiling = math.inf if ceiling is None else ceiling
+        self.floor = -math.inf
+        self.scaled = -math.inf  # factor x the order statistic, lowered by queued values
+        self.level = -math.inf
+        self.pending: list[float] = []
+
+    def defer(self, value: float) -> bool:
+        """Queue ``value`` (at or under ``level``); True once a batch is due."""
+        self.pending.append(value)
+        scaled = self.factor * value
+        if scaled < self.scaled:
+            self.scaled = scaled
+            self.level = min(max(scaled, self.floor), self.ceiling)
+        return len(self.pending) >= self.BATCH
+
+    def catch_up(self, apply: Callable[[float], object]) -> None:
+        """Apply the queued values in order (none of them fires)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            for value in pending:
+                apply(value)
+
+    def rearm(self, window: Iterable[float] | None, floor: float = -math.inf) -> None:
+        """After the exact rule took every value: the new ``level`` (None: not armed)."""
+        if window is None:
+            self.level = self.scaled = -math.inf
+            return
+        ordered = sorted(window)
+        self.scaled = self.factor * ordered[max(len(ordered) // 2 - 1, 0)]
+        self.floor = floor
+        self.level = min(max(self.scaled, floor), self.ceiling)
+
+
 class DivergenceDetector:
     """Loss above ``factor`` x its recent median and a fraction of its start, ``patience`` times.
 
@@ -92,14 +151,38 @@ class DivergenceDetector:
         self._start: list[float] = []
         self._seen = 0
         self._high = 0
+        self._gate = _Gate(settings.factor)
 
     @property
     def start_level(self) -> float | None:
         """The median of the run's first ``window`` losses (None before the first)."""
+        self._gate.catch_up(self._observe)
         return _median(self._start) if self._start else None
 
     def observe(self, loss: float | None) -> Finding | None:
         """Take one step's loss; a :class:`Finding` when the loss has diverged."""
+        gate = self._gate
+        if loss is not None and loss <= gate.level:
+            if gate.defer(loss):
+                self._rearm()
+            return None
+        gate.catch_up(self._observe)
+        finding = self._observe(loss)
+        self._rearm()
+        return finding
+
+    def _rearm(self) -> None:
+        gate = self._gate
+        gate.catch_up(self._observe)
+        s = self.settings
+        if self._seen >= s.warmup and len(self._window) >= 3 and not self._high:
+            start_full = len(self._start) >= s.window
+            floor = s.start_fraction * _median(self._start) if start_full else -math.inf
+            gate.rearm(self._window, floor)
+        else:
+            gate.rearm(None)
+
+    def _observe(self, loss: float | None) -> Finding | None:
         if loss is None or not math.isfinite(loss):
             return None  # the non-finite detector's business
         s = self.settings
@@ -137,6 +220,7 @@ class DivergenceDetector:
 
     def state_dict(self) -> dict[str, object]:
         """The windows and counters, for a checkpoint."""
+        self._gate.catch_up(self._observe)
         return {
             "window": list(self._window),
             "start": list(self._start),
@@ -150,6 +234,7 @@ class DivergenceDetector:
         self._start = _floats(state, "start")
         self._seen = int(str(state.get("seen", 0)))
         self._high = int(str(state.get("high", 0)))
+        self._gate = _Gate(self.settings.factor)
 
 
 class ExplodingGradientDetector:
@@ -165,9 +250,27 @@ class ExplodingGradientDetector:
         self._window: deque[float] = deque(maxlen=settings.window)
         self._seen = 0
         self._firing = False
+        self._gate = _Gate(settings.factor, settings.max_norm)
 
     def observe(self, grad_norm: float | None) -> Finding | None:
         """Take one step's gradient norm; a :class:`Finding` when it exploded."""
+        gate = self._gate
+        if grad_norm is not None and grad_norm <= gate.level:
+            if gate.defer(grad_norm):
+                self._rearm()
+            return None
+        gate.catch_up(self._observe)
+        finding = self._observe(grad_norm)
+        self._rearm()
+        return finding
+
+    def _rearm(self) -> None:
+        gate = self._gate
+        gate.catch_up(self._observe)
+        armed = self._seen >= self.settings.warmup and len(self._window) >= 3
+        gate.rearm(self._window if armed else None)
+
+    def _observe(self, grad_norm: float | None) -> Finding | None:
         if grad_norm is None or not math.isfinite(grad_norm):
             return None
         s = self.settings
@@ -202,6 +305,7 @@ class ExplodingGradientDetector:
 
     def state_dict(self) -> dict[str, object]:
         """The window and counters, for a checkpoint."""
+        self._gate.catch_up(self._observe)
         return {"window": list(self._window), "seen": self._seen, "firing": self._firing}
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
@@ -209,6 +313,7 @@ class ExplodingGradientDetector:
         self._window = deque(_floats(state, "window"), maxlen=self.settings.window)
         self._seen = int(str(state.get("seen", 0)))
         self._firing = bool(state.get("firing", False))
+        self._gate = _Gate(self.settings.factor, self.settings.max_norm)
 
 
 class StallDetector:

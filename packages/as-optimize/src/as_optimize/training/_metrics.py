@@ -27,11 +27,56 @@ from as_optimize.exceptions import MetricsFileError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["MetricsWriter", "export_metrics", "metrics_files", "read_metrics"]
+__all__ = [
+    "MetricsWriter",
+    "StepValues",
+    "export_metrics",
+    "metrics_files",
+    "read_metrics",
+    "step_record",
+]
 
 logger = logging.getLogger("as_optimize.training")
 
 DEFAULT_FILENAME = "metrics.jsonl"
+
+# One encoder for every line: json.dumps(separators=...) builds a new one per call, which
+# took 40% of a 6.7 us record.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+StepValues = tuple[Any, ...]
+"""A step's figures as :meth:`MetricsWriter.write_step` takes them, formatted at flush:
+``(step, epoch, time_s, loss, grad_norm, lrs, step_time_s, samples_per_s, memory)`` where
+``lrs`` is a tuple (one per parameter group, None without an optimizer) and ``memory``
+is ``(host_rss_bytes, device_allocated_bytes, device_reserved_bytes)`` or None."""
+
+
+def step_record(values: StepValues) -> dict[str, Any]:
+    """The record (the JSON object of its line) of a step's :data:`StepValues`."""
+    step, epoch, time_s, loss, grad_norm, lrs, step_time, rate, memory = values
+    record: dict[str, Any] = {
+        "kind": "step",
+        "step": step,
+        "epoch": epoch,
+        "time_s": time_s,
+        "loss": loss,
+        "grad_norm": grad_norm,
+    }
+    if lrs is None:
+        record["lr"] = None
+    else:
+        for index, lr in enumerate(lrs):
+            record["lr" if index == 0 else f"lr_{index}"] = lr
+    record["step_time_s"] = step_time
+    record["samples_per_s"] = rate
+    if memory is not None:
+        (
+            record["host_rss_bytes"],
+            record["device_allocated_bytes"],
+            record["device_reserved_bytes"],
+        ) = memory
+    return record
 
 
 class MetricsWriter:
@@ -39,22 +84,30 @@ class MetricsWriter:
 
     Before a line would take the file past ``max_bytes`` (counted in characters) the file
     becomes ``name.1``, older ones shift to ``.2``, ``.3``, ... and only ``backup_count``
-    are kept; ``0`` for either never rotates. Lines are buffered and written by
-    :meth:`flush`, which the monitor calls before each checkpoint, each event and at the
-    end: a crash loses only lines of steps after the last checkpoint, which the resumed
-    run writes again.
+    are kept; ``0`` for either never rotates. Records are kept in memory and formatted
+    and written in one ``write`` by :meth:`flush`, which the monitor calls before each
+    checkpoint, at each event, every ``metrics.flush_every_s`` seconds and at the end (and
+    :meth:`write` once ``buffer_records`` are pending): a crash loses only lines of steps
+    after the last checkpoint, which the resumed run writes again. Formatting many lines
+    at once, off the step, costs less than one at a time between a training step's
+    kernels (whose data evict the interpreter's from the CPU caches).
 
     Args:
         path: The file; its folder is created.
         max_bytes: Rotate before the file would reach this size; 0 never rotates.
         backup_count: How many rotated files to keep; 0 never rotates.
+        buffer_records: Flush once this many records are pending.
     """
 
-    def __init__(self, path: Path, *, max_bytes: int, backup_count: int) -> None:
+    def __init__(
+        self, path: Path, *, max_bytes: int, backup_count: int, buffer_records: int = 4096
+    ) -> None:
         """Open ``path`` for appending; a torn last line (a killed writer) is ended first."""
         self.path = path
         self.max_bytes = max_bytes
         self.backup_count = backup_count
+        self.buffer_records = buffer_records
+        self._pending: list[Mapping[str, Any] | StepValues] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         torn = _ends_torn(path)
         self._handle: IO[str] = path.open("a", encoding="utf-8", newline="\n")
@@ -65,20 +118,37 @@ class MetricsWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Add one record (a JSON object of numbers, strings, None and flat lists)."""
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        if self.max_bytes and self.backup_count and self._size + len(line) > self.max_bytes:
-            self._rotate()
-        self._handle.write(line)
-        self._size += len(line)
+        self._pending.append(record)
+        if len(self._pending) >= self.buffer_records:
+            self.flush()
+
+    def write_step(self, values: StepValues) -> None:
+        """Add a step's record, given as :data:`StepValues` (formatted at flush)."""
+        self._pending.append(values)
+        if len(self._pending) >= self.buffer_records:
+            self.flush()
 
     def flush(self) -> None:
-        """Hand the buffered lines to the operating system."""
+        """Format the pending records and hand them to the operating system."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            rotates = bool(self.max_bytes and self.backup_count)
+            chunk: list[str] = []
+            for item in pending:
+                line = _encode(step_record(item) if type(item) is tuple else item) + "\n"
+                if rotates and self._size + len(line) > self.max_bytes:
+                    self._handle.write("".join(chunk))
+                    chunk = []
+                    self._rotate()
+                chunk.append(line)
+                self._size += len(line)
+            self._handle.write("".join(chunk))
         self._handle.flush()
 
     def close(self) -> None:
         """Flush and close; safe to call twice."""
         if not self._handle.closed:
-            self._handle.flush()
+            self.flush()
             self._handle.close()
 
     def _rotate(self) -> None:

@@ -72,7 +72,7 @@ class ProgressReporter:
         self._task: Any = None
         self._start_ns = 0
         self._start_step = 0
-        self._last_text_ns = 0
+        self._last_text_ns = -(10**18)
 
     def start(self, step: int, total: int | None) -> None:
         """Begin at ``step`` (a resumed run starts past 0) of ``total`` (None: unknown)."""
@@ -114,21 +114,35 @@ class ProgressReporter:
         if self._bar is not None:
             self._bar.update(self._task, total=total)
 
-    def update(self, step: int, figures: dict[str, Any]) -> None:
-        """Show ``step``'s figures (the bar redraws at most 4 times a second)."""
-        if self.mode == "off":
-            return
+    def due(self, step: int, now: int) -> bool:
+        """Whether ``step`` is shown now (``now``: the monitor's clock, nanoseconds).
+
+        The bar is told at most 4 times a second (it redraws at that rate; telling rich's
+        task at every step takes its lock and costs as much as the rest of a step's
+        monitoring); lines are logged every ``every_steps`` steps.
+        """
         if self.mode == "bar":
-            now = self.clock()
-            fields: dict[str, Any] = {"completed": step}
-            if now - self._last_text_ns > 250_000_000:
-                fields["status"] = status_text(figures)
-                self._last_text_ns = now
-            self._bar.update(self._task, **fields)
-            return
-        if step % self.every_steps:
-            return
-        self._log_line(step, figures)
+            return now - self._last_text_ns >= 250_000_000
+        return self.mode == "lines" and step % self.every_steps == 0
+
+    def show(self, step: int, figures: dict[str, Any], now: int) -> None:
+        """Show ``step``'s figures (when :meth:`due` said so); ``now`` is the clock's."""
+        if self.mode == "bar":
+            self._last_text_ns = now
+            self._bar.update(self._task, completed=step, status=status_text(figures))
+        elif self.mode == "lines":
+            self._log_line(step, figures)
+
+    def update(self, step: int, figures: dict[str, Any], now: int | None = None) -> None:
+        """:meth:`show` ``step`` if it is :meth:`due`."""
+        now = self.clock() if now is None else now
+        if self.due(step, now):
+            self.show(step, figures, now)
+
+    def finish(self, step: int) -> None:
+        """Show the last step reached (the bar may be up to a quarter second behind)."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step)
 
     def _log_line(self, step: int, figures: dict[str, Any]) -> None:
         elapsed_ns = self.clock() - self._start_ns

@@ -148,12 +148,17 @@ class CheckpointSettings(ConfigSection):
 
 
 class MetricsSettings(ConfigSection):
-    """The per-run JSON-lines metrics file and how often memory is read."""
+    """The per-run JSON-lines metrics file and how often memory is read.
+
+    Lines are kept in memory and written to the file at each checkpoint and event, and
+    at least every ``flush_every_s`` seconds (0: at every step).
+    """
 
     filename: str = "metrics.jsonl"
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     backup_count: int = Field(default=20, ge=0)
     memory_every_steps: int = Field(default=10, ge=1)
+    flush_every_s: float = Field(default=2.0, ge=0.0)
 
 
 class ProgressSettings(ConfigSection):

@@ -53,9 +53,13 @@ def encode(value: object, tensors: dict[str, torch.Tensor], where: str) -> objec
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
         if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
-        # safetensors refuses views that share storage; a contiguous copy of our own.
-        tensors[where] = tensor.contiguous().clone()
+            tensor = tensor.cpu()  # a copy of its own
+        elif not tensor.is_contiguous() or _shares_storage(tensor):
+            # safetensors refuses views of a larger storage; a contiguous copy of our own.
+            tensor = tensor.contiguous().clone()
+        # Otherwise the tensor itself: the caller serialises it at once (a snapshot's
+        # bytes are the copy), and clones tensors that share a storage (_own_copies).
+        tensors[where] = tensor
         return {"__tensor__": where}
     if isinstance(value, tuple | list):
         if all(type(v) in _PLAIN for v in value):
