@@ -18,13 +18,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parents[2]
@@ -32,6 +35,35 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 CHAIN = "chain_workload:make"
 FAST_LAYERS = "2"
 SLOW_LAYERS = "40"
+
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class FakeServerMetrics:
+    """Metrics with as-deploy's names and types, exposed as prometheus_client writes them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "as_deploy_requests", "r", ["model", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "as_deploy_request_duration_seconds",
+            "l",
+            ["model", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch = Histogram(
+            "as_deploy_batch_size", "b", ["model"], buckets=(1, 2, 4, 8), registry=self.registry
+        )
+        self.queue = Gauge("as_deploy_queue_depth", "q", ["model"], registry=self.registry)
+        self.in_flight = Gauge("as_deploy_in_flight_requests", "f", registry=self.registry)
+        self.loaded = Gauge("as_deploy_loaded_models", "m", registry=self.registry)
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode()
 
 
 def free_port() -> int:
@@ -166,6 +198,32 @@ def start_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         for process in reversed(started):
             process.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
+    """A local HTTP server answering each path with the status and body set in the dict."""
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers.get(self.path, (404, b"not found"))
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

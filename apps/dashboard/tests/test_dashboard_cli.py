@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from as_dashboard.app import SETTINGS_ARG
 from as_dashboard.cli import ENTRY_SCRIPT, main, streamlit_command
 from as_dashboard.settings import DashboardSettings, load_dashboard_settings

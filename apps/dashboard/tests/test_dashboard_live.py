@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
 from as_dashboard.live import (
     LiveHistory,
     MetricsUnavailableError,
@@ -16,39 +15,10 @@ from as_dashboard.live import (
     parse_metrics,
     read_metrics,
 )
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
-class FakeServerMetrics:
-    """Metrics with as-deploy's names and types, exposed as prometheus_client writes them."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "as_deploy_requests", "r", ["model", "code"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "as_deploy_request_duration_seconds",
-            "l",
-            ["model", "code"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.batch = Histogram(
-            "as_deploy_batch_size", "b", ["model"], buckets=(1, 2, 4, 8), registry=self.registry
-        )
-        self.queue = Gauge("as_deploy_queue_depth", "q", ["model"], registry=self.registry)
-        self.in_flight = Gauge("as_deploy_in_flight_requests", "f", registry=self.registry)
-        self.loaded = Gauge("as_deploy_loaded_models", "m", registry=self.registry)
-
-    def text(self) -> str:
-        return generate_latest(self.registry).decode()
-
-
-def test_a_reading_sums_requests_by_code_and_reads_the_gauges() -> None:
-    metrics = FakeServerMetrics()
+def test_a_reading_sums_requests_by_code_and_reads_the_gauges(h: Any) -> None:
+    metrics = h.FakeServerMetrics()
     metrics.requests.labels("digits", "200").inc(7)
     metrics.requests.labels("other", "200").inc(3)
     metrics.requests.labels("digits", "422").inc(2)
@@ -86,8 +56,8 @@ def test_quantiles_interpolate_within_a_bucket_as_prometheus_does() -> None:
     assert histogram_quantile(0.5, []) is None
 
 
-def test_an_interval_gives_rates_quantiles_and_batch_size_of_what_happened_in_it() -> None:
-    metrics = FakeServerMetrics()
+def test_an_interval_gives_rates_quantiles_and_batch_size_of_what_happened_in_it(h: Any) -> None:
+    metrics = h.FakeServerMetrics()
     metrics.requests.labels("digits", "200").inc(100)
     for _ in range(100):
         metrics.latency.labels("digits", "200").observe(0.02)  # slow, before the interval
@@ -111,12 +81,12 @@ def test_an_interval_gives_rates_quantiles_and_batch_size_of_what_happened_in_it
     assert got.queue_depth == 3
 
 
-def test_a_server_restart_counts_from_zero_instead_of_going_negative() -> None:
-    first = FakeServerMetrics()
+def test_a_server_restart_counts_from_zero_instead_of_going_negative(h: Any) -> None:
+    first = h.FakeServerMetrics()
     first.requests.labels("digits", "200").inc(500)
     for _ in range(500):
         first.latency.labels("digits", "200").observe(0.02)
-    restarted = FakeServerMetrics()
+    restarted = h.FakeServerMetrics()
     restarted.requests.labels("digits", "200").inc(20)
     for _ in range(20):
         restarted.latency.labels("digits", "200").observe(0.004)
@@ -125,8 +95,8 @@ def test_a_server_restart_counts_from_zero_instead_of_going_negative() -> None:
     assert got.p50_s is not None and 0.0025 < got.p50_s <= 0.005
 
 
-def test_history_keeps_the_last_readings_and_gives_one_interval_per_pair() -> None:
-    metrics = FakeServerMetrics()
+def test_history_keeps_the_last_readings_and_gives_one_interval_per_pair(h: Any) -> None:
+    metrics = h.FakeServerMetrics()
     history = LiveHistory("http://x", keep=3)
     assert history.latest is None and history.intervals() == []
     for second in range(5):
@@ -136,37 +106,11 @@ def test_history_keeps_the_last_readings_and_gives_one_interval_per_pair() -> No
     assert [i.requests_per_s for i in history.intervals()] == [3.0, 4.0]
 
 
-@pytest.fixture
-def http_server() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
-    """A local HTTP server answering each path with the status and body set in the dict."""
-    answers: dict[str, tuple[int, bytes]] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = answers.get(self.path, (404, b"not found"))
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", answers
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_read_metrics_fetches_over_http_and_stamps_the_reading_with_the_clock(
-    http_server: tuple[str, dict[str, tuple[int, bytes]]],
+    http_server: tuple[str, dict[str, tuple[int, bytes]]], h: Any
 ) -> None:
     url, answers = http_server
-    metrics = FakeServerMetrics()
+    metrics = h.FakeServerMetrics()
     metrics.requests.labels("digits", "200").inc(4)
     answers["/metrics"] = (200, metrics.text().encode())
     reading = read_metrics(url + "/", clock=lambda: 42.0)

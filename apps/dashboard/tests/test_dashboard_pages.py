@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from as_dashboard.cli import ENTRY_SCRIPT
 from streamlit.testing.v1 import AppTest
 
 import as_logging
+from as_dashboard.cli import ENTRY_SCRIPT
 
 TIMEOUT_S = 240  # drawing four figures on a busy 2-core machine
 
@@ -131,3 +131,45 @@ def test_an_unreachable_server_is_a_message_and_the_app_keeps_working(
 def test_invalid_settings_are_a_message_in_the_page(app: Any) -> None:
     at = app(port="not a port")
     assert any(e.startswith("Invalid settings: ") and "port" in e for e in texts(at.error))
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {str(m.label): str(m.value) for m in at.metric}
+
+
+def test_the_live_page_shows_what_the_server_counted_between_readings(
+    app: Any, h: Any, http_server: tuple[str, dict[str, tuple[int, bytes]]]
+) -> None:
+    url, answers = http_server
+    metrics = h.FakeServerMetrics()
+    metrics.loaded.set(1)
+    answers["/metrics"] = (200, metrics.text().encode())
+    at = app(server_url=url, refresh_s="600")  # the test reruns the page itself
+    choose(at, "Live server")
+    first = metric_values(at)
+    assert first["requests answered"] == "0" and first["requests/s"] == "-"
+    assert first["models loaded"] == "1"
+    for reading in range(1, 4):
+        metrics.requests.labels("digits", "200").inc(30)
+        metrics.requests.labels("digits", "422").inc(reading)
+        for _ in range(30):
+            metrics.latency.labels("digits", "200").observe(0.003)  # in (2.5 ms, 5 ms]
+        metrics.batch.labels("digits").observe(2)
+        metrics.queue.labels("digits").set(reading)
+        answers["/metrics"] = (200, metrics.text().encode())
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    shown = metric_values(at)
+    assert shown["requests answered"] == str(90 + 1 + 2 + 3)
+    assert shown["errors (4xx, 5xx)"] == "6"
+    assert shown["queue depth"] == "3"
+    assert shown["mean batch size"] == "2.0"
+    assert shown["requests/s"] not in ("-", "0/s")
+    p50 = shown["latency p50"]
+    assert p50.endswith("ms") and 2.5 <= float(p50.split()[0]) <= 5.0, p50
+    assert len(at.get("vega_lite_chart")) == 4  # rates, latency, batch size, queue depth
+    # The server goes away: a message, and the figures read so far stay.
+    answers["/metrics"] = (503, b"unavailable")
+    at.run()
+    assert any("answered HTTP 503" in e for e in texts(at.error))
+    assert metric_values(at)["requests answered"] == "96"

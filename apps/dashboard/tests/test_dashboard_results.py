@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from as_bench.exceptions import ThresholdError
+from as_bench.results import ResultStore
 from as_dashboard.results import (
     SourceError,
     compare_runs,
@@ -23,9 +26,6 @@ from as_dashboard.results import (
     run_choices,
     thresholds_of,
 )
-
-from as_bench.exceptions import ThresholdError
-from as_bench.results import ResultStore
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from as_dashboard.cli import ENTRY_SCRIPT
-from as_dashboard.training import TrainingRunError, find_runs, load_run
 from streamlit.testing.v1 import AppTest
 
 import as_logging
+from as_dashboard.cli import ENTRY_SCRIPT
+from as_dashboard.training import TrainingRunError, find_runs, load_run
 
 NAN_STEP = 12
 
