@@ -38,6 +38,7 @@ from as_optimize.training._settings import (
     RollbackSettings,
     SlowdownSettings,
     StallSettings,
+    TensorBoardSettings,
 )
 
 if _typing.TYPE_CHECKING:
@@ -78,6 +79,7 @@ __all__ = [
     "SlowdownSettings",
     "StallSettings",
     "Stateful",
+    "TensorBoardSettings",
     "export_metrics",
     "read_events",
     "read_metrics",

@@ -36,6 +36,7 @@ from as_optimize.training._rss import RssReader
 from as_optimize.training._sampler import ResumableSampler
 from as_optimize.training._settings import MonitorSettings
 from as_optimize.training._state import capture_rng, restore_rng
+from as_optimize.training._tensorboard import TensorBoardSink, load_tensorboard
 from as_optimize.training._torch import load_torch
 
 if TYPE_CHECKING:
@@ -205,6 +206,8 @@ class Monitor:
             choose_mode(s.progress.mode), every_steps=s.progress.every_steps, clock=self.clock
         )
         self._progress_on = self._progress.mode != "off"
+        if s.tensorboard.enabled:
+            load_tensorboard()  # a missing extra is said now, not when the run opens
         self._t0 = 0
         self._last_mark = 0
         self._stopped = False
@@ -242,6 +245,14 @@ class Monitor:
             backup_count=s.metrics.backup_count,
         )
         self._events_file = (self.run_dir / "events.jsonl").open("a", encoding="utf-8")
+        if s.tensorboard.enabled:
+            self._sinks.append(
+                TensorBoardSink(
+                    self.run_dir / s.tensorboard.log_dir,
+                    every_steps=s.tensorboard.every_steps,
+                    flush_every_s=s.metrics.flush_every_s,
+                )
+            )
         removed = self.store.clean_temporary()
         if removed:
             logger.info(
@@ -258,7 +269,7 @@ class Monitor:
                 self._apply(loaded)
                 self.resumed_from = loaded.info
                 self.last_checkpoint = loaded.info
-                self._writer.write({"kind": "resume", "step": self.global_step})
+                self._resume_record()
                 self._emit(
                     "resume",
                     f"resumed from checkpoint {loaded.info.path.name} at step "
@@ -659,8 +670,7 @@ class Monitor:
         self._apply(loaded)
         self.rollbacks = count
         lrs = self._scale_lr(s.lr_factor)
-        assert self._writer is not None
-        self._writer.write({"kind": "resume", "step": self.global_step})
+        self._resume_record()
         self._emit(
             "rollback",
             f"rolled back from step {failed_step} to checkpoint {loaded.info.path.name} "
@@ -730,6 +740,12 @@ class Monitor:
         for sink in self._sinks:
             sink.event(event)
             sink.flush()
+
+    def _resume_record(self) -> None:
+        record = {"kind": "resume", "step": self.global_step}
+        assert self._writer is not None
+        self._writer.write(record)
+        self._to_sinks(record)
 
     def _to_sinks(self, record: Mapping[str, Any]) -> None:
         for sink in self._sinks:

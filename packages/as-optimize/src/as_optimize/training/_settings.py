@@ -23,6 +23,7 @@ __all__ = [
     "RollbackSettings",
     "SlowdownSettings",
     "StallSettings",
+    "TensorBoardSettings",
 ]
 
 Policy = Literal["warn", "stop", "rollback"]
@@ -161,6 +162,18 @@ class MetricsSettings(ConfigSection):
     flush_every_s: float = Field(default=2.0, ge=0.0)
 
 
+class TensorBoardSettings(ConfigSection):
+    """TensorBoard event files besides the JSON lines (the ``tensorboard`` extra).
+
+    ``log_dir`` is relative to the run's folder (or absolute). Step scalars are written
+    every ``every_steps`` steps; evaluations and events always.
+    """
+
+    enabled: bool = False
+    log_dir: str = "tensorboard"
+    every_steps: int = Field(default=1, ge=1)
+
+
 class ProgressSettings(ConfigSection):
     """A rich progress bar on a terminal, plain log lines every ``every_steps`` otherwise."""
 
@@ -185,6 +198,7 @@ class MonitorSettings(ConfigSection):
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     progress: ProgressSettings = Field(default_factory=ProgressSettings)
+    tensorboard: TensorBoardSettings = Field(default_factory=TensorBoardSettings)
 
     @model_validator(mode="after")
     def _check_filename(self) -> MonitorSettings:
