@@ -1,5 +1,8 @@
 """Check that each package works on its own, as `uv add <package>` in another repo would.
 
+The apps under ``apps/`` are checked the same way (their dependencies declared, their
+console scripts answering ``--help``).
+
 For each package: build its wheel without workspace sources (`uv build --no-sources`),
 install it with the sibling wheels it declares into a fresh virtual environment outside the
 repository, and then, in that environment,
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    all_members = members()
+    # The published packages and the apps (each a workspace member with console scripts).
+    all_members = {**members(), **members(ROOT / "apps")}
     chosen = args.package or list(all_members)
     unknown = [name for name in chosen if name not in all_members]
     if unknown:
