@@ -73,6 +73,19 @@ class Browser:
             remove.click()
         self.page.locator("#upload input[type=file]").set_input_files(str(picture))
 
+    def draw_vertical_stroke(self) -> None:
+        """Draw a "1" on the sketchpad with the mouse: one stroke, top to bottom."""
+        sketch = self.page.locator("#sketch")
+        sketch.locator('button[aria-label="Brush"]').click()
+        box = sketch.locator("canvas").last.bounding_box()
+        assert box is not None
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        self.page.mouse.move(x, y - 90)
+        self.page.mouse.down()
+        for step in range(1, 19):
+            self.page.mouse.move(x, y - 90 + 10 * step)
+        self.page.mouse.up()
+
     def wait_for_request(self, number: int) -> str:
         """Wait until the latency line names request ``number``; return the line."""
         line = self.page.locator("#latency-last")
@@ -169,6 +182,12 @@ def test_an_uploaded_digit_gets_its_label_and_the_latency_chart_follows_the_requ
         assert 0 < table.index("digits-cnn/2\n5\n") < table.index("digits-cnn/1\n1\n")
         assert page.chart_png() != chart_after_five
         page.page.screenshot(path=str(shots / "demo-latency.png"), full_page=True)
+
+        page.draw_vertical_stroke()
+        page.page.get_by_role("button", name="Classify the drawing").click()
+        page.wait_for_request(7)
+        assert page.label() == "1"
+        page.page.screenshot(path=str(shots / "demo-drawing.png"), full_page=True)
         page.page.get_by_role("tab", name="Sentences").click()
         unavailable = page.page.locator("#minilm-unavailable").inner_text()
         assert "not available" in unavailable

@@ -230,7 +230,10 @@ def _digits_tab(gr: Any, handlers: _Handlers, latency_outputs: list[Any]) -> Non
         with gr.Column():
             label = gr.Label(num_top_classes=10, label="Prediction", elem_id="digit-label")
             seen = gr.Image(
-                label="What the model sees (8x8)", interactive=False, elem_id="digit-seen"
+                label="What the model sees (8x8)",
+                interactive=False,
+                height=200,
+                elem_id="digit-seen",
             )
     outputs = [label, seen, *latency_outputs]
     draw_button.click(handlers.classify_drawing, inputs=[sketch, version], outputs=outputs)
