@@ -60,6 +60,7 @@ def wait_for(what: str, check: Any, process: subprocess.Popen[str], limit_s: flo
     pytest.fail(f"no {what} within {limit_s} s")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_its_study_from_the_completed_trials(tmp_path: Path) -> None:
     import optuna
 

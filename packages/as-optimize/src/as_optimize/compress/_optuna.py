@@ -220,6 +220,13 @@ def _open_storage(url: str, heartbeat_s: int, grace_s: int, max_retry: int) -> A
         ) from exc
 
 
+def _dispose(storage: Any) -> None:
+    """Close the storage's pooled connections (psycopg warns of ones left open)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _load_study(name: str, storage: Any) -> Any | None:
     optuna = _optuna()
     try:
@@ -238,7 +245,7 @@ def _options_attr(options: SearchOptions) -> dict[str, Any]:
         "batch_sizes": [int(b) for b in options.batch_sizes],
         "threads": options.threads,
         "max_time_s": options.max_time_s,
-        "min_time_s": options.min_time_s,
+        "min_time_s": min(options.min_time_s, options.max_time_s),
         "target_rel_ci": options.target_rel_ci,
         "child_timeout_s": options.child_timeout_s,
         "calibration_examples": options.calibration_examples,
@@ -611,6 +618,7 @@ class _Opened:
     config: dict[str, Any]
     prepared: _Prepared
     url: str
+    storage: Any
 
 
 def _open_study(
@@ -624,7 +632,7 @@ def _open_study(
     """Create the study or load it (same settings), with the baseline measured here."""
     options.check()
     study_options.check()
-    optuna = _optuna()
+    _optuna()
     output.mkdir(parents=True, exist_ok=True)
     url = storage_url(study_options.storage, output)
     name = study_options.study_name or f"as-optimize-{spec.replace(':', '-').replace('/', '-')}"
@@ -634,6 +642,25 @@ def _open_study(
         study_options.grace_period_s,
         study_options.max_retry,
     )
+    try:
+        return _open_with(spec, output, gate, options, study_options, say, url, name, storage)
+    except BaseException:
+        _dispose(storage)
+        raise
+
+
+def _open_with(
+    spec: str,
+    output: Path,
+    gate: QualityGate | None,
+    options: SearchOptions,
+    study_options: StudyOptions,
+    say: Callable[[str], None],
+    url: str,
+    name: str,
+    storage: Any,
+) -> _Opened:
+    optuna = _optuna()
     existing = _load_study(name, storage)
     given_gate, given_options = _gate_attr(gate), _options_attr(options)
     if existing is not None:
@@ -689,7 +716,7 @@ def _open_study(
             f"study {name!r} searches {config['space']!r}, but here the techniques offer "
             f"{space!r}; give the same techniques, or another --study"
         )
-    return _Opened(loaded, config, prepared, url)
+    return _Opened(loaded, config, prepared, url, storage)
 
 
 def create_study(
@@ -715,6 +742,7 @@ def create_study(
         study or StudyOptions(),
         progress or (lambda line: None),
     )
+    _dispose(opened.storage)
     return str(opened.study.study_name)
 
 
@@ -761,12 +789,17 @@ def run_study(
     )
     prepared = opened.prepared
     poll_s = (study or StudyOptions()).poll_s
-    _Worker(opened.study, prepared, opened.config, poll_s).work()
+    try:
+        _Worker(opened.study, prepared, opened.config, poll_s).work()
+        results = _results(opened.study, prepared)
+        summary = _summary(opened.study, opened.url, opened.config)
+    finally:
+        _dispose(opened.storage)
     return _report(
         prepared,
-        _results(opened.study, prepared),
+        results,
         winner_file=_winner_file(prepared, {t.name: t for t in prepared.applicable}),
-        study=_summary(opened.study, opened.url, opened.config),
+        study=summary,
     )
 
 
@@ -794,21 +827,21 @@ def run_worker(
     say = progress or (lambda line: None)
     url = storage_url(storage, Path(output))
     probe = _open_storage(url, 10, 60, 0)
-    study = _load_study(study_name, probe)
+    try:
+        study = _load_study(study_name, probe)
+        config = None if study is None else study.user_attrs.get("as_optimize")
+    finally:
+        _dispose(probe)
     if study is None:
         raise CompressionInputError(
             f"no study {study_name!r} in {redact_storage(url)}: create it with "
             f"as-optimize run MODEL --search optuna --storage URL --study {study_name}"
         )
-    config = study.user_attrs.get("as_optimize")
     if config is None or config.get("schema_version") != STUDY_SCHEMA_VERSION:
         raise CompressionInputError(
             f"study {study_name!r} in {redact_storage(url)} was not created by this "
             "version of as-optimize"
         )
-    storage_obj = _open_storage(
-        url, int(config["heartbeat_interval_s"]), int(config["grace_period_s"]), config["max_retry"]
-    )
     folder = Path(output) / f"{study_name}-{socket.gethostname()}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)
     say(f"worker {_worker_id()} on study {study_name!r} in {redact_storage(url)}")
@@ -820,15 +853,21 @@ def run_worker(
             "as-optimize or onnxruntime version?)"
         )
     optuna = _optuna()
-    with _quiet():
-        loaded = optuna.load_study(
-            study_name=study_name,
-            storage=storage_obj,
-            sampler=_sampler(config["sampler"], seed, int(config["trials"])),
-        )
-    worker = _Worker(loaded, prepared, config, poll_s)
-    worker.work()
-    done = sum(_evaluated(t) for t in loaded.get_trials(deepcopy=False))
+    storage_obj = _open_storage(
+        url, int(config["heartbeat_interval_s"]), int(config["grace_period_s"]), config["max_retry"]
+    )
+    try:
+        with _quiet():
+            loaded = optuna.load_study(
+                study_name=study_name,
+                storage=storage_obj,
+                sampler=_sampler(config["sampler"], seed, int(config["trials"])),
+            )
+        worker = _Worker(loaded, prepared, config, poll_s)
+        worker.work()
+        done = sum(_evaluated(t) for t in loaded.get_trials(deepcopy=False))
+    finally:
+        _dispose(storage_obj)
     say(
         f"study {study_name!r} holds {done} of {config['trials']} trials; "
         f"this worker evaluated {worker.evaluated}"
