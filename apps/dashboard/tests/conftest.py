@@ -230,3 +230,10 @@ def http_server() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
 def h() -> Any:
     """This module, for its helpers: test modules cannot import conftest under importlib."""
     return sys.modules[__name__]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the stores are slow: writing them takes two ``as-bench run``."""
+    for item in items:
+        if "stores" in getattr(item, "fixturenames", ()) and item.path.is_relative_to(TESTS):
+            item.add_marker(pytest.mark.slow)
