@@ -61,7 +61,9 @@ def wait_for(what: str, check: Any, process: subprocess.Popen[str], limit_s: flo
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_its_study_from_the_completed_trials(tmp_path: Path) -> None:
+def test_a_killed_run_resumes_its_study_from_the_completed_trials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import optuna
 
     states = optuna.trial.TrialState
@@ -99,9 +101,13 @@ def test_a_killed_run_resumes_its_study_from_the_completed_trials(tmp_path: Path
         if t.state == states.COMPLETE
     }
 
-    second = subprocess.run(cli(*argv), capture_output=True, text=True, timeout=600, check=False)
-    assert second.returncode == 0, second.stderr
-    assert f"study 'resume' resumed: {len(before)} of 4 trials evaluated" in second.stderr
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # the same command again, in this process
+        main(argv)
+    second = capsys.readouterr()
+    assert exit_info.value.code == 0, second.err
+    assert f"study 'resume' resumed: {len(before)} of 4 trials evaluated" in second.err
+    assert "study resume in sqlite:///" in second.out
 
     trials = load(url, "resume").get_trials(deepcopy=False)
     complete = {t.number: t for t in trials if t.state == states.COMPLETE}
