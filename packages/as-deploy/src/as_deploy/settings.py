@@ -116,6 +116,10 @@ class RuntimeSettings(ConfigSection):
             uses the CPU provider.
         spin_wait: Let ONNX Runtime's idle threads spin waiting for work (off: in a
             server they take CPU from request parsing; see the benchmark in the README).
+        inline_below_ms: A model whose last 16 inferences each took less than this runs
+            its next ones on the event loop's thread instead of in the pool (handing
+            work to a thread and back costs more than a small model's inference); one
+            slower inference sends it back to the pool. 0 keeps every model in the pool.
     """
 
     intra_op_threads: _PositiveInt | None = None
@@ -123,6 +127,7 @@ class RuntimeSettings(ConfigSection):
     inference_workers: _PositiveInt = 4
     providers: list[str] | None = None
     spin_wait: bool = False
+    inline_below_ms: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.5
 
     def options(self) -> RuntimeOptions:
         """The :class:`as_core.runtime.RuntimeOptions` every runner opens its model with."""

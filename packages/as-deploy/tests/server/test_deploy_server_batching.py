@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,76 @@ def test_deploy_server_batcher_never_merges_different_shapes(h: Any) -> None:
     assert all(shape[1] in (2, 3) for shape in seen)
     assert sum(shape[0] for shape in seen) == 10
     assert len(seen) < 10  # same-shaped requests were merged
+
+
+def _placement_run(clock: list[float], durations: list[float], threads: list[str]) -> Any:
+    """An inference that takes the next of ``durations`` on the fake ``clock``."""
+
+    def run(inputs: Any) -> dict[str, np.ndarray]:
+        threads.append(threading.current_thread().name)
+        clock[0] += durations.pop(0)
+        return {"y": inputs["x"] * 2}
+
+    return run
+
+
+def test_deploy_server_short_inferences_move_to_the_event_loop_and_slow_ones_back() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from as_deploy.server._batcher import Placement
+
+    clock = [0.0]
+    # 16 quick inferences (0.1 ms) in the pool, 4 quick ones on the loop, one slow
+    # (5 ms) on the loop, then back in the pool until 16 quick ones again.
+    durations = [0.0001] * 20 + [0.005] + [0.0001] * 16 + [0.0001] * 2
+    threads: list[str] = []
+
+    async def scenario() -> list[np.ndarray]:
+        loop_thread = threading.current_thread().name
+        threads.append(f"loop={loop_thread}")
+        with ThreadPoolExecutor(1, thread_name_prefix="pool") as pool:
+            placement = Placement(
+                _placement_run(clock, durations, threads),
+                pool,
+                inline_below_s=0.001,
+                window=16,
+                clock=lambda: clock[0],
+            )
+            answers = []
+            for i in range(len(durations)):
+                answer = await placement({"x": np.full((1, 2), float(i), dtype=np.float32)})
+                answers.append(answer["y"])
+            return answers
+
+    answers = asyncio.run(scenario())
+    assert [a.tolist() for a in answers] == [[[2.0 * i] * 2] for i in range(39)]
+    loop = threads.pop(0).removeprefix("loop=")
+    where = ["loop" if name == loop else "pool" for name in threads]
+    assert where[:16] == ["pool"] * 16
+    assert where[16:21] == ["loop"] * 5  # the fifth is the slow one
+    assert where[21:37] == ["pool"] * 16  # the slow one is among the last 16
+    assert where[37:] == ["loop"] * 2
+
+
+def test_deploy_server_inline_off_keeps_every_inference_in_the_pool() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from as_deploy.server._batcher import Placement
+
+    clock = [0.0]
+    threads: list[str] = []
+
+    async def scenario() -> str:
+        with ThreadPoolExecutor(1, thread_name_prefix="pool") as pool:
+            placement = Placement(
+                _placement_run(clock, [0.0] * 40, threads),
+                pool,
+                inline_below_s=0.0,
+                clock=lambda: clock[0],
+            )
+            for _ in range(40):
+                await placement({"x": np.zeros((1, 2), dtype=np.float32)})
+            return threading.current_thread().name
+
+    loop = asyncio.run(scenario())
+    assert len(threads) == 40 and loop not in threads

@@ -7,6 +7,11 @@ along the first dimension, runs one inference in a worker thread (the event loop
 serving), and hands each request its own rows of the outputs. A request whose caller
 gave up (a timeout) before its batch ran is left out. :class:`DirectRunner` is the same
 interface without batching: each request runs on its own in the thread pool.
+
+Both place each inference with :class:`Placement`: in the thread pool, or, for a model
+whose recent inferences all took less than ``inline_below_s``, on the event loop's own
+thread. Handing a job to a thread and its result back costs two wake-ups and two
+hand-overs of the interpreter lock, more than a small model's whole inference.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -26,7 +32,7 @@ from as_deploy.exceptions import OverloadedError, ServerError
 from as_deploy.runtime import Array
 from as_deploy.server._metrics import Metrics
 
-__all__ = ["Batcher", "DirectRunner", "InferenceFn"]
+__all__ = ["Batcher", "DirectRunner", "InferenceFn", "Placement"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,67 @@ def _signature(inputs: Mapping[str, Array]) -> Signature:
     return tuple(
         (name, array.dtype.str, tuple(array.shape[1:])) for name, array in sorted(inputs.items())
     )
+
+
+class Placement:
+    """Runs inferences in the thread pool, or on the event loop when they are short.
+
+    Every inference is timed (in the thread that runs it). Once the last ``window``
+    inferences all took less than ``inline_below_s``, the next ones run on the calling
+    (event loop) thread; one that takes longer sends the following ones back to the
+    pool. ``inline_below_s=0`` keeps every inference in the pool.
+
+    Args:
+        run: The inference function.
+        executor: The thread pool.
+        inline_below_s: Longest inference that may run on the event loop's thread.
+        window: How many recent inferences the decision looks at.
+        clock: Seconds, for timing the inferences.
+    """
+
+    def __init__(
+        self,
+        run: InferenceFn,
+        executor: Executor,
+        inline_below_s: float,
+        *,
+        window: int = 16,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """Start with every inference in the pool until ``window`` have been timed."""
+        self._run = run
+        self._executor = executor
+        self.inline_below_s = inline_below_s
+        self._recent: deque[float] = deque(maxlen=window)
+        self._clock = clock
+        self.inline_runs = 0
+        self.pool_runs = 0
+
+    @property
+    def inline(self) -> bool:
+        """Whether the next inference runs on the calling thread."""
+        recent = self._recent
+        return (
+            self.inline_below_s > 0
+            and len(recent) == recent.maxlen
+            and max(recent) < self.inline_below_s
+        )
+
+    def _timed(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        start = self._clock()
+        try:
+            return self._run(inputs)
+        finally:
+            self._recent.append(self._clock() - start)
+
+    async def __call__(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """Run one inference where it is cheapest; return its outputs."""
+        if self.inline:
+            self.inline_runs += 1
+            return self._timed(inputs)
+        self.pool_runs += 1
+        # run_in_executor's future cancels the pool job too if it has not started.
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, inputs)
 
 
 @dataclass
@@ -66,13 +133,22 @@ class DirectRunner:
         run: The inference function.
         executor: The thread pool.
         metrics: Where to record batch sizes and inference time.
+        inline_below_s: Inferences shorter than this run on the event loop's thread
+            (:class:`Placement`); 0 keeps them all in the pool.
     """
 
-    def __init__(self, model: str, run: InferenceFn, executor: Executor, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        model: str,
+        run: InferenceFn,
+        executor: Executor,
+        metrics: Metrics,
+        *,
+        inline_below_s: float = 0.0,
+    ) -> None:
         """Keep what each inference needs."""
         self.model = model
-        self._run = run
-        self._executor = executor
+        self.placement = Placement(run, executor, inline_below_s)
         self._metrics = metrics
         self._closed = False
         self._active = 0
@@ -95,8 +171,7 @@ class DirectRunner:
         self._active += 1
         try:
             start = loop.time()
-            # run_in_executor's future cancels the pool job too if it has not started.
-            outputs = await loop.run_in_executor(self._executor, self._run, inputs)
+            outputs = await self.placement(inputs)
             self._metrics.inference_seconds.labels(self.model).observe(loop.time() - start)
             self._metrics.batch_rows.labels(self.model).observe(rows)
             self._metrics.batch_requests.labels(self.model).observe(1)
@@ -128,6 +203,8 @@ class Batcher:
         arriving: How many requests are being read and checked on their way to a
             batcher. The batch waits for more rows only while this is above zero: a
             lone request runs at once instead of paying ``max_wait_s`` for nothing.
+        inline_below_s: Batches whose inference takes less than this run on the event
+            loop's thread (:class:`Placement`); 0 keeps them all in the pool.
     """
 
     def __init__(
@@ -142,12 +219,12 @@ class Batcher:
         max_queue_size: int = 1024,
         max_concurrent_batches: int = 1,
         arriving: Callable[[], int] | None = None,
+        inline_below_s: float = 0.0,
     ) -> None:
         """Create the batcher; :meth:`start` starts its loop."""
         self._arriving = arriving
         self.model = model
-        self._run = run
-        self._executor = executor
+        self.placement = Placement(run, executor, inline_below_s)
         self._metrics = metrics
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
@@ -317,7 +394,7 @@ class Batcher:
                 for name in live[0].inputs
             }
             start = loop.time()
-            outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            outputs = await self.placement(merged)
             self._metrics.inference_seconds.labels(self.model).observe(loop.time() - start)
             self._metrics.batch_rows.labels(self.model).observe(rows)
             self._metrics.batch_requests.labels(self.model).observe(len(live))

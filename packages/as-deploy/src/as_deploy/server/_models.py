@@ -677,6 +677,7 @@ class ModelManager:
     def _unit(self, key: Key, model: LoadedModel, runner: ModelRunner) -> Batcher | DirectRunner:
         label = key[0]
         batching = self.settings.batching
+        inline_below_s = self.settings.runtime.inline_below_ms / 1000
         if batching.enabled and batchable(model.manifest):
             batcher = Batcher(
                 label,
@@ -688,10 +689,13 @@ class ModelManager:
                 max_queue_size=batching.max_queue_size,
                 max_concurrent_batches=batching.max_concurrent_batches,
                 arriving=self.arriving,
+                inline_below_s=inline_below_s,
             )
             batcher.start()
             return batcher
-        return DirectRunner(label, runner.run, self.executor, self.metrics)
+        return DirectRunner(
+            label, runner.run, self.executor, self.metrics, inline_below_s=inline_below_s
+        )
 
     async def _evict(self, keep: Key) -> None:
         limit = self.settings.max_loaded_models
