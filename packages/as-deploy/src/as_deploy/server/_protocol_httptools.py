@@ -89,10 +89,9 @@ class HttpToolsServerProtocol(HttpToolsProtocol):
                 if self.arrived > self.max_header_bytes:
                     self._refuse(431, _headers_too_large(self.max_header_bytes))
         except httptools.HttpParserUpgrade:
+            # The server has no WebSocket routes; uvicorn upgrades only when it can.
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _HeadersTooLargeError) or self.head_bytes > (
                 self.max_header_bytes
