@@ -1,11 +1,11 @@
-"""as-deploy's app on uvicorn's default HTTP stack, to measure what the stack costs.
+"""as-deploy's app on plain uvicorn, to measure what ``as-deploy serve``'s protocol costs.
 
 Started by ``serve_bench.py`` as ``python _deploy_uvicorn_app.py PORT REPO``. The same
 app as ``as-deploy serve`` (``create_app``, settings from ``AS_DEPLOY__*``, the startup
-objects frozen out of the garbage collector), but served by ``uvicorn.run`` with its
-defaults (httptools and uvloop, as ``uvicorn[standard]`` installs them) instead of the
-h11 protocol and asyncio loop that ``as-deploy serve`` runs for its connection deadlines
-and draining. Only a measurement: it has none of those.
+objects frozen out of the garbage collector), served by ``uvicorn.run`` with its
+defaults (httptools and uvloop) instead of ``as-deploy serve``'s protocol subclass with
+its header deadline and limit, JSON errors and draining. Only a measurement: it has none
+of those.
 """
 
 from __future__ import annotations

@@ -11,14 +11,18 @@ in-process ONNX Runtime. Systems (suite ``litserve``, the default):
   Inference Protocol with the binary tensor data extension both ways;
 - ``litserve batching`` / ``litserve no batching``: LitServe on the same model and
   request format (``_litserve_app.py``), same maximum batch and wait;
+- ``as-deploy batching h11``: the same with ``http: h11`` (the pure-Python parser on
+  asyncio's loop) instead of httptools on uvloop;
+- ``as-deploy batching pool only``: the same with ``runtime.inline_below_ms: 0``, every
+  inference handed to the thread pool;
 - ``fastapi ceiling``: a bare FastAPI endpoint that parses the same JSON into a float32
   array and answers a constant (``_ceiling_app.py``, uvicorn's default stack: httptools
   and uvloop as ``uvicorn[standard]`` installs them), the most a FastAPI server answers
-  here; ``fastapi ceiling h11`` is the same on h11 and asyncio's loop, the stack that
-  ``as-deploy serve`` runs on;
-- ``as-deploy batching on httptools``: the same app as ``as-deploy batching`` served by
-  uvicorn's default stack (``_deploy_uvicorn_app.py``; without ``as-deploy serve``'s
-  connection deadlines and draining): what the HTTP stack costs as-deploy.
+  here; ``fastapi ceiling h11`` is the same on h11 and asyncio's loop, ``fastapi ceiling
+  httptools asyncio`` on httptools and asyncio's loop;
+- ``as-deploy batching on plain uvicorn``: the same app as ``as-deploy batching`` served
+  by ``uvicorn.run`` with its defaults (``_deploy_uvicorn_app.py``; without
+  ``as-deploy serve``'s connection deadlines, header limit and draining): what those cost.
 
 Suite ``workers``: ``as-deploy serve --workers N`` (batching on) for N in ``--workers``,
 and the ceiling. Suite ``batching``: as-deploy with batching, one batch at a time
@@ -251,7 +255,23 @@ def servers(repo: Path, model_path: Path, baseline: Path | None = None) -> list[
         ),
         *before,
         ServerSpec(
-            "as-deploy batching on httptools",
+            "as-deploy batching h11",
+            deploy,
+            {**_deploy_env(True), "AS_DEPLOY__HTTP": "h11"},
+            "/ready",
+            predict,
+            True,
+        ),
+        ServerSpec(
+            "as-deploy batching pool only",
+            deploy,
+            {**_deploy_env(True), "AS_DEPLOY__RUNTIME__INLINE_BELOW_MS": "0"},
+            "/ready",
+            predict,
+            True,
+        ),
+        ServerSpec(
+            "as-deploy batching on plain uvicorn",
             [sys.executable, str(HERE / "_deploy_uvicorn_app.py"), "{port}", str(repo)],
             _deploy_env(True),
             "/ready",
@@ -270,6 +290,7 @@ def servers(repo: Path, model_path: Path, baseline: Path | None = None) -> list[
         ServerSpec("litserve no batching", [*lit, "1", "0"], {}, "/health", "/predict", False),
         _ceiling(CEILING),
         _ceiling(f"{CEILING} h11", "h11", "asyncio"),
+        _ceiling(f"{CEILING} httptools asyncio", "httptools", "asyncio"),
     ]
 
 
