@@ -123,7 +123,7 @@ def test_an_unreachable_server_is_a_message_and_the_app_keeps_working(
     at.text_input(key="server_url").set_value("ftp://example.org").run()
     assert any("is not an http:// or https:// URL" in e for e in texts(at.error))
     choose(at, "Studies")
-    assert any("later release" in i for i in texts(at.info))
+    assert any("Type the storage of a study" in i for i in texts(at.info))
     choose(at, "Benchmarks")
     assert "4 of 4 results from 1 place(s)" in texts(at.caption)
 

@@ -44,6 +44,13 @@ from as_dashboard.results import (
     thresholds_of,
 )
 from as_dashboard.settings import DashboardSettings, load_dashboard_settings
+from as_dashboard.studies import (
+    StudyError,
+    list_studies,
+    load_study_view,
+    optuna_available,
+    storage_of,
+)
 from as_dashboard.training import TrainingRunError, find_runs, load_run
 
 if TYPE_CHECKING:
@@ -447,14 +454,66 @@ def _training_run(path: Path) -> None:
 # -- Studies ------------------------------------------------------------------------------
 
 
-def _studies_page() -> None:
+def _studies_page(settings: DashboardSettings) -> None:
     st.header("Optimization studies")
-    st.info(
-        "The Pareto fronts of as-optimize's Optuna studies come in a later release. "
-        "`as-optimize run --search optuna` keeps its study in an Optuna storage, but "
-        "as-optimize has no public reader of a study's trials and Pareto front yet, and the "
-        "dashboard does not read a package's storage behind its back."
+    st.caption(
+        "The Optuna studies of `as-optimize run --search optuna`: every completed trial, "
+        "and Optuna's Pareto front (infeasible trials, over the quality gate, left out)."
     )
+    if not optuna_available():
+        st.info(
+            'Reading studies needs Optuna: `uv add "as-dashboard[studies]"` '
+            "(or as-optimize's `search` extra)."
+        )
+        return
+    text = st.text_area(
+        "Optuna storages: a study.db, the run's output folder, or a database URL (one per line)",
+        value="\n".join(settings.studies),
+        key="studies",
+    )
+    choices: list[tuple[str, str]] = []
+    for line in _lines(text):
+        try:
+            url = storage_of(line)
+            choices.extend((url, name) for name in list_studies(url))
+        except StudyError as exc:
+            st.error(str(exc))
+    if not choices:
+        if not _lines(text):
+            st.info("Type the storage of a study (as-optimize writes OUTPUT/study.db).")
+        return
+    labels = [f"{name} ({url})" for url, name in choices]
+    url, name = choices[labels.index(st.selectbox("study", labels, key="study"))]
+    try:
+        view = load_study_view(url, name)
+    except StudyError as exc:
+        st.error(str(exc))
+        return
+    states = ", ".join(f"{count} {state.lower()}" for state, count in sorted(view.states.items()))
+    st.caption(
+        f"{len(view.trials)} completed trials ({states}); {len(view.front)} on the Pareto "
+        f"front; objectives: "
+        + ", ".join(f"{o} ({d})" for o, d in zip(view.objectives, view.directions, strict=True))
+    )
+    if not view.trials:
+        return
+    if len(view.objectives) > 1:
+        left, right = st.columns(2)
+        x = left.selectbox("x", view.objectives, index=0, key="study_x")
+        y = right.selectbox("y", view.objectives, index=len(view.objectives) - 1, key="study_y")
+        import polars as pl
+
+        points = pl.DataFrame(
+            {
+                x: [t.values[x] for t in view.trials],
+                y: [t.values[y] for t in view.trials],
+                "trial": [
+                    "Pareto front" if t.on_front else "dominated or infeasible" for t in view.trials
+                ],
+            }
+        )
+        st.scatter_chart(points, x=x, y=y, color="trial")
+    st.dataframe(view.table(), hide_index=True, key="study_table")
 
 
 # -- The script ---------------------------------------------------------------------------
@@ -489,4 +548,4 @@ def main() -> None:
     elif page == "Training":
         _guarded("The training page", lambda: _training_page(settings))
     else:
-        _studies_page()
+        _guarded("The studies page", lambda: _studies_page(settings))

@@ -30,6 +30,8 @@ class DashboardSettings(AsSettings):
             (``http://127.0.0.1:8000``); ``None`` until one is typed in the page.
         training_dirs: Training runs (folders with the monitor's ``metrics.jsonl``) or
             folders that hold such runs.
+        studies: Optuna storages of ``as-optimize run --search optuna``: a ``study.db``
+            file, the run's output folder, or a database URL.
         refresh_s: Seconds between two refreshes of the live parts of a page.
         metrics_timeout_s: How long one read of ``/metrics`` may take.
         history: Readings of ``/metrics`` kept for the live charts.
@@ -45,6 +47,7 @@ class DashboardSettings(AsSettings):
     stores: list[Path] = Field(default_factory=list)
     server_url: str | None = None
     training_dirs: list[Path] = Field(default_factory=list)
+    studies: list[str] = Field(default_factory=list)
     refresh_s: float = Field(default=2.0, gt=0, le=3600)
     metrics_timeout_s: float = Field(default=2.0, gt=0, le=60)
     history: int = Field(default=300, ge=2, le=100_000)
