@@ -145,15 +145,28 @@ def running(
 
 
 @pytest.fixture
-def model_server(digits_repo: Path) -> Iterator[str]:
+def model_server_process(
+    digits_repo: Path,
+) -> Callable[[int], contextlib.AbstractContextManager[subprocess.Popen[str]]]:
+    """Start ``as-deploy serve`` on the two-version repository on a port; ready at /ready."""
+
+    def start(port: int) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+        argv = [sys.executable, "-m", "as_deploy", "serve", "--repo", str(digits_repo)]
+        argv += ["--port", str(port)]
+        env = clean_env(AS_DEPLOY__DRAIN_GRACE_S="0")
+        return running(argv, f"http://127.0.0.1:{port}", "/ready", env)
+
+    return start
+
+
+@pytest.fixture
+def model_server(
+    model_server_process: Callable[[int], contextlib.AbstractContextManager[Any]],
+) -> Iterator[str]:
     """``as-deploy serve`` on the two-version repository; its URL."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "as_deploy", "serve", "--repo", str(digits_repo)]
-    argv += ["--port", str(port)]
-    env = clean_env(AS_DEPLOY__DRAIN_GRACE_S="0")
-    with running(argv, url, "/ready", env):
-        yield url
+    with model_server_process(port):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

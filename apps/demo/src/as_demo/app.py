@@ -118,6 +118,27 @@ class _Handlers:
         logger.warning("request refused: %s", exc)
         return gr.Error(str(exc), print_exception=False)
 
+    def digit_versions(self, current: str | None) -> tuple[Any, str]:
+        import gradio as gr
+
+        name = self.service.digits_model
+        choices, selected, problem = _versions(self.service, name, current)
+        return gr.update(choices=choices, value=selected), _digits_status(problem)
+
+    def minilm_versions(self, current: str | None) -> tuple[Any, str, Any]:
+        import gradio as gr
+
+        problem = self.service.minilm_problem()
+        choices: list[tuple[str, str]] = []
+        selected = None
+        if problem is None:
+            choices, selected, problem = _versions(self.service, self.service.minilm_model, current)
+        return (
+            gr.update(choices=choices, value=selected),
+            _minilm_status(problem),
+            gr.update(interactive=not problem),
+        )
+
     def classify(self, picture: Any, version: str | None) -> tuple[Any, ...]:
         if picture is None:
             raise self._refused(DemoError("draw or upload a digit first"))
@@ -192,9 +213,18 @@ def build_demo(service: DemoService, hardware: Sequence[tuple[str, str]]) -> gr.
         ]
         gr.Markdown(f"# as-toolkit demo\nAnswers come {where}.", elem_id="where")
         with gr.Tab("Digits"):
-            _digits_tab(gr, handlers, latency_outputs)
+            digit_version, digit_status = _digits_tab(gr, handlers, latency_outputs)
         with gr.Tab("Sentences"):
-            _sentences_tab(gr, handlers, latency_outputs)
+            minilm_version, minilm_status, compare = _sentences_tab(gr, handlers, latency_outputs)
+        # Each page load asks again: versions added since, or a server that came up later.
+        demo.load(
+            handlers.digit_versions, inputs=[digit_version], outputs=[digit_version, digit_status]
+        )
+        demo.load(
+            handlers.minilm_versions,
+            inputs=[minilm_version],
+            outputs=[minilm_version, minilm_status, compare],
+        )
         gr.Markdown("## Latency")
         for component in latency_outputs:
             component.render()  # type: ignore[no-untyped-call]
@@ -204,17 +234,26 @@ def build_demo(service: DemoService, hardware: Sequence[tuple[str, str]]) -> gr.
     return demo
 
 
-def _digits_tab(gr: Any, handlers: _Handlers, latency_outputs: list[Any]) -> None:
-    service = handlers.service
+def _versions(
+    service: DemoService, name: str, current: str | None
+) -> tuple[list[tuple[str, str]], str | None, str]:
+    """The version list of ``name``, the one to select, and a message when there is none."""
     try:
-        choices = _version_choices(service, service.digits_model)
+        choices = _version_choices(service, name)
     except DemoError as exc:
-        gr.Markdown(f"**The digits tab is not available:** {exc}", elem_id="digits-unavailable")
-        return
+        return [], None, str(exc)
+    values = [value for _, value in choices]
+    return choices, current if current in values else values[0], ""
+
+
+def _digits_tab(gr: Any, handlers: _Handlers, latency_outputs: list[Any]) -> tuple[Any, Any]:
+    service = handlers.service
+    choices, selected, problem = _versions(service, service.digits_model, None)
+    status = gr.Markdown(_digits_status(problem), elem_id="digits-status")
     with gr.Row():
         with gr.Column():
             version = gr.Dropdown(
-                choices=choices, value=choices[0][1], label="Model version", elem_id="digit-version"
+                choices=choices, value=selected, label="Model version", elem_id="digit-version"
             )
             sketch = gr.Sketchpad(
                 label="Draw a digit", type="numpy", canvas_size=(280, 280), elem_id="sketch"
@@ -238,27 +277,37 @@ def _digits_tab(gr: Any, handlers: _Handlers, latency_outputs: list[Any]) -> Non
     outputs = [label, seen, *latency_outputs]
     draw_button.click(handlers.classify_drawing, inputs=[sketch, version], outputs=outputs)
     upload.upload(handlers.classify, inputs=[upload, version], outputs=outputs)
+    return version, status
 
 
-def _sentences_tab(gr: Any, handlers: _Handlers, latency_outputs: list[Any]) -> None:
+def _digits_status(problem: str) -> str:
+    return f"**Digits are not available now.** {problem}" if problem else ""
+
+
+def _minilm_status(problem: str | None) -> str:
+    return f"**Sentence similarity is not available here.** {problem}" if problem else ""
+
+
+def _sentences_tab(
+    gr: Any, handlers: _Handlers, latency_outputs: list[Any]
+) -> tuple[Any, Any, Any]:
     service = handlers.service
     problem = service.minilm_problem()
-    if problem is not None:
-        gr.Markdown(
-            f"**Sentence similarity is not available here.** {problem}",
-            elem_id="minilm-unavailable",
-        )
-        return
-    choices = _version_choices(service, service.minilm_model)
+    choices: list[tuple[str, str]] = []
+    selected = None
+    if problem is None:
+        choices, selected, problem = _versions(service, service.minilm_model, None)
+    status = gr.Markdown(_minilm_status(problem), elem_id="minilm-status")
     version = gr.Dropdown(
-        choices=choices, value=choices[0][1], label="Model version", elem_id="minilm-version"
+        choices=choices, value=selected, label="Model version", elem_id="minilm-version"
     )
     first = gr.Textbox(label="First sentence", value="A man is playing a guitar.")
     second = gr.Textbox(label="Second sentence", value="Someone plays an instrument on stage.")
-    button = gr.Button("Compare", variant="primary")
+    button = gr.Button("Compare", variant="primary", interactive=not problem)
     result = gr.Markdown(elem_id="similarity")
     outputs = [result, *latency_outputs]
     button.click(handlers.compare, inputs=[first, second, version], outputs=outputs)
+    return version, status, button
 
 
 def serve(demo: gr.Blocks, host: str, port: int) -> None:
