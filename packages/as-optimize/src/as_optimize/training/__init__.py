@@ -15,7 +15,8 @@
 
 Importing this module imports no torch: :class:`Monitor`, :class:`ResumableSampler` and
 :class:`CheckpointStore` load it (and safetensors) on first use, and raise
-:class:`~as_optimize.MissingExtraError` naming the ``training`` extra when it is missing.
+:class:`~as_optimize.MissingExtraError` naming the ``training`` extra when it is missing;
+:class:`MonitorCallback` (PyTorch Lightning) needs the ``lightning`` extra.
 The settings, the detectors' events and the metrics reader need no torch.
 """
 
@@ -43,6 +44,7 @@ from as_optimize.training._settings import (
 
 if _typing.TYPE_CHECKING:
     from as_optimize.training._checkpoint import CheckpointInfo, CheckpointStore, LoadedCheckpoint
+    from as_optimize.training._lightning import MonitorCallback, MonitorCheckpointIO
     from as_optimize.training._monitor import Monitor, Stateful
     from as_optimize.training._sampler import ResumableSampler
 
@@ -51,6 +53,8 @@ _LAZY: dict[str, str] = {
     "CheckpointStore": "as_optimize.training._checkpoint",
     "LoadedCheckpoint": "as_optimize.training._checkpoint",
     "Monitor": "as_optimize.training._monitor",
+    "MonitorCallback": "as_optimize.training._lightning",
+    "MonitorCheckpointIO": "as_optimize.training._lightning",
     "Stateful": "as_optimize.training._monitor",
     "ResumableSampler": "as_optimize.training._sampler",
 }
@@ -69,6 +73,8 @@ __all__ = [
     "LoadedCheckpoint",
     "MetricsSettings",
     "Monitor",
+    "MonitorCallback",
+    "MonitorCheckpointIO",
     "MonitorSettings",
     "NonFiniteSettings",
     "OptimizeSettings",
