@@ -28,6 +28,9 @@ pytest.importorskip("optuna", reason="needs as-optimize[search]")
 
 pytestmark = pytest.mark.xdist_group("compress-optuna")
 
+#: The trial user attribute that marks a repeat of an evaluated setting.
+REPEAT = "same_knobs_as_trial"
+
 #: Quick measurement and short heartbeats: the tests measure behaviour, not speed.
 QUICK = ["--threads", "1", "--max-time", "0.05", "--heartbeat-interval", "1"]
 
@@ -95,23 +98,24 @@ def test_a_killed_run_resumes_its_study_from_the_completed_trials(
             first.kill()
             first.communicate()
     assert not (output / "report.json").exists()
-    before = {
-        t.number: t.values
-        for t in load(url, "resume").get_trials(deepcopy=False)
-        if t.state == states.COMPLETE
-    }
+    done_before = [
+        t for t in load(url, "resume").get_trials(deepcopy=False) if t.state == states.COMPLETE
+    ]
+    before = {t.number: t.values for t in done_before}
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:  # the same command again, in this process
         main(argv)
     second = capsys.readouterr()
     assert exit_info.value.code == 0, second.err
-    assert f"study 'resume' resumed: {len(before)} of 4 trials evaluated" in second.err
+    counted = sum(REPEAT not in t.user_attrs for t in done_before)
+    assert f"study 'resume' resumed: {counted} of 4 trials evaluated" in second.err
     assert "study resume in sqlite:///" in second.out
 
     trials = load(url, "resume").get_trials(deepcopy=False)
     complete = {t.number: t for t in trials if t.state == states.COMPLETE}
-    assert len(complete) == 4
+    distinct = {n for n, t in complete.items() if REPEAT not in t.user_attrs}
+    assert len(distinct) == 4  # repeats of a setting reuse its figures and do not count
     for number, values in before.items():
         assert complete[number].values == values  # nothing measured before the kill is lost
     killed = next(t for t in trials if t.number == running.number)
@@ -125,8 +129,8 @@ def test_a_killed_run_resumes_its_study_from_the_completed_trials(
     assert report["study"]["trials_evaluated"] == 4
     assert report["study"]["retries"] == [{"trial": retry.number, "retry_of": killed.number}]
     listed = {c["id"].split("-")[1] for c in report["candidates"] if c["id"].startswith("trial-")}
-    repeats = {r["trial"] for r in report["study"]["repeats"]}
-    assert listed == {str(n) for n in complete if n not in repeats}
+    assert listed == {str(n) for n in distinct}
+    assert {r["trial"] for r in report["study"]["repeats"]} == set(complete) - distinct
     assert (output / report["winner_path"]).is_file()
 
 

@@ -15,8 +15,10 @@ constraint (``Trial.set_constraint``, which replaced the samplers' ``constraints
 Optuna 5; feasible when every value is <= 0). A candidate that cannot be built or crashes
 its runtime ends its trial FAIL with ``rejected`` set; it counts against the budget like
 a measured one. A trial whose knobs an evaluated trial already had reuses that trial's
-measurement (the samplers repeat settings of small spaces) and is left out of the report's
-candidates.
+measurement (TPE repeats settings of small categorical spaces often) and neither counts
+against the budget nor appears among the report's candidates; the budget is capped at
+the number of distinct settings, and a sampler that only repeats (more repeats than
+twice the budget) ends the search.
 
 Workers keep a heartbeat on their running trial (RDB storages). A trial whose worker
 stops beating for the grace period is marked FAIL by the next worker that looks, and
@@ -89,9 +91,10 @@ class StudyOptions:
         storage: An SQLAlchemy URL (``sqlite:///path``, ``postgresql://user@host/db``) or a
             file path (SQLite); ``None``: ``study.db`` in the output folder.
         study_name: The study's name; ``None``: ``as-optimize-<model>``.
-        trials: The budget: evaluated trials the study must hold (rejected candidates
-            count; trials of a stopped worker do not). ``None``: the study's own budget
-            when it exists, else 20.
+        trials: The budget: distinct knob settings the study must evaluate (rejected
+            candidates count; repeats of a setting and trials of a stopped worker do
+            not), at most the settings there are. ``None``: the study's own budget when
+            it exists, else 20.
         sampler: ``tpe`` (multi-objective TPE), ``nsga2`` or ``random``.
         seed: The sampler's seed (``None``: random; give workers different seeds).
         heartbeat_interval_s: How often a worker marks its running trial alive.
@@ -335,6 +338,16 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _counted(trial: Any) -> bool:
+    """An evaluated trial that counts against the budget: not a repeat of another."""
+    return _evaluated(trial) and REPEAT_ATTR not in trial.user_attrs
+
+
+def _space_size(space: dict[str, dict[str, list[Any]]]) -> int:
+    """How many distinct settings the space holds."""
+    return sum(math.prod(len(choices) for choices in knobs.values()) for knobs in space.values())
+
+
 def _evaluated(trial: Any) -> bool:
     """A trial that measured (or rejected) its candidate; stopped workers' trials are not."""
     optuna = _optuna()
@@ -394,27 +407,33 @@ class _Worker:
 
     @property
     def budget(self) -> int:
-        return int(self.config["trials"])
+        """Counted trials to reach: the study's budget, at most the distinct settings."""
+        return min(int(self.config["trials"]), _space_size(self.config["space"]))
 
     def counts(self, own: int) -> tuple[int, int, int, bool]:
-        """Evaluated, other running and waiting (queued) trials; whether ``own`` is a retry.
+        """Counted, other running and waiting (queued) trials; whether ``own`` is a retry.
 
-        A retry is a trial queued with fixed parameters.
+        A retry is a trial queued with fixed parameters. A sampler that only repeats
+        settings (more repeats than twice the budget) counts as done.
         """
         optuna = _optuna()
         states = optuna.trial.TrialState
-        evaluated = running = waiting = 0
+        counted = running = waiting = repeats = 0
         queued = False
         for trial in self.study.get_trials(deepcopy=False):
             if trial.number == own:
                 queued = "fixed_params" in trial.system_attrs
-            if _evaluated(trial):
-                evaluated += 1
+            if _counted(trial):
+                counted += 1
+            elif _evaluated(trial):
+                repeats += 1
             elif trial.state == states.RUNNING and trial.number != own:
                 running += 1
             elif trial.state == states.WAITING:
                 waiting += 1
-        return evaluated, running, waiting, queued
+        if repeats > 2 * self.budget:
+            counted = max(counted, self.budget)
+        return counted, running, waiting, queued
 
     def wait_for_slot(self, trial: Any) -> None:
         """Return when ``trial`` may run within the budget; else end it PRUNED.
@@ -524,7 +543,7 @@ def _results(study: Any, prepared: _Prepared) -> list[CandidateResult]:
     results = list(prepared.not_applicable)
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         record = trial.user_attrs.get(CANDIDATE_ATTR)
-        if not _evaluated(trial) or record is None or REPEAT_ATTR in trial.user_attrs:
+        if not _counted(trial) or record is None:
             continue
         candidate = CandidateResult.model_validate({k: v for k, v in record.items() if k != "file"})
         candidate.notes.append(
@@ -562,7 +581,7 @@ def _summary(study: Any, url: str, config: dict[str, Any]) -> dict[str, Any]:
         "storage": redact_storage(url),
         "sampler": config["sampler"],
         "trials_requested": config["trials"],
-        "trials_evaluated": sum(_evaluated(t) for t in trials),
+        "trials_evaluated": sum(_counted(t) for t in trials),
         "states": states,
         "retries": retries,
         "repeats": repeats,
@@ -704,7 +723,7 @@ def _open_with(
             if study_options.trials is not None and study_options.trials != config["trials"]:
                 config = {**config, "trials": study_options.trials}
                 existing.set_user_attr("as_optimize", config)
-            done = sum(_evaluated(t) for t in existing.get_trials(deepcopy=False))
+            done = sum(_counted(t) for t in existing.get_trials(deepcopy=False))
             say(f"study {name!r} resumed: {done} of {config['trials']} trials evaluated")
         loaded = optuna.load_study(
             study_name=name,
@@ -865,7 +884,7 @@ def run_worker(
             )
         worker = _Worker(loaded, prepared, config, poll_s)
         worker.work()
-        done = sum(_evaluated(t) for t in loaded.get_trials(deepcopy=False))
+        done = sum(_counted(t) for t in loaded.get_trials(deepcopy=False))
     finally:
         _dispose(storage_obj)
     say(
