@@ -575,7 +575,7 @@ def _summary(study: Any, url: str, config: dict[str, Any]) -> dict[str, Any]:
         if REPEAT_ATTR in t.user_attrs
     ]
     with _quiet():
-        best = [t.number for t in study.best_trials]
+        best = [t.number for t in study.best_trials if REPEAT_ATTR not in t.user_attrs]
     return {
         "name": study.study_name,
         "storage": redact_storage(url),
