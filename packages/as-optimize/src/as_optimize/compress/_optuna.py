@@ -29,7 +29,8 @@ PRUNED (``surplus``) once the budget is met, or gives way to a queued retry.
 
 SQLite (the default, a ``study.db`` in the output folder) is for one process: it resumes
 after a kill. Parallel workers need PostgreSQL (``postgresql://`` is read as
-``postgresql+psycopg://``, psycopg 3); workers on SQLite hit "database is locked".
+``postgresql+psycopg://``, psycopg 3): SQLite takes one writer at a time, and parallel
+workers on it have failed with "database is locked".
 """
 
 from __future__ import annotations
@@ -864,6 +865,11 @@ def run_worker(
     folder = Path(output) / f"{study_name}-{socket.gethostname()}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)
     say(f"worker {_worker_id()} on study {study_name!r} in {redact_storage(url)}")
+    if url.startswith("sqlite"):
+        say(
+            "note: SQLite takes one writer at a time; workers in parallel on it may fail "
+            "with 'database is locked' (use PostgreSQL for several workers)"
+        )
     prepared = _prepare_from(config, folder, say)
     missing = sorted(set(config["space"]) - {t.name for t in prepared.applicable})
     if missing:
