@@ -6,6 +6,9 @@
 - :func:`create_app` / ``as-deploy serve``: the FastAPI model server (ONNX Runtime by
   default, dynamic batching, limits, Prometheus metrics), configured by
   :class:`ServerSettings`.
+- :func:`add_onnx_model`: an ONNX file another tool made from a source (as-optimize's
+  compressed winner) stored as a version, described as an export of that source, its
+  parity with PyTorch checked, how it was made in ``provenance.optimization``.
 - :class:`ExportOptions`: every option of an export in one frozen, checked object.
 - :func:`write_dockerfile` / ``as-deploy dockerfile`` and ``as_deploy.pack.pack`` /
   ``as-deploy pack``: a container for a repository; export to Dockerfile in one step.
@@ -52,7 +55,13 @@ from as_deploy.repository import LoadedModel, ModelRepository, sha256_file
 
 if TYPE_CHECKING:
     from as_deploy.docker import render_dockerfile, write_dockerfile
-    from as_deploy.export import ExportOptions, ExportResult, export_model, export_to_repository
+    from as_deploy.export import (
+        ExportOptions,
+        ExportResult,
+        add_onnx_model,
+        export_model,
+        export_to_repository,
+    )
     from as_deploy.pack import PackResult
     from as_deploy.server import create_app
     from as_deploy.settings import ServerSettings
@@ -63,6 +72,7 @@ _LAZY: dict[str, str] = {
     "ExportResult": "as_deploy.export",
     "export_model": "as_deploy.export",
     "export_to_repository": "as_deploy.export",
+    "add_onnx_model": "as_deploy.export",
     "PackResult": "as_deploy.pack",
     "render_dockerfile": "as_deploy.docker",
     "write_dockerfile": "as_deploy.docker",
@@ -97,6 +107,7 @@ __all__ = [
     "UsageError",
     "VersionExistsError",
     "__version__",
+    "add_onnx_model",
     "check_name",
     "create_app",
     "export_model",

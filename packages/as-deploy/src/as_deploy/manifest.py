@@ -250,12 +250,17 @@ class Provenance(_Record):
         created_at: When this version was made (time zone required).
         tool_versions: Versions of the tools that made it, by package name.
         git_commit: The commit of the code that made it, if known.
+        optimization: How the model was optimized, when a tool such as as-optimize made
+            it from ``source`` (free-form, JSON-compatible: the techniques and their
+            knobs, the measured figures, the hardware); ``None`` for a plain export.
+            ``GET /v1/models/{name}`` shows it with the rest of the provenance.
     """
 
     source: str = Field(min_length=1)
     created_at: AwareDatetime
     tool_versions: dict[str, str] = Field(default_factory=dict)
     git_commit: str | None = None
+    optimization: dict[str, Any] | None = None
 
 
 class Manifest(_Record):
@@ -330,6 +335,8 @@ class Manifest(_Record):
         _drop_defaults(data, _ADDED_MANIFEST_FIELDS)
         if isinstance(data.get("parity"), dict):
             _drop_defaults(data["parity"], _ADDED_PARITY_FIELDS)
+        if isinstance(data.get("provenance"), dict):
+            _drop_defaults(data["provenance"], _ADDED_PROVENANCE_FIELDS)
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -341,6 +348,7 @@ _ADDED_PARITY_FIELDS: dict[str, Any] = {
     "min_top1_agreement": None,
     "data": None,
 }
+_ADDED_PROVENANCE_FIELDS: dict[str, Any] = {"optimization": None}
 
 
 def _drop_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> None:

@@ -60,6 +60,19 @@ What a version folder holds, by format (paths relative to ``<repo>/<name>/<versi
     ``batch_size``, ``signature`` (the signature key to run) and ``tensor_names`` (the
     manifest's input/output names -> the signature's ``args_0``/``output_0`` names).
 
+An ONNX file made from a source by another tool (as-optimize's compressed winner) is
+stored with :func:`add_onnx_model`: the same manifest an ONNX export of that source gets,
+its parity checked against eager PyTorch with the tolerances the caller gives, and how it
+was made in ``provenance.optimization``::
+
+    from as_deploy.export import Tolerances, add_onnx_model
+
+    result = add_onnx_model(
+        Path("out/winner/model.onnx"), "digits-cnn", Path("models"), name="digits",
+        version="2", tolerances=Tolerances(atol=0.5, rtol=1e-3, min_top1_agreement=0.97),
+        optimization={"technique": "ort-static-int8"},
+    )
+
 Each format is an extra of as-deploy: ``export`` (ONNX), ``coreml`` and ``tflite``; a
 missing library fails with the exact ``uv add "as-deploy[<extra>]"`` command. as-deploy's
 core install (the server) has none of them: importing this package needs no as-bench or
@@ -76,6 +89,7 @@ from as_deploy.export._api import (
     export_to_repository,
 )
 from as_deploy.export._extras import FORMAT_EXTRAS, check_format
+from as_deploy.export._onnx_file import add_onnx_model
 from as_deploy.export._options import (
     COMPUTE_UNITS,
     DEFAULT_OPSET,
@@ -105,6 +119,7 @@ __all__ = [
     "ParityError",
     "Precision",
     "Tolerances",
+    "add_onnx_model",
     "check_format",
     "default_name",
     "default_tolerances",

@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from as_deploy.export._extras import require, translated_extras
 from as_deploy.export._formats import Converted, tensor_spec
 from as_deploy.export._options import ExportOptions
 
-__all__ = ["ORT_DTYPES", "convert_onnx"]
+__all__ = ["ORT_DTYPES", "OpenedOnnx", "convert_onnx", "open_onnx"]
 
 Array = npt.NDArray[Any]
 
@@ -133,7 +134,55 @@ def convert_onnx(
             raise ExportError(str(exc)) from exc
     files = _self_contained(exported, scratch / "version")
     shutil.rmtree(scratch / "exported", ignore_errors=True)
-    path = files[MODEL_FILE][0]
+    opened = open_onnx(files[MODEL_FILE][0], descriptions, options.opset)
+    return Converted(
+        staging=scratch / "version",
+        files=files,
+        inputs=opened.inputs,
+        outputs=opened.outputs,
+        runtime="onnxruntime",
+        batch_size=None if dynamic else example_batch,
+        run=opened.run,
+        runtime_options={**opened.runtime_options, "dynamic_batch": dynamic},
+        close=opened.close,
+    )
+
+
+@dataclass
+class OpenedOnnx:
+    """An ONNX file opened in ONNX Runtime as the server opens it, described for a manifest.
+
+    Attributes:
+        inputs: Its inputs, as the session reports them.
+        outputs: Its outputs, as the session reports them.
+        run: Runs one batch (arrays in input order), returns the outputs in order.
+        runtime_options: ``opset``, ``opset_imports`` and ``ir_version`` of the file.
+        close: Frees the session.
+    """
+
+    inputs: list[Any]
+    outputs: list[Any]
+    run: Callable[[tuple[Array, ...]], list[Array]]
+    runtime_options: dict[str, Any]
+    close: Callable[[], None]
+
+
+def open_onnx(
+    path: Path,
+    descriptions: tuple[str | None, str | None] = (None, None),
+    default_opset: int | None = None,
+) -> OpenedOnnx:
+    """Open ``path`` in ONNX Runtime (the server's default options) and describe it.
+
+    Args:
+        path: The ONNX file (its external data, if any, beside it).
+        descriptions: Words for the first input and the first output, if known.
+        default_opset: The opset to record when the file declares none for ``ai.onnx``.
+
+    Raises:
+        ExportError: ONNX Runtime cannot load the file, or a tensor has a type a
+            manifest cannot describe.
+    """
     try:
         session = onnxruntime_session(path, RuntimeOptions())
     except Exception as exc:
@@ -151,18 +200,13 @@ def convert_onnx(
     def run(batch: tuple[Array, ...]) -> list[Array]:
         return list(holder[0].run(None, dict(zip(names, batch, strict=True))))
 
-    return Converted(
-        staging=scratch / "version",
-        files=files,
+    return OpenedOnnx(
         inputs=inputs,
         outputs=outputs,
-        runtime="onnxruntime",
-        batch_size=None if dynamic else example_batch,
         run=run,
         runtime_options={
-            "opset": opsets.get("ai.onnx", options.opset),
+            "opset": opsets.get("ai.onnx", default_opset),
             "opset_imports": opsets,
-            "dynamic_batch": dynamic,
             "ir_version": int(model.ir_version),
         },
         close=holder.clear,
