@@ -136,12 +136,15 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+def timed(fn: Callable[[], object], repeats: int, cpu: list[float] | None = None) -> list[float]:
     times = []
     for _ in range(repeats):
+        cpu_start = time.process_time_ns()
         start = time.perf_counter_ns()
         fn()
         times.append((time.perf_counter_ns() - start) / 1e9)
+        if cpu is not None:
+            cpu.append((time.process_time_ns() - cpu_start) / 1e9)
     return times
 
 
@@ -224,7 +227,8 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
 def checkpoint_figures(variant: Variant, repeats: int) -> None:
     monitor = variant.monitor
     assert monitor is not None
-    writes = timed(monitor.save_checkpoint, repeats)
+    write_cpu: list[float] = []
+    writes = timed(monitor.save_checkpoint, repeats, write_cpu)
     info = monitor.last_checkpoint
     assert info is not None
     size = sum(int(f["bytes"]) for f in info.files.values())
@@ -243,7 +247,8 @@ def checkpoint_figures(variant: Variant, repeats: int) -> None:
     )
     print(
         f"write (tensors, JSON, sha256, fsync, rename, LATEST): median "
-        f"{statistics.median(writes) * 1e3:.1f} ms of {repeats}"
+        f"{statistics.median(writes) * 1e3:.1f} ms of {repeats}, of which "
+        f"{statistics.median(write_cpu) * 1e3:.1f} ms of CPU (the rest waits for the disk)"
     )
     print(
         f"read (sha256 check, decode, load into model and optimizer): median "
@@ -264,29 +269,20 @@ def per_call_us(fn: Callable[[], object], calls: int = 2000, repeats: int = 5) -
 
 
 def part_costs(variant: Variant, root: Path) -> None:
-    """What the parts of one monitored step cost, and the choices the monitor made."""
+    """What the parts of one monitored step cost (warm, in a loop of their own)."""
     import json
     from logging.handlers import RotatingFileHandler
 
     import as_logging
     from as_bench.devices import current_rss_bytes
-    from as_optimize.training._metrics import MetricsWriter
+    from as_optimize.training._metrics import MetricsWriter, step_record
+    from as_optimize.training._rss import RssReader
 
+    monitor = variant.monitor
+    assert monitor is not None
     grads = [p.grad for p in variant.model.parameters() if p.grad is not None]
-    record = {
-        "kind": "step",
-        "step": 1234,
-        "epoch": 3,
-        "time_s": 12.345678,
-        "loss": 0.123456789,
-        "grad_norm": 1.23456789,
-        "lr": 0.001,
-        "step_time_s": 0.00123456,
-        "samples_per_s": 51234.5678,
-        "host_rss_bytes": None,
-        "device_allocated_bytes": None,
-        "device_reserved_bytes": None,
-    }
+    values = (1234, 3, 12.345678, 0.123456789, 1.23456789, (0.001,), 0.00123456, 51234.5, None)
+    record = step_record(values)
     writer = MetricsWriter(root / "parts.jsonl", max_bytes=64 << 20, backup_count=2)
     handler = RotatingFileHandler(root / "parts-logging.jsonl", maxBytes=64 << 20, backupCount=2)
     handler.setFormatter(as_logging.JsonFormatter())
@@ -294,33 +290,40 @@ def part_costs(variant: Variant, root: Path) -> None:
     logger.propagate = False
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    rows = [
+    rss = RssReader()
+    written = [0]
+
+    def write_and_flush() -> None:
+        writer.write_step(values)
+        written[0] += 1
+        if written[0] % 100 == 0:
+            writer.flush()
+
+    rows: list[tuple[str, Callable[[], object]]] = [
+        ("gradient norm: the monitor's (_foreach_norm, .item() each, fsum)", monitor._grad_norm),
         (
-            "gradient norm: one _foreach_norm, stack, norm, .item() (the monitor's)",
-            per_call_us(
-                lambda: torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item()
-            ),
+            "gradient norm: _foreach_norm, stack, norm, .item()",
+            lambda: torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item(),
         ),
         (
             "gradient norm: torch.nn.utils.get_total_norm, .item()",
-            per_call_us(lambda: torch.nn.utils.get_total_norm(grads, 2.0).item()),
+            lambda: torch.nn.utils.get_total_norm(grads, 2.0).item(),
         ),
-        ("host RSS (as_bench.devices.current_rss_bytes)", per_call_us(current_rss_bytes, 500)),
-        (
-            "one record: json.dumps + buffered write (the monitor's writer)",
-            per_call_us(lambda: writer.write(record)),
-        ),
+        ("host RSS: the monitor's (pread of /proc/self/statm)", rss),
+        ("host RSS: as_bench.devices.current_rss_bytes (psutil)", current_rss_bytes),
+        ("one record: the monitor's writer (a tuple; formatted at flush)", write_and_flush),
         (
             "one record: as-logging JsonFormatter + RotatingFileHandler",
-            per_call_us(lambda: logger.info("step", extra=record), 500),
+            lambda: logger.info("step", extra=record),
         ),
-        ("one record: json.dumps alone", per_call_us(lambda: json.dumps(record))),
+        ("one record: json.dumps alone", lambda: json.dumps(record)),
     ]
+    print("\nparts of a monitored step, warm (median of 5 x N calls):")
+    for label, fn in rows:
+        print(f"  {label:<66} {per_call_us(fn, 500):>8.1f} us")
     writer.close()
     handler.close()
-    print("\nparts of a monitored step (median of 5 x N calls):")
-    for label, micros in rows:
-        print(f"  {label:<66} {micros:>8.1f} us")
+    rss.close()
 
 
 if __name__ == "__main__":

@@ -195,7 +195,8 @@ class MonitorCallback(pl.Callback):
                 "MonitorCallback follows the first of %d optimizers (learning rates, rollback)",
                 len(optimizers),
             )
-        stateful = dict(self.monitor_kwargs.pop("stateful", None) or {})
+        kwargs = dict(self.monitor_kwargs)
+        stateful = dict(kwargs.pop("stateful", None) or {})
         stateful["lightning"] = _LightningState(trainer)
         self.monitor = Monitor(
             self.run_dir,
@@ -204,7 +205,7 @@ class MonitorCallback(pl.Callback):
             scheduler=configs[0].scheduler if configs else None,
             stateful=stateful,
             settings=self.settings,
-            **self.monitor_kwargs,
+            **kwargs,
         )
         self.monitor.open()
         self.monitor.epoch = trainer.current_epoch

@@ -476,10 +476,11 @@ class Monitor:
     def _lrs(self) -> tuple[float | None, ...] | None:
         if self.optimizer is None:
             return None
-        return tuple(
-            lr if type(lr) is float else _lr(lr)
-            for lr in [group.get("lr") for group in self.optimizer.param_groups]
-        )
+        groups = self.optimizer.param_groups
+        if len(groups) == 1:  # the common case, without a generator
+            lr = groups[0].get("lr")
+            return (lr if type(lr) is float else _lr(lr),)
+        return tuple(_lr(group.get("lr")) for group in groups)
 
     def _count_samples(self, batch_size: int | None, step_time: float, step: int) -> float | None:
         if batch_size is None:
