@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from _workspace import PACKAGES_DIR, ROOT, members
 
 # Lower never imports higher (docs/architecture.md, "Layers"): a package may depend on
-# lower levels only, and as-optimize and as-deploy never reach into each other. as-core,
+# lower levels only, and as-deploy never reaches into as-optimize (as-optimize uses
+# as-deploy's public API in one extra, SIDEWAYS_EXTRA). as-core,
 # the shared infrastructure, is the bottom.
 LEVEL = {
     "as-core": 0,
@@ -27,6 +28,9 @@ LEVEL = {
     "as-deploy": 3,
 }
 EXPECTED = set(LEVEL)
+# The one sideways edge (docs/architecture.md, "Layers"): as-optimize hands its winner to
+# as-deploy's public export API, declared in this extra only; never the other way round.
+SIDEWAYS_EXTRA = {("as-optimize", "as-deploy"): "deploy"}
 MEMBERS = members()
 
 
@@ -89,6 +93,20 @@ def test_siblings_are_ranges_with_workspace_sources(dist: str) -> None:
         assert sources.get(name) == {"workspace": True}, (
             f"{dist}: {name} needs {{ workspace = true }}"
         )
+        extra = SIDEWAYS_EXTRA.get((dist, name))
+        if extra is not None:
+            project = data["project"]
+            holders = [
+                key
+                for key, reqs in project.get("optional-dependencies", {}).items()
+                if any(_dist_name(r) == name for r in reqs)
+            ]
+            core = [r for r in project.get("dependencies", []) if _dist_name(r) == name]
+            assert not core and holders == [extra], (
+                f"{dist} may depend on {name} only in its {extra!r} extra, not in {holders}"
+                f"{' and its dependencies' if core else ''}"
+            )
+            continue
         assert LEVEL[name] < LEVEL[dist], (
             f"{dist} may not depend on {name} (docs/architecture.md: lower never imports higher)"
         )

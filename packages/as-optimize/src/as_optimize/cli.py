@@ -82,7 +82,7 @@ def profile(
 ) -> None:
     """Parameters, MACs, activation memory, time per layer type, and what applies where."""
     from as_logging import capture_native_output
-    from as_optimize.compress import profile_workload
+    from as_optimize.compress import profile as profile_model
 
     # torch.profiler's C++ side prints its start, stop and a GPU probe's failure on stderr;
     # they go to the log (all of it shows with --debug).
@@ -91,9 +91,7 @@ def profile(
         if not _cli.debug
         else nullcontext()
     ):
-        result = profile_workload(
-            model, large_batch=large_batch, threads=threads, ridge_flops_per_byte=ridge
-        )
+        result = profile_model(model, large_batch=large_batch, threads=threads, ridge=ridge)
     out = _cli.stdout
     if as_json:
         out.print_json(result.model_dump_json())
@@ -244,46 +242,58 @@ def run(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for report.json, winner/, candidates/.")
     ] = Path("as-optimize-out"),
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            help="An as-deploy model repository: the winner is written there as a new "
+            "version, with its provenance (needs as-optimize[deploy]). Nothing is written "
+            "when no candidate passes the gate (exit 1)."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="--repo: the model's name (the workload's when absent)."),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="--repo: the version to write (the next number when absent)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Build fp32 ONNX and compressed candidates, measure, gate, and keep the best."""
-    from as_optimize.compress import QualityGate, SearchOptions, StudyOptions, run_search, run_study
+    from as_optimize.compress import optimize
 
-    if search not in ("grid", "optuna"):
-        raise CompressionInputError(f"--search {search!r} is not one of grid, optuna")
-
-    gate = QualityGate(
-        max_accuracy_drop=(
-            None if max_accuracy_drop is None else QualityGate.parse_points(max_accuracy_drop)
-        ),
-        min_cosine=min_cosine,
-    )
-    options = SearchOptions(
-        target=target,
-        batch_sizes=tuple(batch_size or (1,)),
-        trials=trials if search == "grid" else None,
-        threads=threads,
-        max_time_s=max_time,
-        calibration_examples=calibration_examples,
-    )
     err = _cli.stderr
 
     def say(line: str) -> None:
         err.print(line, markup=False)
 
-    if search == "optuna":
-        study_options = StudyOptions(
-            storage=storage,
-            study_name=study,
-            trials=trials,
-            sampler=sampler,
-            seed=seed,
-            heartbeat_interval_s=heartbeat_interval,
-            grace_period_s=grace_period,
-        )
-        report = run_study(model, output, gate, options, study_options, progress=say)
-    else:
-        report = run_search(model, output, gate, options, progress=say)
+    result = optimize(
+        model,
+        output=output,
+        target=target,
+        max_accuracy_drop=max_accuracy_drop,
+        min_cosine=min_cosine,
+        trials=trials,
+        search=search,
+        storage=storage,
+        study=study,
+        sampler=sampler,
+        seed=seed,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        calibration_examples=calibration_examples,
+        batch_sizes=tuple(batch_size or (1,)),
+        threads=threads,
+        max_time_s=max_time,
+        repo=repo,
+        name=name,
+        version=version,
+        progress=say,
+    )
+    report = result.report
     out = _cli.stdout
     if as_json:
         out.print_json(report.model_dump_json())
@@ -302,6 +312,13 @@ def run(
         states = ", ".join(f"{n} {k.lower()}" for k, n in sorted(report.study["states"].items()))
         out.print(
             f"study {report.study['name']} in {report.study['storage']}: {states}", markup=False
+        )
+    if result.deployment is not None:
+        deployed = result.deployment
+        out.print(
+            f"repository: {deployed.name}/{deployed.version} written to {deployed.directory} "
+            f"(as-deploy serve --repo {deployed.repo})",
+            markup=False,
         )
 
 

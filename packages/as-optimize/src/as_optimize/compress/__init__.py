@@ -12,6 +12,10 @@
   (``as-optimize worker``): the techniques' knobs searched with Optuna's multi-objective
   samplers (latency, size, quality; the gate as a constraint) in a study that workers on
   many machines share (PostgreSQL), with heartbeats so a stopped worker's trial is retried.
+- :func:`profile` and :func:`optimize`: the two commands as functions, with the same
+  options; :func:`optimize` returns an :class:`OptimizeResult`.
+- :func:`hand_off` (``as-optimize run --repo DIR``): the winner written into an as-deploy
+  model repository as a new version, with its provenance (``as-optimize[deploy]``).
 - :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`
   and :class:`Fp16` are built in.
 
@@ -19,6 +23,14 @@ Importing this module imports no torch or onnxruntime; the functions do, when ca
 (``uv add "as-optimize[compress]"``).
 """
 
+from as_optimize.compress._api import OptimizeResult, optimize, profile
+from as_optimize.compress._handoff import (
+    Deployment,
+    HandOff,
+    hand_off,
+    optimization_record,
+    parity_tolerances,
+)
 from as_optimize.compress._optuna import (
     StudyOptions,
     create_study,
@@ -51,9 +63,12 @@ __all__ = [
     "LAYER_OPS",
     "ApplyContext",
     "CandidateResult",
+    "Deployment",
     "Fp16",
+    "HandOff",
     "ModelFacts",
     "ModelProfile",
+    "OptimizeResult",
     "OrtDynamicInt8",
     "OrtStaticInt8",
     "QualityGate",
@@ -63,8 +78,13 @@ __all__ = [
     "Technique",
     "create_study",
     "default_techniques",
+    "hand_off",
     "layer_support",
     "measure_machine_balance",
+    "optimization_record",
+    "optimize",
+    "parity_tolerances",
+    "profile",
     "profile_workload",
     "redact_storage",
     "run_search",
