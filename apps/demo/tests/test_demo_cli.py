@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,7 +59,7 @@ def test_a_missing_repository_fails_with_its_path(
     missing = tmp_path / "nowhere"
     try:
         with pytest.raises(SystemExit) as exit_info:
-            main(["--repo", str(missing), "--port", "0"])
+            main(["--repo", str(missing), "--port", "7860"])
     finally:
         as_logging.reset()  # the command configures logging, as an application does
     assert exit_info.value.code == 1
@@ -83,3 +86,22 @@ def test_the_documented_dockerfile_passes_hadolint() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_port_in_use_is_an_error_that_names_it(unused_port: int, tmp_path: Path) -> None:
+    # A process of its own: Gradio's page is built before the port is tried.
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AS_DEMO__")}
+    env["GRADIO_TEMP_DIR"] = str(tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", unused_port))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "as_demo", "--port", str(unused_port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"cannot serve the demo on 127.0.0.1:{unused_port}" in result.stderr.replace("\n", "")

@@ -56,8 +56,8 @@ def theme() -> gr.themes.Base:
 def _latency_text(sample: Sample, window: int, where: str) -> str:
     return (
         f"Request {sample.index}: **{sample.ms:.2f} ms** ({sample.key}, {where}); "
-        f"p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms over its last "
-        f"{window} requests"
+        f"p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms over its latest requests "
+        f"(up to {window})"
     )
 
 
@@ -311,18 +311,28 @@ def _sentences_tab(
 
 
 def serve(demo: gr.Blocks, host: str, port: int) -> None:
-    """Serve the page until interrupted (Ctrl-C, or SIGTERM where the CLI maps it)."""
+    """Serve the page until interrupted (Ctrl-C, or SIGTERM where the CLI maps it).
+
+    Raises:
+        DemoError: The port cannot be listened on (in use, not allowed).
+    """
     demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        theme=theme(),
-        share=False,
-        show_error=True,
-        quiet=True,
-        ssr_mode=False,
-        pwa=False,
-        mcp_server=False,
-        footer_links=[],
-        inbrowser=False,
-    )
+    try:
+        _, url, _ = demo.launch(
+            server_name=host,
+            server_port=port,
+            theme=theme(),
+            share=False,
+            show_error=True,
+            quiet=True,
+            ssr_mode=False,
+            pwa=False,
+            mcp_server=False,
+            footer_links=[],
+            inbrowser=False,
+            prevent_thread_lock=True,
+        )
+    except OSError as exc:
+        raise DemoError(f"cannot serve the demo on {host}:{port}: {exc}") from exc
+    logger.info("demo: serving on %s", url)
+    demo.block_thread()

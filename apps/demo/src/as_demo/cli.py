@@ -74,7 +74,7 @@ def demo(
     port: Annotated[
         int | None,
         typer.Option(
-            "--port", min=0, max=65535, help="TCP port (default 7860).", show_default=False
+            "--port", min=1, max=65535, help="TCP port (default 7860).", show_default=False
         ),
     ] = None,
     config: Annotated[
@@ -200,7 +200,7 @@ def _run(settings: Any) -> None:
             latency=LatencyLog(settings.latency_window),
         )
         page = build_demo(service, summary_rows(probe()))
-        logger.info("demo: http://%s:%d (answers %s)", settings.host, settings.port, backend.where)
+        logger.info("demo: answers come %s", backend.where)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             serve(page, settings.host, settings.port)

@@ -35,7 +35,7 @@ class DemoSettings(AsSettings):
         repo: The model repository the models run from when there is no ``server_url``;
             ``None`` is the default model that as-deploy ships (the digits CNN).
         host: The interface the demo listens on (``0.0.0.0`` in a container).
-        port: The demo's TCP port (0: any free port).
+        port: The demo's TCP port.
         log_level: Level of the demo's logs.
         log_dir: Also write JSON-lines logs here.
         digits_model: The repository's name of the digits classifier.
@@ -50,7 +50,7 @@ class DemoSettings(AsSettings):
     server_url: str | None = None
     repo: Path | None = None
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 7860
+    port: Annotated[int, Field(ge=1, le=65535)] = 7860
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_dir: Path | None = None
     digits_model: str = "digits-cnn"
