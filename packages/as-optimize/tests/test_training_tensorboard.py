@@ -27,7 +27,7 @@ def _settings(**sections: dict[str, object]) -> MonitorSettings:
     base: dict[str, dict[str, object]] = {
         "checkpoint": {"every_steps": 5, "keep_last": 10},
         "progress": {"mode": "off"},
-        "tensorboard": {"enabled": True},
+        "tensorboard": {"enabled": True, "every_steps": 1},
     }
     base.update(sections)
     return MonitorSettings.model_validate(base)
