@@ -72,7 +72,7 @@ class VersionInfo:
             outputs=tuple(manifest.outputs),
             labels=tuple(manifest.labels) if manifest.labels else None,
             preprocessing=dict(manifest.preprocessing),
-            source=manifest.provenance.source if manifest.provenance else None,
+            source=_source(manifest.provenance.model_dump(mode="json")),
         )
 
 
@@ -221,7 +221,7 @@ class HttpBackend:
                     outputs=tuple(TensorSpec.model_validate(t) for t in body["outputs"]),
                     labels=tuple(body["labels"]) if body.get("labels") else None,
                     preprocessing=dict(body.get("preprocessing") or {}),
-                    source=provenance.get("source"),
+                    source=_source(provenance),
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise DemoError(
@@ -250,6 +250,17 @@ class HttpBackend:
     def close(self) -> None:
         """Close the connections."""
         self._client.close()
+
+
+def _source(provenance: Mapping[str, Any]) -> str | None:
+    """Where a version came from, in a few words: as-optimize's candidate, or the source."""
+    optimization = provenance.get("optimization")
+    if isinstance(optimization, Mapping):
+        made = optimization.get("candidate") or optimization.get("technique")
+        if made:
+            return f"as-optimize {made}"
+    source = provenance.get("source")
+    return str(source) if source else None
 
 
 def _server_error(response: httpx.Response, what: str) -> DemoError:

@@ -3,10 +3,6 @@
 ``demo [OPTIONS]`` serves the page. Settings come from ``--config FILE``, ``AS_DEMO__*``
 environment variables and the options (which win). SIGTERM stops it as Ctrl-C does: the
 server closes and the command exits 0.
-
-``demo add-version OUT --repo DIR --version V`` stores the winner of an as-optimize search
-(``as-optimize run MODEL -o OUT``) as a version of the repository's model, so that the
-page offers it next to the fp32 one.
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ app = typer.Typer(
     help="Try as-toolkit's models in a browser: digits, sentence similarity, live latency.",
     add_completion=False,
     pretty_exceptions_enable=False,
-    invoke_without_command=True,
 )
 
 
@@ -44,9 +39,8 @@ class UsageError(DemoError):
 command_line = CommandLine(app, "demo", package_error=DemoError, usage_errors=(UsageError,))
 
 
-@app.callback()
+@app.command()
 def demo(
-    ctx: typer.Context,
     server_url: Annotated[
         str | None,
         typer.Option(
@@ -100,8 +94,6 @@ def demo(
     ] = False,
 ) -> None:
     """Start the demo's web page (Gradio) and serve it until Ctrl-C or SIGTERM."""
-    if ctx.invoked_subcommand is not None:
-        return
     overrides: dict[str, Any] = {}
     for key, value in (
         ("server_url", server_url),
@@ -113,51 +105,6 @@ def demo(
         if value is not None:
             overrides[key] = value
     _run(_settings(config, overrides))
-
-
-@app.command("add-version")
-def add_version(
-    search_dir: Annotated[
-        Path,
-        typer.Argument(help="The folder `as-optimize run -o` wrote (report.json, winner/)."),
-    ],
-    repo: Annotated[
-        Path, typer.Option("--repo", help="The model repository to add the version to.")
-    ],
-    version: Annotated[
-        str, typer.Option("--version", help="The new version's name (for example 2-int8).")
-    ],
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", help="The model (default: the search's workload name).", show_default=False
-        ),
-    ] = None,
-    candidate: Annotated[
-        str | None,
-        typer.Option(
-            "--candidate",
-            help="Another candidate that passed the gate (its id in report.json) "
-            "instead of the winner.",
-            show_default=False,
-        ),
-    ] = None,
-    base: Annotated[
-        str | None,
-        typer.Option(
-            "--base", help="The version it was made from (default: the latest).", show_default=False
-        ),
-    ] = None,
-) -> None:
-    """Store as-optimize's winner as a version of the repository's model."""
-    from rich.markup import escape
-
-    from as_demo.versions import add_optimized_version
-
-    folder = add_optimized_version(
-        repo, search_dir, version, name=name, base_version=base, candidate=candidate
-    )
-    command_line.stdout.print(f"added {escape(str(folder))}")
 
 
 def _settings(config: Path | None, overrides: dict[str, Any]) -> Any:
