@@ -24,8 +24,9 @@ Workers keep a heartbeat on their running trial (RDB storages). A trial whose wo
 stops beating for the grace period is marked FAIL by the next worker that looks, and
 :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` queues its parameters again;
 the budget reserves a slot for queued retries, so the retry runs even when the budget is
-nearly spent. A trial that would exceed the budget waits for the running ones, and ends
-PRUNED (``surplus``) once the budget is met, or gives way to a queued retry.
+nearly spent. A trial that would exceed the budget waits (without holding a slot) for
+the running ones, and ends PRUNED (``surplus``) once the budget is met, or gives way to a
+queued retry.
 
 SQLite (the default, a ``study.db`` in the output folder) is for one process: it resumes
 after a kill. Parallel workers need PostgreSQL (``postgresql://`` is read as
@@ -42,7 +43,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,6 +83,26 @@ CANDIDATE_ATTR = "candidate"
 REJECTED_ATTR = "rejected"
 WORKER_ATTR = "worker"
 REPEAT_ATTR = "same_knobs_as_trial"
+SLOT_ATTR = "slot"
+
+
+@dataclass
+class _Counts:
+    """The study's trials as the budget sees them, from one trial's side.
+
+    Attributes:
+        counted: Evaluated trials that count (not repeats).
+        going: Other running trials that hold a slot (building or measuring).
+        claims: Other running trials taking a slot now, by number.
+        waiting: Queued trials (retries).
+        queued: Whether this trial itself was queued (a retry).
+    """
+
+    counted: int = 0
+    going: int = 0
+    claims: list[int] = field(default_factory=list)
+    waiting: int = 0
+    queued: bool = False
 
 
 @dataclass
@@ -411,47 +432,59 @@ class _Worker:
         """Counted trials to reach: the study's budget, at most the distinct settings."""
         return min(int(self.config["trials"]), _space_size(self.config["space"]))
 
-    def counts(self, own: int) -> tuple[int, int, int, bool]:
-        """Counted, other running and waiting (queued) trials; whether ``own`` is a retry.
-
-        A retry is a trial queued with fixed parameters. A sampler that only repeats
-        settings (more repeats than twice the budget) counts as done.
-        """
+    def counts(self, own: int) -> _Counts:
+        """The study's trials as the budget sees them, from trial ``own``'s side."""
         optuna = _optuna()
         states = optuna.trial.TrialState
-        counted = running = waiting = repeats = 0
-        queued = False
+        found = _Counts()
+        repeats = 0
         for trial in self.study.get_trials(deepcopy=False):
             if trial.number == own:
-                queued = "fixed_params" in trial.system_attrs
+                found.queued = "fixed_params" in trial.system_attrs
+                continue
             if _counted(trial):
-                counted += 1
+                found.counted += 1
             elif _evaluated(trial):
                 repeats += 1
-            elif trial.state == states.RUNNING and trial.number != own:
-                running += 1
+            elif trial.state == states.RUNNING:
+                slot = trial.user_attrs.get(SLOT_ATTR)
+                if slot == "go":
+                    found.going += 1
+                elif slot == "claim":
+                    found.claims.append(trial.number)
             elif trial.state == states.WAITING:
-                waiting += 1
+                found.waiting += 1
         if repeats > 2 * self.budget:
-            counted = max(counted, self.budget)
-        return counted, running, waiting, queued
+            found.counted = max(found.counted, self.budget)
+        return found
 
     def wait_for_slot(self, trial: Any) -> None:
         """Return when ``trial`` may run within the budget; else end it PRUNED.
 
-        A trial queued with fixed parameters (a retry) needs a free slot; a new one also
-        leaves a slot to each queued retry, and gives way to them.
+        Only trials that hold a slot (``go``) or are taking one (``claim``) occupy it; a
+        trial that waits does not, so waiters never wait on each other. A waiter that
+        sees a free slot claims it, then counts again: of claims made at once, the
+        lowest trial number goes and the others wait. A new trial also leaves a slot to
+        each queued retry, and gives way to them.
         """
         optuna = _optuna()
+        trial.set_user_attr(SLOT_ATTR, "wait")  # a retry inherits its trial's "go"
         while True:
-            evaluated, running, waiting, queued = self.counts(trial.number)
-            if evaluated >= self.budget:
+            seen = self.counts(trial.number)
+            if seen.counted >= self.budget:
                 self.study.stop()
                 raise optuna.TrialPruned(f"surplus: the study holds its {self.budget} trials")
-            free = self.budget - evaluated - running
-            if free >= 1 and (queued or free - waiting >= 1):
-                return
-            if free >= 1:
+            free = self.budget - seen.counted - seen.going - len(seen.claims)
+            reserved = 0 if seen.queued else seen.waiting
+            if free - reserved >= 1:
+                trial.set_user_attr(SLOT_ATTR, "claim")
+                again = self.counts(trial.number)
+                ahead = [n for n in again.claims if n < trial.number]
+                if again.counted + again.going + len(ahead) + 1 <= self.budget:
+                    trial.set_user_attr(SLOT_ATTR, "go")
+                    return
+                trial.set_user_attr(SLOT_ATTR, "wait")
+            elif free >= 1:
                 raise optuna.TrialPruned("surplus: gave way to a queued retry")
             with _quiet():
                 optuna.storages.fail_stale_trials(self.study)
@@ -522,12 +555,12 @@ class _Worker:
         return float(latency), float(size), float(quality)
 
     def stop_when_done(self, study: Any, trial: Any) -> None:
-        if self.counts(-1)[0] >= self.budget:
+        if self.counts(-1).counted >= self.budget:
             study.stop()
 
     def work(self) -> None:
         """Take trials until the study holds its budget (nothing when it already does)."""
-        if self.counts(-1)[0] >= self.budget:
+        if self.counts(-1).counted >= self.budget:
             return
         with _quiet():
             self.study.optimize(
