@@ -43,6 +43,8 @@ def _command(line: str) -> list[str] | None:
         words = shlex.split(line)
     except ValueError:
         return None
+    if words and words[-1] == "&":
+        words = words[:-1]  # run in the background: the command is what comes before
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
         words = words[1:]  # environment assignments
     if words[:2] == ["uv", "run"]:
