@@ -172,9 +172,10 @@ class DirectRunner:
         try:
             start = loop.time()
             outputs = await self.placement(inputs)
-            self._metrics.inference_seconds.labels(self.model).observe(loop.time() - start)
-            self._metrics.batch_rows.labels(self.model).observe(rows)
-            self._metrics.batch_requests.labels(self.model).observe(1)
+            seconds, batch_rows, batch_requests = self._metrics.inference_series(self.model)
+            seconds.observe(loop.time() - start)
+            batch_rows.observe(rows)
+            batch_requests.observe(1)
             return outputs
         finally:
             self._active -= 1
@@ -395,9 +396,10 @@ class Batcher:
             }
             start = loop.time()
             outputs = await self.placement(merged)
-            self._metrics.inference_seconds.labels(self.model).observe(loop.time() - start)
-            self._metrics.batch_rows.labels(self.model).observe(rows)
-            self._metrics.batch_requests.labels(self.model).observe(len(live))
+            seconds, batch_rows, batch_requests = self._metrics.inference_series(self.model)
+            seconds.observe(loop.time() - start)
+            batch_rows.observe(rows)
+            batch_requests.observe(len(live))
             self._split(live, rows, outputs)
         except Exception as exc:  # the loop must survive any failure of one batch
             if not isinstance(exc, ServerError):

@@ -9,6 +9,7 @@ over the live ones.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -58,6 +59,9 @@ class Metrics:
         """Create the metrics in a fresh registry."""
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
+        # Series of these are never removed: each is kept once made.
+        self._request_series: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._inference_series: dict[str, tuple[Any, Any, Any]] = {}
         registry = self.registry
         self.requests = Counter(
             "as_deploy_requests",
@@ -124,6 +128,35 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+
+    def request_series(self, model: str, status: int) -> tuple[Any, Any]:
+        """The ``requests`` and ``latency`` series of ``model`` and ``status``.
+
+        Kept once made: looking a labelled series up again takes a lock and a tuple of
+        the label values every time, and this runs for every request.
+        """
+        key = (model, status)
+        series = self._request_series.get(key)
+        if series is None:
+            code = str(status)
+            series = (self.requests.labels(model, code), self.latency.labels(model, code))
+            self._request_series[key] = series
+        return series
+
+    def inference_series(self, model: str) -> tuple[Any, Any, Any]:
+        """The ``inference_seconds``, ``batch_rows`` and ``batch_requests`` of ``model``.
+
+        Kept once made, as in :meth:`request_series`.
+        """
+        series = self._inference_series.get(model)
+        if series is None:
+            series = (
+                self.inference_seconds.labels(model),
+                self.batch_rows.labels(model),
+                self.batch_requests.labels(model),
+            )
+            self._inference_series[model] = series
+        return series
 
     def render(self) -> bytes:
         """Return every metric in the Prometheus text format (of every worker)."""

@@ -27,6 +27,7 @@ from as_deploy.exceptions import (
 from as_deploy.server._state import ServerState
 
 __all__ = [
+    "BODY_SCOPE_KEY",
     "MODEL_SCOPE_KEY",
     "AccessLogMiddleware",
     "BodyLimitMiddleware",
@@ -39,6 +40,9 @@ access_logger = logging.getLogger("as_deploy.server.access")
 
 MODEL_SCOPE_KEY = "as_deploy.model"
 """Scope key where the predict route records the model it served, for metrics."""
+
+BODY_SCOPE_KEY = "as_deploy.body"
+"""Scope key where :class:`BodyLimitMiddleware` leaves the whole body it read."""
 
 
 class RequestTimeoutError(ServerError):
@@ -118,9 +122,9 @@ class AccessLogMiddleware:
                 # create a metric series per made-up name.
                 known = self.state.models.known_names if self.state.models else set()
                 model = path_model if path_model in known else "_other"
-            metrics = self.state.metrics
-            metrics.requests.labels(model, str(status)).inc()
-            metrics.latency.labels(model, str(status)).observe(seconds)
+            requests, latency = self.state.metrics.request_series(model, status)
+            requests.inc()
+            latency.observe(seconds)
         if not self.state.settings.access_log:
             return
         client = scope.get("client")
@@ -266,6 +270,7 @@ class BodyLimitMiddleware:
             return
         if body is None:
             return  # the client left; there is no one to answer
+        scope[BODY_SCOPE_KEY] = body  # the routes take it from here, without a stream
         replayed = False
 
         async def replay() -> Message:

@@ -11,9 +11,9 @@ into JSON.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
@@ -28,7 +28,7 @@ from as_deploy.exceptions import (
 from as_deploy.manifest import NAME_PATTERN
 from as_deploy.repository import version_key
 from as_deploy.server._metrics import CONTENT_TYPE_LATEST
-from as_deploy.server._middleware import MODEL_SCOPE_KEY
+from as_deploy.server._middleware import BODY_SCOPE_KEY, MODEL_SCOPE_KEY
 from as_deploy.server._models import ModelManager
 from as_deploy.server._schemas import (
     ErrorResponse,
@@ -246,7 +246,10 @@ async def _predict(request: Request, name: NameParam, version: VersionQuery = No
     _check_json(request)
     state.arriving += 1
     try:
-        data = parse_json(await request.body(), limits.max_json_depth)
+        raw = request.scope.get(BODY_SCOPE_KEY)
+        if raw is None:
+            raw = await request.body()
+        data = parse_json(raw, limits.max_json_depth)
         entry = await manager.acquire(name, version)
     except BaseException:
         state.arriving -= 1
@@ -286,11 +289,6 @@ async def _predict(request: Request, name: NameParam, version: VersionQuery = No
     top = predictions(manifest, outputs)
     if top is not None:
         body["predictions"] = top
-    try:
-        content = json.dumps(body, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        raise ServerError(
-            f"model {manifest.name}/{manifest.version} produced values that are not finite",
-            code="non_finite_output",
-        ) from None
-    return Response(content, media_type="application/json")
+    # The outputs were checked finite above (orjson would write NaN as null); orjson
+    # writes the same compact JSON as json.dumps, several times faster.
+    return Response(orjson.dumps(body), media_type="application/json")
