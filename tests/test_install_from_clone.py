@@ -82,14 +82,17 @@ def test_the_readme_install_commands_work_in_a_fresh_project(tmp_path: Path) -> 
     # wheels are built from this checkout into the clone's dist/, not into the checkout.
     clone = tmp_path / "as-toolkit"
     clone.mkdir()
-    for name in ("pyproject.toml", "packages"):  # a member's sources name the workspace
+    for name in ("pyproject.toml", "packages", "apps"):  # the workspace's members
         (clone / name).symlink_to(ROOT / name)
     (build,) = [c for c in commands if c.startswith("uv build")]
     _ok(_sh(build.replace("-o dist", f"-o {clone / 'dist'}"), ROOT), build)
+    # Every workspace member: the packages and the two apps (which are never published).
     assert sorted(p.name.split("-")[0] for p in (clone / "dist").glob("*.whl")) == [
         "as_bench",
         "as_config",
         "as_core",
+        "as_dashboard",
+        "as_demo",
         "as_deploy",
         "as_logging",
         "as_optimize",

@@ -160,7 +160,8 @@ def test_the_comparison_flags_the_slowed_run_with_the_gates_verdict(dashboard: s
         page.get_by_text("FAILED: ").wait_for()
         verdict = page.locator('[data-testid="stCode"]').inner_text()
         assert "REGRESSION chain_workload:make/torch/cpu/bs1: " in verdict
-        assert "median:5%" in verdict
+        # "> 5%", or "> median:5%" when a busy run is judged on its lower decile.
+        assert re.search(r"> (median:)?5%", verdict), verdict
         # The comparison figure: as-bench's bars of the change, loaded with a size.
         page.wait_for_function(
             f"() => ({IMAGES})().some(i => i.complete && i.width > 0)", timeout=DEADLINE_MS
@@ -205,17 +206,21 @@ def test_live_server_figures_change_while_a_load_runs(
         sender.start()
         try:
             # The page refreshes every second: wait until it shows the load.
-            page.wait_for_function(
+            # The figures of one refresh (an interval with no inference shows its mean
+            # batch size as "-": the condition waits for one that had some).
+            shown = page.wait_for_function(
                 f"""() => {{
                     const m = ({METRICS})();
                     const rate = parseFloat((m['requests/s'] || '-').replace(/,/g, ''));
-                    return parseFloat(m['requests answered']) >= 20
+                    const ok = parseFloat(m['requests answered']) >= 20
                         && parseFloat(m['errors (4xx, 5xx)']) >= 1
-                        && rate > 0 && m['latency p50'] !== '-';
+                        && rate > 0 && m['latency p50'] !== '-'
+                        && m['mean batch size'] !== '-';
+                    return ok ? m : false;
                 }}""",
                 timeout=DEADLINE_MS,
             )
-            during = page.evaluate(METRICS)
+            during = shown.json_value()
             # The charts appear once a few readings are in.
             page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
             screenshot(page, h, "dashboard-live.png")

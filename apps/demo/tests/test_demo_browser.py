@@ -251,7 +251,12 @@ def test_two_sentences_get_their_similarity_in_the_page(
     with demo_process(unused_port, tmp_path, AS_DEMO__REPO=str(minilm_repo)):
         page, outside = browser_factory(base)
         page.page.get_by_role("tab", name="Sentences").click()
-        assert page.page.locator("#minilm-status").inner_text().strip() == ""
+        # Empty once the page's load event is done (while it runs, Gradio shows a timer
+        # there, "0.1s"): MiniLM is there, so no message replaces it.
+        page.page.wait_for_function(
+            "() => document.querySelector('#minilm-status').innerText.trim() === ''",
+            timeout=DEADLINE_MS,
+        )
         page.page.get_by_label("First sentence").fill("A man is playing a guitar on stage.")
         page.page.get_by_label("Second sentence").fill("Someone plays an instrument for a crowd.")
         page.page.get_by_role("button", name="Compare").click()

@@ -147,12 +147,20 @@ def load_study_view(url: str, name: str) -> StudyView:
     """
     import optuna
 
+    from as_optimize.compress import REPEAT_ATTR
+
     try:
         study = optuna.load_study(study_name=name, storage=url)
         trials = study.get_trials(deepcopy=False)
         directions = [d.name.lower() for d in study.directions]
         names = list(study.metric_names or [f"objective {i}" for i in range(len(directions))])
-        front = {t.number for t in study.best_trials} if len(directions) > 1 else set()
+        # A trial that repeated knobs another trial measured carries that trial's
+        # figures: left off the front, as as-optimize's report leaves it off.
+        front = (
+            {t.number for t in study.best_trials if REPEAT_ATTR not in t.user_attrs}
+            if len(directions) > 1
+            else set()
+        )
         if len(directions) == 1 and any(t.state.name == "COMPLETE" for t in trials):
             front = {study.best_trial.number}
     except Exception as exc:  # Optuna and SQLAlchemy raise many kinds

@@ -32,6 +32,7 @@ from as_optimize.compress._handoff import (
     parity_tolerances,
 )
 from as_optimize.compress._optuna import (
+    REPEAT_ATTR,
     StudyOptions,
     create_study,
     redact_storage,
@@ -61,6 +62,7 @@ from as_optimize.compress._techniques import (
 
 __all__ = [
     "LAYER_OPS",
+    "REPEAT_ATTR",
     "ApplyContext",
     "CandidateResult",
     "Deployment",

@@ -83,6 +83,8 @@ CANDIDATE_ATTR = "candidate"
 REJECTED_ATTR = "rejected"
 WORKER_ATTR = "worker"
 REPEAT_ATTR = "same_knobs_as_trial"
+"""User attribute of a trial whose knobs another trial had measured: it carries that
+trial's figures (the other's number is the value) and is left off the reported front."""
 SLOT_ATTR = "slot"
 
 
