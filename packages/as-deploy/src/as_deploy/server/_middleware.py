@@ -98,19 +98,26 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 500
         sent = 0
+        recorded = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, recorded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Counted before the answer's last bytes go out: a client that has
+                    # its answer finds it in /metrics, even if the process dies next.
+                    recorded = True
+                    self._record(scope, status, sent, time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._record(scope, status, sent, time.perf_counter() - started)
+            if not recorded:
+                self._record(scope, status, sent, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, sent: int, seconds: float) -> None:
         path_model = _predict_model(scope)
