@@ -102,6 +102,38 @@ def _headers_too_large(limit: int) -> ServerError:
     )
 
 
+class _HeaderDeadline:
+    """What both protocol subclasses add alike: the limits they read and the deadline.
+
+    A mixin, first in their bases; each defines ``_header_timeout``.
+    """
+
+    config: uvicorn.Config
+    loop: asyncio.AbstractEventLoop
+    state: ClassVar[ServerState | None] = None
+
+    def _init_bounds(self) -> None:
+        size = self.config.h11_max_incomplete_event_size
+        self.max_header_bytes = size if size is not None else DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        limits = self.state.settings.limits if self.state is not None else None
+        self.header_timeout_s = limits.header_timeout_s if limits is not None else 10.0
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.served = 0
+        self.stopping = False
+
+    def _header_timeout(self) -> None:
+        raise NotImplementedError
+
+    def _start_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self.header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
+
+    def _cancel_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+
 class _Connection(h11.Connection):
     """An h11 connection that remembers the last protocol error the client made."""
 
@@ -116,7 +148,7 @@ class _Connection(h11.Connection):
             raise
 
 
-class ServerProtocol(H11Protocol):
+class ServerProtocol(_HeaderDeadline, H11Protocol):
     """uvicorn's h11 protocol with a header deadline, JSON errors and draining.
 
     The pure-Python stack, used where httptools is not installed (or
@@ -136,14 +168,8 @@ class ServerProtocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Create the protocol for one connection (uvicorn's arguments)."""
         super().__init__(*args, **kwargs)
-        size = self.config.h11_max_incomplete_event_size
-        self.max_header_bytes = size if size is not None else DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self._init_bounds()
         self.conn = _Connection(h11.SERVER, self.max_header_bytes)
-        limits = self.state.settings.limits if self.state is not None else None
-        self.header_timeout_s = limits.header_timeout_s if limits is not None else 10.0
-        self.header_timer: asyncio.TimerHandle | None = None
-        self.served = 0
-        self.stopping = False
 
     # -- uvicorn's protocol interface
 
@@ -199,15 +225,6 @@ class ServerProtocol(H11Protocol):
             super().shutdown()
 
     # -- the header deadline and closing
-
-    def _start_header_timer(self) -> None:
-        self._cancel_header_timer()
-        self.header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
-
-    def _cancel_header_timer(self) -> None:
-        if self.header_timer is not None:
-            self.header_timer.cancel()
-            self.header_timer = None
 
     def _waiting_for_request(self) -> bool:
         """Whether no request is being served: none begun, or its answer already sent.

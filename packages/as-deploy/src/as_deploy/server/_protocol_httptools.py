@@ -16,7 +16,6 @@ import contextlib
 from typing import Any, ClassVar
 
 import httptools
-from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from as_deploy.exceptions import ServerError
@@ -24,6 +23,7 @@ from as_deploy.server._protocol import (
     _bytes_waiting,
     _error_bytes,
     _header_timeout_error,
+    _HeaderDeadline,
     _headers_too_large,
     _nodelay,
 )
@@ -36,7 +36,7 @@ class _HeadersTooLargeError(Exception):
     """Raised from a parser callback: the request line and headers passed the limit."""
 
 
-class HttpToolsServerProtocol(HttpToolsProtocol):
+class HttpToolsServerProtocol(_HeaderDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline and limit, JSON errors, draining.
 
     Use :func:`~as_deploy.server._protocol.protocol_class` for a subclass bound to the
@@ -52,13 +52,7 @@ class HttpToolsServerProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Create the protocol for one connection (uvicorn's arguments)."""
         super().__init__(*args, **kwargs)
-        size = self.config.h11_max_incomplete_event_size
-        self.max_header_bytes = size if size is not None else DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-        limits = self.state.settings.limits if self.state is not None else None
-        self.header_timeout_s = limits.header_timeout_s if limits is not None else 10.0
-        self.header_timer: asyncio.TimerHandle | None = None
-        self.served = 0
-        self.stopping = False
+        self._init_bounds()
         # Whether a request has begun and its headers are not all in yet; the bytes of its
         # line and headers the parser has taken whole (head_bytes), and the bytes that
         # came since it began (arrived: httptools holds a header being sent until it ends).
@@ -169,15 +163,6 @@ class HttpToolsServerProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(_error_bytes(status, error))
             self.transport.close()
-
-    def _start_header_timer(self) -> None:
-        self._cancel_header_timer()
-        self.header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
-
-    def _cancel_header_timer(self) -> None:
-        if self.header_timer is not None:
-            self.header_timer.cancel()
-            self.header_timer = None
 
     def _close_after_response(self) -> None:
         """Make the response of the current request say ``Connection: close`` and close."""
