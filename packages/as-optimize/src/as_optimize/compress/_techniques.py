@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from as_core.extras import require
+from as_optimize.compress._data import TrainingData
 from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
 
 __all__ = [
@@ -106,16 +107,42 @@ class ModelFacts:
 
 @dataclass(frozen=True)
 class ApplyContext:
-    """What :meth:`Technique.apply` gets besides the baseline and the knobs.
+    """What :meth:`Technique.apply` (and a pipeline's torch stage) gets besides the knobs.
+
+    Every field but ``input_names`` has a default, so a technique written for the ONNX
+    baseline alone keeps working; the search fills them all.
 
     Attributes:
         input_names: The model's input names, in order.
         calibration: Calibration inputs, one array per model input (first axis = examples),
             taken apart from the examples candidates are scored on; ``None`` without data.
+        workload: The as-bench ``Workload`` object (its inputs, names, task, data).
+        workload_spec: The workload as given to ``as_bench.export.load_workload`` (a
+            built-in name or ``pkg.module:factory``), so another process can rebuild it.
+        torch_model: The fp32 torch module in eval mode on the CPU. Shared: a technique or
+            stage must ``copy.deepcopy`` it before changing anything in it.
+        example_inputs: The workload's example inputs at batch 1 (NumPy, one per input).
+        training: Examples a technique may train on (:class:`TrainingData`): the
+            workload's training split when it has one, else the calibration examples
+            (with their labels for classifiers); ``None`` without data. Never the
+            examples candidates are scored on.
+        seed: Seed for anything random (initialisation, data order).
+        work_dir: A scratch folder of the candidate's own; ``None`` outside a search.
+        target: The search's target (``cpu``, ``cuda``, ``mps``, ``coreml``, ``tflite``).
+        device: The torch device the target measures on (``cpu``, ``cuda``, ``mps``).
     """
 
     input_names: Sequence[str]
     calibration: tuple[Array, ...] | None = None
+    workload: Any = None
+    workload_spec: str = ""
+    torch_model: Any = None
+    example_inputs: tuple[Array, ...] | None = None
+    training: TrainingData | None = None
+    seed: int = 0
+    work_dir: Path | None = None
+    target: str = "cpu"
+    device: str = "cpu"
 
 
 @runtime_checkable
