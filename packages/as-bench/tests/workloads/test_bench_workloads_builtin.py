@@ -76,6 +76,18 @@ def test_digits_workloads_are_real_classifiers(
     assert workload.tags["held_out_accuracy"] == f"{accuracy:.4f}"
     assert workload.make_model() is not model  # a fresh module per call
 
+    # The training split: the other 80%, no held-out image among it, same shapes.
+    train = workload.train
+    assert train is not None
+    assert len(train) + len(dataset) == 1797
+    assert train.inputs[0].shape == (len(train), *example_shape)
+    assert sorted(set(train.targets.tolist())) == list(range(10))
+    held_out = {row.tobytes() for row in dataset.inputs[0].reshape(len(dataset), -1)}
+    trained_on = {row.tobytes() for row in train.inputs[0].reshape(len(train), -1)}
+    # sklearn's digits hold a few duplicate images; the split is by index, not by bytes.
+    assert len(held_out & trained_on) <= 5
+    assert _accuracy(model, train.inputs[0], train.targets) >= accuracy - 0.02
+
 
 def test_digits_cnn_weights_are_cached_and_reused(cache: Path) -> None:
     from as_bench.workloads._digits import CNN_SPEC, digits_split

@@ -23,7 +23,10 @@ Array = npt.NDArray[Any]
 
 @dataclass(frozen=True)
 class Dataset:
-    """Held-out data to score a backend's outputs on.
+    """Examples with targets: held-out data to score a backend's outputs on, or training data.
+
+    A workload's :attr:`Workload.dataset` is held out (never trained on); its optional
+    :attr:`Workload.train` holds the examples its model was trained on.
 
     Attributes:
         inputs: Model inputs, one array per model input, first axis = examples.
@@ -55,6 +58,10 @@ class Workload:
         input_names: Names of the model inputs, in order (used for ONNX and Core ML).
         output_names: Names of the model outputs, in order.
         dataset: Optional held-out data; ``None`` when the workload has none.
+        train: Optional training examples, disjoint from ``dataset`` (for a trained
+            built-in, the split its weights were trained on); ``None`` when the workload
+            has none. Techniques that fine-tune (pruning, distillation) train on these, so
+            that no held-out example they are scored on is trained on.
         metric_name: Name of the quality metric (``"accuracy"``, ``"cosine_similarity"``).
         dynamic_batch: Whether exporters may mark the first axis dynamic.
         tags: Free-form facts (parameter count, source), copied into results.
@@ -68,6 +75,7 @@ class Workload:
     input_names: Sequence[str] = ("input",)
     output_names: Sequence[str] = ("output",)
     dataset: Dataset | None = None
+    train: Dataset | None = None
     metric_name: str | None = None
     dynamic_batch: bool = True
     tags: dict[str, str] = field(default_factory=dict)
