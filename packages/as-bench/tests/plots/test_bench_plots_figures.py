@@ -307,6 +307,7 @@ def test_public_names() -> None:
         [
             "FORMATS",
             "ComparisonRow",
+            "TradeoffPoint",
             "backend_color",
             "pareto_front",
             "plot_comparison",
@@ -314,6 +315,7 @@ def test_public_names() -> None:
             "plot_memory",
             "plot_pareto",
             "plot_throughput",
+            "plot_tradeoff",
             "render_all",
         ]
     )

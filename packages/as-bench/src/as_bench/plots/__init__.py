@@ -6,6 +6,8 @@
 - :func:`plot_memory`: each benchmark's model+inference memory (RSS increase) and device peak.
 - :func:`plot_pareto`: quality against median latency, marker area by model size, the
   Pareto front (:func:`pareto_front`) marked.
+- :func:`plot_tradeoff`: median latency against size on disk, a colour and marker per
+  group (:class:`TradeoffPoint`), the Pareto front of the contenders marked.
 - :func:`plot_comparison`: change against a baseline per benchmark, with confidence
   intervals, from rows that follow :class:`ComparisonRow`.
 - :func:`render_all`: every figure that has data, in each of :data:`FORMATS`.
@@ -23,10 +25,12 @@ from as_bench.plots._pareto import pareto_front, plot_pareto
 from as_bench.plots._render import render_all
 from as_bench.plots._style import backend_color
 from as_bench.plots._throughput import plot_throughput
+from as_bench.plots._tradeoff import TradeoffPoint, plot_tradeoff
 
 __all__ = [
     "FORMATS",
     "ComparisonRow",
+    "TradeoffPoint",
     "backend_color",
     "pareto_front",
     "plot_comparison",
@@ -34,5 +38,6 @@ __all__ = [
     "plot_memory",
     "plot_pareto",
     "plot_throughput",
+    "plot_tradeoff",
     "render_all",
 ]

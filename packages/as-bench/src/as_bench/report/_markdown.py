@@ -16,7 +16,7 @@ from as_bench.report._data import FUNCTION_FINDINGS, ReportData, Table, results_
 from as_bench.report._insights import Insight
 from as_bench.report._recommend import METHOD, Recommendation
 
-__all__ = ["escape_markdown", "render_markdown"]
+__all__ = ["escape_markdown", "markdown_table", "render_markdown"]
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 _LEVEL_PREFIX = {"warning": "**Warning:** ", "unavailable": "*Not available:* ", "info": ""}
@@ -28,7 +28,12 @@ def escape_markdown(text: object) -> str:
     return _SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
 
-def _table(table: Table) -> list[str]:
+def markdown_table(table: Table) -> list[str]:
+    """``table`` as the lines of a GitHub-flavoured Markdown table, then a blank line.
+
+    Every cell is escaped (:func:`escape_markdown`); columns in ``table.numeric`` are
+    right-aligned.
+    """
     lines = [
         "| " + " | ".join(escape_markdown(h) for h in table.headers) + " |",
         "|"
@@ -76,7 +81,9 @@ def render_markdown(data: ReportData) -> str:
     if data.function_insights:
         lines += _insights(data.function_insights, FUNCTION_FINDINGS)
     lines += ["## Environment", ""]
-    lines += _table(Table(headers=["what", "value"], rows=[list(r) for r in data.environment]))
+    lines += markdown_table(
+        Table(headers=["what", "value"], rows=[list(r) for r in data.environment])
+    )
     lines += ["## Noise warnings", ""]
     if not data.warnings:
         lines += ["No measurement recorded a noise warning.", ""]
@@ -94,14 +101,14 @@ def render_markdown(data: ReportData) -> str:
     )
     lines.append("")
     for workload, table in data.workloads.items():
-        lines += [f"### {escape_markdown(workload)}", "", *_table(table)]
+        lines += [f"### {escape_markdown(workload)}", "", *markdown_table(table)]
     if data.comparison is not None:
         lines += ["## Comparison with the baseline", ""]
         lines += [f"- {escape_markdown(line)}" for line in data.comparison.summary]
         lines += [
             f"- **Environment:** {escape_markdown(w)}" for w in data.comparison.environment_warnings
         ]
-        lines += ["", *_table(data.comparison.table)]
+        lines += ["", *markdown_table(data.comparison.table)]
     if data.insights:
         lines += _insights(data.insights)
     lines += ["## Figures", ""]
