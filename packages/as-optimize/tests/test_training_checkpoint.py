@@ -170,3 +170,48 @@ def test_leftovers_of_an_interrupted_writer_are_cleaned(tmp_path: Path) -> None:
     (tmp_path / ".step-000000003.abc.tmp" / "model.safetensors").write_bytes(b"half")
     assert [p.name for p in store.clean_temporary()] == [".step-000000003.abc.tmp"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_tensor_files_are_the_bytes_safetensors_writes() -> None:
+    # The checkpoint lays out its safetensors files itself (a third of the library's cost
+    # on the training loop's thread); they must stay the format, byte for byte.
+    import safetensors.torch as st
+
+    from as_optimize.training._checkpoint import tensor_file_bytes
+
+    torch.manual_seed(0)
+    base = torch.randn(3, 4)
+    tensors = {
+        "weight": base,
+        "transposed": base.t(),  # not contiguous
+        "shared": base,  # the same memory under two names
+        "row": base[1],  # a view into a larger storage
+        "empty": torch.zeros(0, 5),
+        "scalar": torch.tensor(7.5),
+        "half": torch.randn(5).half(),
+        "brain": torch.randn(2, 2).bfloat16(),
+        "counts": torch.arange(9, dtype=torch.int64),
+        "small": torch.arange(-3, 3, dtype=torch.int8),
+        "mask": torch.tensor([True, False, True]),
+    }
+    ours = tensor_file_bytes(tensors)
+    reference = st.save({k: v.contiguous().clone() for k, v in tensors.items()})
+    assert ours == reference
+    loaded = st.load(ours)
+    assert set(loaded) == set(tensors)
+    for name, tensor in tensors.items():
+        assert torch.equal(loaded[name], tensor), name
+
+
+def test_checkpoint_bytes_are_a_copy_taken_at_the_snapshot(tmp_path: Path) -> None:
+    model, opt = _trained()
+    store = CheckpointStore(tmp_path)
+    snapshot = store.snapshot(step=1, epoch=0, model=model, state={"optimizer": opt.state_dict()})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # training goes on while the snapshot waits to be written
+    store.write(snapshot)
+    loaded = store.load_latest()
+    for name, tensor in before.items():
+        assert torch.equal(loaded.model[name], tensor), name

