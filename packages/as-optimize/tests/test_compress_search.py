@@ -47,6 +47,7 @@ class ScrambledHead:
 
     name: str = "scrambled-head"
     runtime: str = "onnxruntime"
+    targets: tuple[str, ...] = ("cpu",)
     description: str = "rotates the classifier's output rows (a broken candidate)"
     when_it_pays: str = "never"
 
@@ -79,7 +80,8 @@ class ScrambledHead:
 
 
 def _quick(**overrides: Any) -> SearchOptions:
-    values: dict[str, Any] = {"max_time_s": 0.05, "min_time_s": 0.01, "threads": 1}
+    # No torch stages unless a test asks: these tests are about techniques alone.
+    values: dict[str, Any] = {"max_time_s": 0.05, "min_time_s": 0.01, "threads": 1, "stages": []}
     values.update(overrides)
     return SearchOptions(**values)
 

@@ -31,7 +31,8 @@ _cli = CommandLine(
 )
 _cli.add_root_options(
     __version__,
-    help="Profile models and compress them under a quality gate (ONNX Runtime on CPU).",
+    help="Profile models and compress them under a quality gate (CPU, CUDA, MPS, Core ML, "
+    "TFLite targets).",
 )
 
 ModelArg = Annotated[
@@ -174,7 +175,29 @@ def profile(
 @app.command()
 def run(
     model: ModelArg,
-    target: Annotated[str, typer.Option(help="Where the models run: cpu.")] = "cpu",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Where the models are meant to run: cpu (ONNX Runtime and torch on the CPU), "
+            "cuda (torch on the GPU), mps (torch on Apple's GPU), coreml (Core ML; off macOS "
+            "candidates are converted and sized, not measured), tflite (LiteRT)."
+        ),
+    ] = "cpu",
+    technique: Annotated[
+        list[str] | None,
+        typer.Option("--technique", help="Try only this technique (repeatable); all when absent."),
+    ] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stage",
+            help="Start pipelines with only this torch stage (repeatable: prune-channels, "
+            "distill); every available stage when absent. Grid search only.",
+        ),
+    ] = None,
+    no_stages: Annotated[
+        bool, typer.Option("--no-stages", help="No pipelines: techniques alone.")
+    ] = False,
     max_accuracy_drop: Annotated[
         str | None,
         typer.Option(help="Accuracy a classifier may lose, in points (1pt, 0.5pt)."),
@@ -212,7 +235,10 @@ def run(
     sampler: Annotated[
         str, typer.Option(help="optuna: tpe (multi-objective TPE), nsga2 or random.")
     ] = "tpe",
-    seed: Annotated[int | None, typer.Option(help="optuna: the sampler's seed.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the optuna sampler and of the stages' training (0)."),
+    ] = None,
     heartbeat_interval: Annotated[
         int, typer.Option(help="optuna: seconds between a worker's heartbeats on its trial.")
     ] = 10,
@@ -266,6 +292,8 @@ def run(
     from as_optimize.compress import optimize
 
     err = _cli.stderr
+    if no_stages and stage:
+        raise CompressionInputError("--no-stages and --stage contradict each other; give one")
 
     def say(line: str) -> None:
         err.print(line, markup=False)
@@ -288,6 +316,8 @@ def run(
         batch_sizes=tuple(batch_size or (1,)),
         threads=threads,
         max_time_s=max_time,
+        technique_names=technique or None,
+        stage_names=() if no_stages else (stage or None),
         repo=repo,
         name=name,
         version=version,
@@ -300,13 +330,19 @@ def run(
         return
     table = _run_table(report)
     _print_wide(table)
+    for note in report.target_notes:
+        out.print(f"--target {report.target}: {note}", markup=False)
     for item in report.candidates:
         for note in item.notes:
             out.print(f"{item.id}: {note}", markup=False)
-        if item.status in ("rejected", "not applicable"):
+        if item.status in ("rejected", "not applicable", "not measured"):
             out.print(f"{item.id}: {item.status}: {item.reason}", markup=False)
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
-    out.print(f"written: {output / report.winner_path}, {output / 'report.json'}", markup=False)
+    written = [output / report.winner_path] if report.winner_path else []
+    out.print(
+        f"written: {', '.join(str(p) for p in [*written, output / 'report.json'])}",
+        markup=False,
+    )
     out.print(f"Pareto front (latency, size, quality): {', '.join(report.pareto)}", markup=False)
     if report.study is not None:
         states = ", ".join(f"{n} {k.lower()}" for k, n in sorted(report.study["states"].items()))
@@ -376,7 +412,11 @@ def _quality_text(quality: Any) -> str:
 def _run_table(report: Any) -> Table:
     """Eager torch, the fp32 baseline and every candidate; later batch sizes as columns."""
     first, *others = [str(b) for b in report.batch_sizes]
-    table = Table(title=f"{report.workload} on {report.target} (gate: {report.gate})")
+    onnx_reference = report.reference == "fp32 ONNX"
+    table = Table(
+        title=f"{report.workload} on {report.target} ({report.device}; reference: "
+        f"{report.reference}; gate: {report.gate})"
+    )
     columns = [
         "model",
         "status",
@@ -392,17 +432,18 @@ def _run_table(report: Any) -> Table:
         table.add_column(column)
     eager = report.eager["latency"]
     accuracy = report.eager.get("accuracy")
-    table.add_row(
-        "eager torch fp32",
-        "reference",
-        _latency_text(eager[first], True),
-        f"{report.baseline.latency[first].median_s / eager[first]['median_s']:.2f}x",
-        "1.00x",
-        *(_latency_text(eager[b], False) for b in others),
-        "",
-        "-" if accuracy is None else f"{accuracy:.2f}%",
-        "",
-    )
+    if onnx_reference:  # elsewhere eager torch is the baseline row itself
+        table.add_row(
+            "eager torch fp32",
+            "reference",
+            _latency_text(eager[first], True),
+            f"{report.baseline.latency[first].median_s / eager[first]['median_s']:.2f}x",
+            "1.00x",
+            *(_latency_text(eager[b], False) for b in others),
+            "",
+            "-" if accuracy is None else f"{accuracy:.2f}%",
+            "",
+        )
     for item in [report.baseline, *report.candidates]:
         table.add_row(
             item.id + (" [bold](winner)[/]" if item.id == report.winner else ""),

@@ -17,7 +17,11 @@
 - :func:`hand_off` (``as-optimize run --repo DIR``): the winner written into an as-deploy
   model repository as a new version, with its provenance (``as-optimize[deploy]``).
 - :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`
-  and :class:`Fp16` are built in.
+  and :class:`Fp16` are built in. :class:`TorchStage`: a torch-side stage (pruning,
+  distillation) that pipelines run before a technique (:func:`default_stages`).
+- Targets (:func:`plan_target`: ``cpu``, ``cuda``, ``mps``, ``coreml``, ``tflite``) and the
+  runtimes whose child evaluators measure candidates (:data:`RUNTIMES`,
+  :func:`register_runtime`).
 
 Importing this module imports no torch or onnxruntime; the functions do, when called
 (``uv add "as-optimize[compress]"``).
@@ -40,7 +44,15 @@ from as_optimize.compress._optuna import (
     run_worker,
     storage_url,
 )
+from as_optimize.compress._pipeline import TorchStage, default_stages
 from as_optimize.compress._profile import ModelProfile, measure_machine_balance, profile_workload
+from as_optimize.compress._runtimes import (
+    RUNTIMES,
+    TARGETS,
+    TargetPlan,
+    plan_target,
+    register_runtime,
+)
 from as_optimize.compress._search import (
     CandidateResult,
     QualityGate,
@@ -63,6 +75,8 @@ from as_optimize.compress._techniques import (
 __all__ = [
     "LAYER_OPS",
     "REPEAT_ATTR",
+    "RUNTIMES",
+    "TARGETS",
     "ApplyContext",
     "CandidateResult",
     "Deployment",
@@ -77,8 +91,11 @@ __all__ = [
     "SearchOptions",
     "SearchReport",
     "StudyOptions",
+    "TargetPlan",
     "Technique",
+    "TorchStage",
     "create_study",
+    "default_stages",
     "default_techniques",
     "hand_off",
     "layer_support",
@@ -86,9 +103,11 @@ __all__ = [
     "optimization_record",
     "optimize",
     "parity_tolerances",
+    "plan_target",
     "profile",
     "profile_workload",
     "redact_storage",
+    "register_runtime",
     "run_search",
     "run_study",
     "run_worker",

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from as_optimize.compress._handoff import Deployment, HandOff, hand_off, resolve
 from as_optimize.compress._optuna import StudyOptions, run_study
+from as_optimize.compress._pipeline import TorchStage, default_stages
 from as_optimize.compress._profile import ModelProfile, profile_workload
 from as_optimize.compress._search import (
     CandidateResult,
@@ -64,7 +66,9 @@ class OptimizeResult:
         output: The output folder.
         winner: The winner's record in the report (the fp32 ONNX baseline when no
             candidate passing the gate beat it).
-        winner_file: The winning model's file (``output/winner/model.onnx``).
+        winner_file: The winning model's file (``output/winner/model.onnx``); ``None``
+            when the winner has no file of its own (eager torch, the reference of a
+            target other than ``cpu``, when no candidate beat it).
         deployment: The version written to the model repository; ``None`` without
             ``repo``.
     """
@@ -72,7 +76,7 @@ class OptimizeResult:
     report: SearchReport
     output: Path
     winner: CandidateResult
-    winner_file: Path
+    winner_file: Path | None
     deployment: Deployment | None = None
 
 
@@ -96,6 +100,9 @@ def optimize(
     threads: int | None = None,
     max_time_s: float = 2.0,
     techniques: list[Technique] | None = None,
+    technique_names: Sequence[str] | None = None,
+    stages: list[TorchStage] | None = None,
+    stage_names: Sequence[str] | None = None,
     repo: Path | None = None,
     name: str | None = None,
     version: str | None = None,
@@ -113,7 +120,8 @@ def optimize(
             ``pkg.module:factory``.
         output: The folder for ``report.json``, ``winner/`` and ``candidates/``; it must
             not hold a report already.
-        target: Where the models run (``cpu``).
+        target: Where the models are meant to run: ``cpu``, ``cuda``, ``mps``,
+            ``coreml`` or ``tflite`` (see the README's "Targets").
         max_accuracy_drop: Accuracy points a classifier may lose (``1.0`` or ``"1pt"``).
         min_cosine: The mean cosine similarity to the fp32 outputs a candidate must reach.
         trials: grid: at most this many candidates; optuna: the settings the study must
@@ -122,7 +130,8 @@ def optimize(
         storage: optuna: the study's storage (a URL or an SQLite file path).
         study: optuna: the study's name.
         sampler: optuna: ``tpe``, ``nsga2`` or ``random``.
-        seed: optuna: the sampler's seed.
+        seed: The sampler's seed (optuna), and the seed techniques and stages get
+            (0 when ``None``).
         heartbeat_interval: optuna: seconds between a worker's heartbeats.
         grace_period: optuna: a trial silent this long is failed and retried (seconds).
         calibration_examples: Examples set aside to calibrate on (never scored on).
@@ -130,6 +139,12 @@ def optimize(
         threads: Runtime threads; every CPU available when ``None``.
         max_time_s: Seconds of sampling per measurement, at most.
         techniques: The techniques to try; the built-in ones when ``None``.
+        technique_names: Keep only the techniques of these names (``--technique``);
+            all when ``None``.
+        stages: The torch stages pipelines start with; the available built-in ones
+            (:func:`default_stages`) when ``None``. Grid search only.
+        stage_names: Keep only the stages of these names (``--stage``); an empty
+            sequence for none (``--no-stages``); all when ``None``.
         repo: An as-deploy model repository to write the winner into; ``None``: none.
         name: The model's name in ``repo``; the workload's when ``None``.
         version: The version to write; the next number when ``None``.
@@ -155,6 +170,21 @@ def optimize(
         else max_accuracy_drop
     )
     gate = QualityGate(max_accuracy_drop=drop, min_cosine=min_cosine)
+    chosen_techniques = _pick(
+        "--technique",
+        techniques if techniques is not None else default_techniques(),
+        technique_names,
+    )
+    chosen_stages = _pick(
+        "--stage", stages if stages is not None else default_stages(), stage_names
+    )
+    if search == "optuna":
+        if stage_names:
+            raise CompressionInputError(
+                "--stage: pipelines are tried by --search grid only; --search optuna "
+                "searches the techniques' knobs"
+            )
+        chosen_stages = []
     options = SearchOptions(
         target=target,
         batch_sizes=tuple(batch_sizes),
@@ -162,7 +192,9 @@ def optimize(
         threads=threads,
         max_time_s=max_time_s,
         calibration_examples=calibration_examples,
-        techniques=techniques if techniques is not None else default_techniques(),
+        techniques=chosen_techniques,
+        stages=chosen_stages,
+        seed=seed or 0,
     )
     handoff = None if repo is None else HandOff(Path(repo), name, version)
     if handoff is not None:
@@ -190,6 +222,27 @@ def optimize(
         report=report,
         output=output,
         winner=winner,
-        winner_file=output / report.winner_path,
+        winner_file=output / report.winner_path if report.winner_path else None,
         deployment=deployment,
     )
+
+
+_Named = TypeVar("_Named", Technique, TorchStage)
+
+
+def _pick(option: str, available: list[_Named], names: Sequence[str] | None) -> list[_Named]:
+    """The items of ``available`` named in ``names`` (all when ``None``), in their order.
+
+    Raises:
+        CompressionInputError: A name that is not among ``available``.
+    """
+    if names is None:
+        return list(available)
+    known = [item.name for item in available]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise CompressionInputError(
+            f"{option} {', '.join(unknown)}: not among the available ones "
+            f"({', '.join(known) or 'none'})"
+        )
+    return [item for item in available if item.name in names]

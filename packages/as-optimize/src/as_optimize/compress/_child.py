@@ -1,16 +1,45 @@
 """Evaluating one candidate in a process of its own: ``python -m as_optimize.compress._child SPEC``.
 
 A runtime may crash on a converted model (ONNX Runtime has segfaulted opening an
-fp16-converted one), so a candidate's session is opened, run on the scoring data and
-measured in a child process: a crash there ends the child and rejects the candidate, and
-the search goes on. The parent writes a JSON spec and the inputs; the child writes the
-outputs (``.npy``) and a JSON result, and touches nothing else.
+fp16-converted one), so a candidate is opened, run on the scoring data and measured in a
+child process: a crash there ends the child and rejects the candidate, and the search
+goes on. This module is the ONNX Runtime evaluator; every runtime has one
+(:data:`as_optimize.compress._runtimes.RUNTIMES`: ``torch``, ``litert``, ``coreml``, or
+one a plugin registers), run as ``python -m MODULE SPEC`` with the contract below.
 
-The spec's keys: ``model`` (the ``.onnx`` file), ``input_names``, ``eval_inputs`` (an
-``.npz`` with ``in0``, ``in1``, ...: the scoring inputs), ``chunk`` (rows per call while
-scoring), ``bench_inputs`` (an ``.npz`` with ``b<batch>_in<i>``), ``batch_sizes``,
-``threads`` (ONNX Runtime's intra-op threads, ``null`` for its default), ``measure`` (fields
-of :class:`as_bench.MeasureOptions`), ``outputs`` and ``result`` (where to write).
+**The spec** (a JSON file, its path the only argument). The parent writes it and the
+inputs; the child writes the outputs and the result, and touches nothing else:
+
+- ``runtime``: the runtime the candidate runs on (``onnxruntime``, ``torch``, ...).
+- ``artifact``: the candidate's file or folder, as its technique wrote it (``.onnx``,
+  ``.pt``, ``.tflite``, ``.mlpackage``, ...).
+- ``model``: the ``.onnx`` file for ONNX candidates (the same path as ``artifact``;
+  kept for evaluators written before ``artifact``).
+- ``workload``: the workload as given to ``as_bench.export.load_workload`` (a built-in
+  name or ``pkg.module:factory``), so that an evaluator can rebuild the fp32 torch model
+  (a torch evaluator loading a state dict into it, for example).
+- ``device``: where to run: ``cpu``, ``cuda`` or ``mps`` (this evaluator opens ONNX
+  Runtime's CUDA provider for ``cuda``).
+- ``input_names``: the model's input names, in order.
+- ``eval_inputs``: an ``.npz`` with ``in0``, ``in1``, ...: the scoring inputs.
+- ``chunk``: rows per call while scoring (a model with a static batch takes exactly
+  this many).
+- ``bench_inputs``: an ``.npz`` with ``b<batch>_in<i>``: the inputs to time per batch size.
+- ``batch_sizes``: the batch sizes to time, in order.
+- ``threads``: intra-op threads (``null`` for the runtime's default).
+- ``measure``: keyword arguments of :class:`as_bench.MeasureOptions`.
+- ``outputs``: where to write the first output on the scoring inputs, all rows in order,
+  as float32 (``numpy.save``).
+- ``result``: where to write the result JSON.
+
+**The result**: ``{"session_open_s": float, "latency": {"<batch>": {"median_s",
+"ci_low_s", "ci_high_s", "iqr_s", "samples", "converged", "warnings"}}, ...}`` (seconds;
+the fields of as-bench's measurement; other keys are kept as they are), or
+``{"unavailable": "reason"}`` when the candidate cannot run on this machine at all (Core
+ML prediction off macOS): the search then keeps it as "not measured", with its size and
+the reason, and it neither wins nor is rejected. Exit status 0 with the result written;
+on an error, a non-zero status with the reason as the last line of stderr (the parent
+reports it and rejects the candidate).
 """
 
 from __future__ import annotations
@@ -30,9 +59,15 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     from as_core.runtime import RuntimeOptions, onnxruntime_session
 
     threads = spec.get("threads")
-    options = RuntimeOptions(intra_op_threads=threads)
+    device = spec.get("device", "cpu")
+    providers = (
+        ("CUDAExecutionProvider", "CPUExecutionProvider")
+        if device == "cuda"
+        else ("CPUExecutionProvider",)
+    )
+    options = RuntimeOptions(intra_op_threads=threads, providers=providers)
     started = time.perf_counter()
-    session = onnxruntime_session(Path(spec["model"]), options)
+    session = onnxruntime_session(Path(spec.get("artifact") or spec["model"]), options)
     open_s = time.perf_counter() - started
     names = list(spec["input_names"])
 

@@ -1,16 +1,22 @@
 """``as-optimize run``: fp32 baseline, candidates, measurement, quality gate, Pareto front.
 
-For a workload, :func:`run_search` exports the fp32 ONNX baseline (as as-bench's
-``onnxruntime`` backend does), builds one candidate per technique and knob setting,
-evaluates every model (the baseline too) in a child process of its own (session open,
-outputs on the scoring data, latency with as-bench's engine), scores each against the
-fp32 ONNX outputs and the workload's labels, keeps those that pass the quality gate,
-and picks the winner on the Pareto front of latency, size and quality. The winner and a
-JSON report are written to the output folder.
+For a workload and a target (:func:`~as_optimize.compress._runtimes.plan_target`),
+:func:`run_search` measures eager torch fp32 on the target's device, exports the fp32
+ONNX baseline (as as-bench's ``onnxruntime`` backend does), builds one candidate per
+technique and knob setting (techniques of the target's runtimes only) and pipelines (a
+torch stage, then an ONNX technique: :mod:`as_optimize.compress._pipeline`), evaluates
+every model in a child process of its own chosen by its runtime (session open, outputs
+on the scoring data, latency with as-bench's engine), scores each against the reference
+(fp32 ONNX on ``cpu``, eager torch fp32 on the device elsewhere) and the workload's
+labels, keeps those that pass the quality gate, and picks the winner on the Pareto front
+of latency, size and quality. The winner and a JSON report are written to the output
+folder.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import re
@@ -19,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +37,14 @@ from pydantic import BaseModel
 from as_core.extras import require
 from as_core.fs import write_text_atomic
 from as_core.runtime import available_cpus
+from as_optimize.compress._data import TrainingData
+from as_optimize.compress._pipeline import TorchStage, default_stages
+from as_optimize.compress._runtimes import (
+    TargetPlan,
+    child_module,
+    evaluator_available,
+    plan_target,
+)
 from as_optimize.compress._techniques import (
     ApplyContext,
     ModelFacts,
@@ -52,9 +66,12 @@ __all__ = [
 Array = npt.NDArray[Any]
 
 #: The version of ``report.json``'s layout.
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2
 
-Status = Literal["baseline", "passed", "rejected", "not applicable"]
+Status = Literal["baseline", "passed", "rejected", "not applicable", "not measured"]
+
+#: Calibration (and training) examples set aside for torch stages when no technique asks.
+STAGE_EXAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -132,7 +149,8 @@ class SearchOptions:
     """How :func:`run_search` searches and measures.
 
     Attributes:
-        target: Where candidates run; ``cpu`` (ONNX Runtime's CPU provider) for now.
+        target: Where the models are meant to run: ``cpu``, ``cuda``, ``mps``, ``coreml``
+            or ``tflite`` (see :func:`~as_optimize.compress._runtimes.plan_target`).
         batch_sizes: Batch sizes to measure; the first one ranks the candidates.
         trials: At most this many candidates (knob settings), taken in turn from each
             technique; ``None`` for all of them.
@@ -145,7 +163,13 @@ class SearchOptions:
         calibration_examples: Examples set aside for calibration (taken from the start of
             the workload's data and never scored on); ``None``: the largest calibration
             size asked for, at most half the data.
-        techniques: The techniques to try; the built-in ones by default.
+        techniques: The techniques to try; the built-in ones by default. Those whose
+            ``targets`` do not include the target, or whose runtime the target does not
+            measure, are listed as not applicable with the reason.
+        stages: The torch stages pipelines start with (:func:`default_stages`); each
+            setting of each stage is tried alone (exported, ONNX Runtime fp32) and then
+            with each technique's first (most promising) setting. Grid search only.
+        seed: Seed handed to techniques and stages (``ApplyContext.seed``).
     """
 
     target: str = "cpu"
@@ -158,6 +182,16 @@ class SearchOptions:
     child_timeout_s: float = 600.0
     calibration_examples: int | None = None
     techniques: list[Technique] = field(default_factory=default_techniques)
+    stages: list[TorchStage] = field(default_factory=default_stages)
+    seed: int = 0
+
+    def plan(self) -> TargetPlan:
+        """What the target measures on this machine.
+
+        Raises:
+            CompressionInputError: An unknown target, or its hardware is missing.
+        """
+        return plan_target(self.target)
 
     def check(self) -> None:
         """Refuse out-of-range values, naming the option.
@@ -165,11 +199,7 @@ class SearchOptions:
         Raises:
             CompressionInputError: A value is out of range.
         """
-        if self.target != "cpu":
-            raise CompressionInputError(
-                f"--target {self.target!r} is not supported yet; only 'cpu' (ONNX Runtime's "
-                "CPU provider) is"
-            )
+        self.plan()
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise CompressionInputError(
                 f"--batch-size must be at least 1, not {list(self.batch_sizes)}"
@@ -189,6 +219,9 @@ class SearchOptions:
         names = [t.name for t in self.techniques]
         if len(set(names)) != len(names):
             raise CompressionInputError(f"technique names must be unique, not {names}")
+        stage_names = [s.name for s in self.stages]
+        if len(set(stage_names)) != len(stage_names):
+            raise CompressionInputError(f"stage names must be unique, not {stage_names}")
 
 
 class Latency(BaseModel):
@@ -224,13 +257,20 @@ class Quality(BaseModel):
 
 
 class CandidateResult(BaseModel):
-    """One model of the search: the baseline or a candidate, and what became of it."""
+    """One model of the search: the baseline or a candidate, and what became of it.
+
+    ``stage`` and ``stage_knobs`` name the torch stage a pipeline started with (``None``
+    and ``{}`` for a technique alone); ``runtime`` is the runtime it was evaluated on.
+    """
 
     id: str
     technique: str
     knobs: dict[str, Any]
     status: Status
     reason: str
+    runtime: str = "onnxruntime"
+    stage: str | None = None
+    stage_knobs: dict[str, Any] = {}
     path: str | None = None
     size_bytes: int | None = None
     build_s: float | None = None
@@ -250,6 +290,10 @@ class SearchReport(BaseModel):
     workload: str
     task: str
     target: str
+    device: str = "cpu"
+    runtimes: list[str] = ["onnxruntime"]
+    reference: str = "fp32 ONNX"
+    target_notes: list[str] = []
     gate: str
     scoring_data: str
     scoring_examples: int
@@ -274,6 +318,7 @@ class _Scoring:
     labels: Array | None
     name: str
     calibration: tuple[Array, ...] | None
+    training: TrainingData | None = None
 
 
 def _split_data(workload: Any, options: SearchOptions) -> _Scoring:
@@ -290,6 +335,8 @@ def _split_data(workload: Any, options: SearchOptions) -> _Scoring:
             if isinstance(t, OrtStaticInt8)
             for k in t.knobs()
         ]
+        if options.stages:
+            sizes.append(STAGE_EXAMPLES)
         wanted = min(max(sizes, default=0), rows // 2)
     if wanted >= rows:
         raise CompressionInputError(
@@ -299,11 +346,37 @@ def _split_data(workload: Any, options: SearchOptions) -> _Scoring:
     calibration = as_float32(tuple(a[:wanted] for a in dataset.inputs)) if wanted else None
     labels = dataset.targets[wanted:] if workload.task == "classification" else None
     name = f"{dataset.name}: the last {rows - wanted} examples ({wanted} before them calibrate)"
-    return _Scoring(inputs, labels, name, calibration)
+    return _Scoring(inputs, labels, name, calibration, _training(workload, calibration, wanted))
+
+
+def _training(
+    workload: Any, calibration: tuple[Array, ...] | None, wanted: int
+) -> TrainingData | None:
+    """The workload's training split when it has one, else the calibration examples."""
+    own = getattr(workload, "training", None)
+    if own is not None and getattr(own, "inputs", None):
+        labels = own.targets if workload.task == "classification" else None
+        return TrainingData(as_float32(tuple(own.inputs)), labels, f"{own.name} (training split)")
+    if calibration is None:
+        return None
+    dataset = workload.dataset
+    labels = dataset.targets[:wanted] if workload.task == "classification" else None
+    return TrainingData(
+        calibration, labels, f"{dataset.name}: the first {wanted} examples (set aside)"
+    )
 
 
 def _folder_size(path: Path) -> int:
-    """The model file and its external-data files beside it (everything in its folder)."""
+    """A candidate's size on disk.
+
+    An ``.onnx`` file counts with its external-data files beside it (everything in its
+    folder but the evaluation's scratch files); a folder (``.mlpackage``) counts every
+    file under it; another file counts alone.
+    """
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    if path.suffix != ".onnx":
+        return path.stat().st_size
     return sum(
         p.stat().st_size
         for p in path.parent.iterdir()
@@ -325,6 +398,7 @@ class _ChildOutcome:
     reason: str
     outputs: Array | None = None
     result: dict[str, Any] | None = None
+    unavailable: str | None = None
 
 
 def evaluate_in_child(
@@ -335,8 +409,18 @@ def evaluate_in_child(
     bench: dict[int, tuple[Array, ...]],
     options: SearchOptions,
     chunk: int,
+    *,
+    runtime: str = "onnxruntime",
+    device: str = "cpu",
+    workload_spec: str = "",
 ) -> _ChildOutcome:
-    """Open, run and measure ``model`` in a fresh Python process; a crash is an outcome."""
+    """Open, run and measure ``model`` in a fresh Python process; a crash is an outcome.
+
+    ``runtime`` picks the evaluator (:func:`~as_optimize.compress._runtimes.child_module`);
+    the spec follows the contract in :mod:`as_optimize.compress._child`. A child that
+    answers ``{"unavailable": reason}`` gives an outcome with ``unavailable`` set.
+    """
+    module = child_module(runtime)
     folder.mkdir(parents=True, exist_ok=True)
     eval_inputs = folder / "eval-inputs.npz"
     arrays: dict[str, Any] = {f"in{i}": a for i, a in enumerate(scoring)}
@@ -349,7 +433,11 @@ def evaluate_in_child(
     outputs_path = folder / "eval-outputs.npy"
     result_path = folder / "eval-result.json"
     spec = {
+        "runtime": runtime,
+        "artifact": str(model),
         "model": str(model),
+        "workload": workload_spec,
+        "device": device,
         "input_names": list(input_names),
         "eval_inputs": str(eval_inputs),
         "chunk": chunk,
@@ -369,7 +457,7 @@ def evaluate_in_child(
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "as_optimize.compress._child", str(spec_path)],
+            [sys.executable, "-m", module, str(spec_path)],
             capture_output=True,
             text=True,
             timeout=options.child_timeout_s,
@@ -394,8 +482,12 @@ def evaluate_in_child(
             False, f"its child process failed (exit status {done.returncode}): {last}"
         )
     try:
-        outputs = np.load(outputs_path)
         result = json.loads(result_path.read_text(encoding="utf-8"))
+        if isinstance(result, dict) and "unavailable" in result:
+            return _ChildOutcome(
+                False, str(result["unavailable"]), unavailable=str(result["unavailable"])
+            )
+        outputs = np.load(outputs_path)
     except (OSError, ValueError) as exc:
         return _ChildOutcome(False, f"its child process wrote no usable result: {exc}")
     finally:
@@ -443,39 +535,97 @@ def _gate(gate: QualityGate, quality: Quality) -> tuple[bool, str]:
     return True, f"passes the quality gate ({gate.describe()})"
 
 
-def _schedule(
-    techniques: Sequence[Technique], trials: int | None, calibration: int
-) -> list[tuple[Technique, dict[str, Any], str]]:
-    """Knob settings taken in turn from each technique, so a small budget tries them all.
+@dataclass
+class _Item:
+    """One candidate to try: a technique's setting, alone or after a torch stage's.
 
-    A calibration ``size`` above the ``calibration`` examples set aside is lowered to that
-    number (with a note); settings that become equal are tried once.
+    ``technique`` is ``None`` for a stage's model alone (exported, ONNX Runtime fp32).
     """
-    queues: list[list[tuple[Technique, dict[str, Any], str]]] = []
-    for technique in techniques:
-        queue: list[tuple[Technique, dict[str, Any], str]] = []
-        seen: list[dict[str, Any]] = []
-        for knobs in technique.knobs():
-            note = ""
-            size = knobs.get("size")
-            if isinstance(size, int) and calibration and size > calibration:
-                knobs = {**knobs, "size": calibration}
-                note = f"calibration size {size} lowered to the {calibration} examples set aside"
-            if knobs not in seen:
-                seen.append(knobs)
-                queue.append((technique, knobs, note))
-        queues.append(queue)
-    order: list[tuple[Technique, dict[str, Any], str]] = []
+
+    technique: Technique | None
+    knobs: dict[str, Any]
+    note: str = ""
+    stage: TorchStage | None = None
+    stage_knobs: dict[str, Any] = field(default_factory=dict)
+
+
+def _technique_queue(technique: Technique, calibration: int) -> list[_Item]:
+    """A technique's settings, a calibration ``size`` lowered to the examples set aside."""
+    queue: list[_Item] = []
+    seen: list[dict[str, Any]] = []
+    for knobs in technique.knobs():
+        note = ""
+        size = knobs.get("size")
+        if isinstance(size, int) and calibration and size > calibration:
+            knobs = {**knobs, "size": calibration}
+            note = f"calibration size {size} lowered to the {calibration} examples set aside"
+        if knobs not in seen:
+            seen.append(knobs)
+            queue.append(_Item(technique, knobs, note))
+    return queue
+
+
+def _round_robin(queues: list[list[_Item]]) -> list[_Item]:
+    order: list[_Item] = []
+    queues = [list(q) for q in queues]
     while any(queues):
         for queue in queues:
             if queue:
                 order.append(queue.pop(0))
+    return order
+
+
+def _schedule(
+    techniques: Sequence[Technique],
+    trials: int | None,
+    calibration: int,
+    stages: Sequence[TorchStage] = (),
+    *,
+    stage_alone: bool = True,
+) -> list[_Item]:
+    """The candidates to try, in order, at most ``trials`` of them.
+
+    1. The first (most promising) setting of each technique, so a small budget tries
+       every technique alone.
+    2. The first setting of each stage: its model alone (when ``stage_alone``: exported
+       and run in ONNX Runtime fp32), then followed by each technique's first setting,
+       taken in turn from each stage.
+    3. The techniques' other settings, in turn from each technique.
+    4. The stages' other settings, each alone and followed by each technique's first
+       setting, in turn from each stage.
+
+    A calibration ``size`` above the ``calibration`` examples set aside is lowered to that
+    number (with a note); settings that become equal are tried once.
+    """
+    queues = [_technique_queue(t, calibration) for t in techniques]
+    firsts = [q[0] for q in queues if q]
+    rests = [q[1:] for q in queues]
+
+    def pipelines(stage: TorchStage, stage_knobs: dict[str, Any]) -> list[_Item]:
+        items = [_Item(None, {}, "", stage, stage_knobs)] if stage_alone else []
+        items += [
+            _Item(first.technique, first.knobs, first.note, stage, stage_knobs) for first in firsts
+        ]
+        return items
+
+    stage_settings = [(stage, stage.knobs()) for stage in stages]
+    first_pipelines = [pipelines(s, settings[0]) for s, settings in stage_settings if settings]
+    other_pipelines = [
+        [item for knobs in settings[1:] for item in pipelines(s, knobs)]
+        for s, settings in stage_settings
+    ]
+    order = [
+        *firsts,
+        *_round_robin(first_pipelines),
+        *_round_robin(rests),
+        *_round_robin(other_pipelines),
+    ]
     return order if trials is None else order[:trials]
 
 
-def _candidate_id(technique: Technique, knobs: dict[str, Any]) -> str:
-    """A short id, also a folder name: ``ort-static-int8-minmax-64-pc``."""
-    parts = [technique.name]
+def _knob_id(name: str, knobs: Mapping[str, Any]) -> str:
+    """``name`` and its knob values as a short id, also a folder name."""
+    parts = [name]
     for key, value in knobs.items():
         if key == "per_channel":
             parts.append("pc" if value else "pt")
@@ -486,6 +636,23 @@ def _candidate_id(technique: Technique, knobs: dict[str, Any]) -> str:
         else:
             parts.append(re.sub(r"[^a-z0-9.]+", "-", str(value).lower()))
     return "-".join(parts)
+
+
+def _candidate_id(technique: Technique, knobs: dict[str, Any]) -> str:
+    """A short id, also a folder name: ``ort-static-int8-minmax-64-pc``."""
+    return _knob_id(technique.name, knobs)
+
+
+#: The name of a stage's model alone, exported and run in ONNX Runtime fp32.
+STAGE_ALONE = "ort-fp32"
+
+
+def _item_id(item: _Item) -> str:
+    """``technique-knobs``, or ``stage-knobs+technique-knobs`` for a pipeline."""
+    tail = STAGE_ALONE if item.technique is None else _knob_id(item.technique.name, item.knobs)
+    if item.stage is None:
+        return tail
+    return f"{_knob_id(item.stage.name, item.stage_knobs)}+{tail}"
 
 
 def _pareto(models: list[CandidateResult], batch: str) -> list[str]:
@@ -511,9 +678,16 @@ def _pareto(models: list[CandidateResult], batch: str) -> list[str]:
 
 
 def _pick_winner(
-    models: list[CandidateResult], baseline: CandidateResult, batch: str
+    models: list[CandidateResult],
+    baseline: CandidateResult,
+    batch: str,
+    reference: str = "fp32 ONNX",
 ) -> tuple[CandidateResult, str]:
-    """The fastest model; among those whose CIs overlap the fastest's, the smallest."""
+    """The fastest model; among those whose CIs overlap the fastest's, the smallest.
+
+    ``reference`` names the baseline in the reason (``fp32 ONNX``, or eager torch fp32 on
+    a device).
+    """
     fastest = min(models, key=lambda m: m.latency[batch].median_s)
     top = fastest.latency[batch]
     tied = [m for m in models if m.latency[batch].ci_low_s <= top.ci_high_s]
@@ -522,7 +696,7 @@ def _pick_winner(
     lat = winner.latency[batch]
     if winner is baseline:
         return winner, (
-            f"no candidate passing the gate was faster than the fp32 ONNX model at batch "
+            f"no candidate passing the gate was faster than the {reference} model at batch "
             f"{batch} (median {lat.median_s * 1e6:.1f} us)"
         )
     if len(tied) > 1:
@@ -542,7 +716,7 @@ def _pick_winner(
     return winner, (
         f"{how}: median "
         f"{lat.median_s * 1e6:.1f} us (95% CI {lat.ci_low_s * 1e6:.1f}-{lat.ci_high_s * 1e6:.1f}),"
-        f" {base.median_s / lat.median_s:.2f}x the fp32 ONNX model, "
+        f" {base.median_s / lat.median_s:.2f}x the {reference} model, "
         f"{(baseline.size_bytes or 0) / max(1, winner.size_bytes or 1):.2f}x smaller, {kept}"
     )
 
@@ -582,9 +756,16 @@ def _latency(m: Any) -> Latency:
 
 
 def _run_eager(
-    torch_model: Any, scoring: _Scoring, bench: dict[int, tuple[Array, ...]], options: SearchOptions
+    torch_model: Any,
+    scoring: _Scoring,
+    bench: dict[int, tuple[Array, ...]],
+    options: SearchOptions,
+    device: str = "cpu",
 ) -> tuple[Array, dict[str, Any]]:
-    """Eager PyTorch in this process: its outputs on the scoring data and its latency."""
+    """Eager PyTorch in this process on ``device``: its outputs on the scoring data and latency.
+
+    ``torch_model`` itself stays on the CPU: another device gets a copy.
+    """
     torch = require("torch", "compress", error=MissingExtraError)
     import as_bench
     from as_bench.export import torch_inputs
@@ -595,21 +776,41 @@ def _run_eager(
         target_rel_ci=options.target_rel_ci,
         remeasure_noisy=0,
     )
+    model = torch_model if device == "cpu" else copy.deepcopy(torch_model).to(device)
+
+    def on_device(arrays: tuple[Array, ...]) -> tuple[Any, ...]:
+        return tuple(t.to(device) for t in torch_inputs(arrays))
+
     before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     latency: dict[str, Any] = {}
     try:
         with torch.inference_mode():
-            out = torch_model(*torch_inputs(scoring.inputs))
+            out = model(*on_device(scoring.inputs))
             first = out[0] if isinstance(out, (tuple, list)) else out
-            outputs = np.asarray(first.float().numpy())
+            outputs = np.asarray(first.float().cpu().numpy())
             for b, arrays in bench.items():
-                args = torch_inputs(arrays)
-                m = as_bench.measure(torch_model, *args, device="cpu", options=measure_options)
+                args = on_device(arrays)
+                m = as_bench.measure(model, *args, device=device, options=measure_options)
                 latency[str(b)] = _latency(m).model_dump()
     finally:
         torch.set_num_threads(before)
-    return outputs, {"latency": latency}
+    return outputs, {"latency": latency, "device": device}
+
+
+def _parameter_bytes(torch_model: Any) -> int:
+    """The bytes of a torch model's parameters and buffers (its fp32 state)."""
+    return int(sum(t.numel() * t.element_size() for t in torch_model.state_dict().values()))
+
+
+@dataclass
+class _StageBuild:
+    """A stage setting's model, exported (built once, shared by its pipelines)."""
+
+    model: Any = None
+    path: Path | None = None
+    build_s: float = 0.0
+    error: str = ""
 
 
 @dataclass
@@ -627,28 +828,35 @@ class _Run:
     reference: Array | None = None
     baseline: CandidateResult | None = None
     eager_first_s: float = 0.0
+    plan: TargetPlan = field(default_factory=lambda: plan_target("cpu"))
+    spec: str = ""
+    dynamic: bool = True
+    stage_builds: dict[str, _StageBuild] = field(default_factory=dict)
 
     @property
     def first(self) -> str:
         return str(next(iter(self.bench)))
 
-    def export_baseline(self) -> tuple[Path, float]:
+    def export(self, workload: Any, folder: Path, what: str) -> tuple[Path, bool]:
+        """``workload``'s torch model exported to ``folder/model.onnx`` as as-bench does."""
         import as_bench
         from as_bench.export import export_onnx
 
-        self.say("exporting the fp32 ONNX baseline")
-        batch_sizes = list(self.bench)
-        built = time.perf_counter()
         try:
-            path, dynamic = export_onnx(
-                self.workload, max(batch_sizes), self.output / "candidates" / "fp32"
-            )
+            return export_onnx(workload, max(self.bench), folder)
         except as_bench.MissingExtraError:
             raise
         except as_bench.AsBenchError as exc:
-            raise CompressionError(
-                f"exporting {self.workload.name!r} to ONNX failed: {exc}"
-            ) from exc
+            raise CompressionError(f"exporting {what} to ONNX failed: {exc}") from exc
+
+    def export_baseline(self) -> tuple[Path, float]:
+        self.say("exporting the fp32 ONNX baseline")
+        batch_sizes = list(self.bench)
+        built = time.perf_counter()
+        path, dynamic = self.export(
+            self.workload, self.output / "candidates" / "fp32", repr(self.workload.name)
+        )
+        self.dynamic = dynamic
         if not dynamic:
             if len(batch_sizes) > 1:
                 raise CompressionInputError(
@@ -673,6 +881,8 @@ class _Run:
             self.bench,
             self.options,
             self.chunk,
+            device=self.plan.device,
+            workload_spec=self.spec,
         )
         if not outcome.ok or outcome.outputs is None or outcome.result is None:
             raise CompressionError(
@@ -715,6 +925,40 @@ class _Run:
         )
         return baseline
 
+    def eager_baseline(
+        self, torch_model: Any, eager_outputs: Array, eager: dict[str, Any]
+    ) -> CandidateResult:
+        """Eager torch fp32 on the target's device as the reference (targets but ``cpu``)."""
+        self.reference = reference = eager_outputs
+        labels = self.scoring.labels
+        quality = _quality(reference, reference, labels, self.workload.task)
+        if quality.accuracy is not None:
+            quality.accuracy_drop = 0.0
+        eager["accuracy"] = quality.accuracy
+        device = self.plan.device
+        baseline = CandidateResult(
+            id="eager",
+            technique=f"eager torch fp32 on {device} (baseline)",
+            knobs={},
+            status="baseline",
+            reason=(
+                f"the reference on --target {self.plan.target}: every candidate's quality and "
+                "speed are compared with it"
+            ),
+            runtime="torch",
+            size_bytes=_parameter_bytes(torch_model),
+            latency={k: Latency(**v) for k, v in eager["latency"].items()},
+            quality=quality,
+        )
+        self.eager_first_s = eager["latency"][self.first]["median_s"]
+        baseline.speedup_vs_eager = 1.0
+        self.baseline = baseline
+        self.say(
+            f"eager torch fp32 on {device}: {self.eager_first_s * 1e6:.1f} us at batch "
+            f"{self.first} (the reference)"
+        )
+        return baseline
+
     def try_candidate(
         self,
         technique: Technique,
@@ -722,39 +966,72 @@ class _Run:
         base: Path,
         context: ApplyContext,
         cid: str | None = None,
+        *,
+        stage: str | None = None,
+        stage_knobs: dict[str, Any] | None = None,
     ) -> CandidateResult:
-        """Build, evaluate (in a child process), score and gate one candidate.
+        """Build, evaluate (in its runtime's child process), score and gate one candidate.
 
         ``cid`` names the candidate and its folder under ``candidates/``; by default the
-        technique and its knobs do.
+        technique and its knobs do. ``stage`` and ``stage_knobs`` record the torch stage
+        ``base`` came from in a pipeline.
         """
         cid = cid or _candidate_id(technique, knobs)
         result = CandidateResult(
-            id=cid, technique=technique.name, knobs=knobs, status="rejected", reason=""
+            id=cid,
+            technique=technique.name,
+            knobs=knobs,
+            status="rejected",
+            reason="",
+            runtime=technique.runtime,
+            stage=stage,
+            stage_knobs=stage_knobs or {},
         )
         target = self.output / "candidates" / cid / "model.onnx"
+        work = self.output / "work" / cid
+        context = dataclasses.replace(context, work_dir=work)
         built = time.perf_counter()
         try:
-            technique.apply(base, knobs, target, context)
+            returned = technique.apply(base, knobs, target, context)
         except (CompressionError, CompressionInputError) as exc:
             result.reason = f"could not be built: {exc}"
             return result
         result.build_s = time.perf_counter() - built
-        result.path = str(target.relative_to(self.output))
-        result.size_bytes = _folder_size(target)
+        artifact = Path(returned) if returned is not None else target
+        if not artifact.exists():
+            result.reason = f"could not be built: {technique.name} wrote nothing at {artifact}"
+            return result
+        return self.evaluate(result, artifact)
+
+    def evaluate(self, result: CandidateResult, artifact: Path) -> CandidateResult:
+        """Size, evaluate, score and gate a built candidate; ``result`` updated."""
+        result.path = str(artifact.relative_to(self.output))
+        result.size_bytes = _folder_size(artifact)
+        if not self.plan.measured:
+            result.status = "not measured"
+            result.reason = self.plan.why_not_measured
+            return result
         outcome = evaluate_in_child(
-            target,
-            target.parent,
+            artifact,
+            artifact.parent,
             self.workload.input_names,
             self.scoring.inputs,
             self.bench,
             self.options,
             self.chunk,
+            runtime=result.runtime,
+            device=self.plan.device,
+            workload_spec=self.spec,
         )
+        if outcome.unavailable is not None:
+            result.status = "not measured"
+            result.reason = outcome.unavailable
+            return result
         if not outcome.ok or outcome.outputs is None or outcome.result is None:
+            result.status = "rejected"
             result.reason = outcome.reason
             return result
-        result.session_open_s = outcome.result["session_open_s"]
+        result.session_open_s = outcome.result.get("session_open_s")
         result.latency = {k: Latency(**v) for k, v in outcome.result["latency"].items()}
         assert self.reference is not None and self.baseline is not None
         try:
@@ -762,6 +1039,7 @@ class _Run:
                 outcome.outputs, self.reference, self.scoring.labels, self.workload.task
             )
         except CompressionError as exc:
+            result.status = "rejected"
             result.reason = str(exc)
             return result
         base_quality = self.baseline.quality
@@ -769,18 +1047,107 @@ class _Run:
             quality.accuracy_drop = base_quality.accuracy - quality.accuracy
         result.quality = quality
         lat = result.latency[self.first].median_s
-        result.speedup_vs_fp32_onnx = self.baseline.latency[self.first].median_s / lat
+        if self.plan.reference == "onnx":
+            result.speedup_vs_fp32_onnx = self.baseline.latency[self.first].median_s / lat
         result.speedup_vs_eager = self.eager_first_s / lat
         passed, result.reason = _gate(self.gate, quality)
         result.status = "passed" if passed else "rejected"
         return result
 
+    def build_stage(
+        self, stage: TorchStage, knobs: dict[str, Any], context: ApplyContext
+    ) -> _StageBuild:
+        """The stage's model for ``knobs``, exported to ONNX; built once per setting."""
+        sid = _knob_id(stage.name, knobs)
+        if sid in self.stage_builds:
+            return self.stage_builds[sid]
+        build = _StageBuild()
+        self.stage_builds[sid] = build
+        self.say(f"{sid}: building the stage's model")
+        started = time.perf_counter()
+        stage_context = dataclasses.replace(context, work_dir=self.output / "work" / sid)
+        try:
+            model = stage.transform(context.torch_model, knobs, stage_context)
+        except Exception as exc:  # a stage plugin's failure rejects its pipelines only
+            build.error = f"the stage {sid} could not be built: {type(exc).__name__}: {exc}"
+            return build
+        build.model = model
+        workload = dataclasses.replace(
+            self.workload, name=f"{self.workload.name}+{sid}", make_model=lambda: model
+        )
+        folder = self.output / "candidates" / f"{sid}+{STAGE_ALONE}"
+        try:
+            path, dynamic = self.export(workload, folder, f"the model of stage {sid}")
+        except CompressionError as exc:
+            build.error = str(exc)
+            return build
+        if dynamic != self.dynamic:
+            build.error = (
+                f"the model of stage {sid} exported with a "
+                f"{'dynamic' if dynamic else 'static'} batch, unlike the baseline"
+            )
+            return build
+        build.path = path
+        build.build_s = time.perf_counter() - started
+        return build
+
+    def try_item(self, item: _Item, prepared: _Prepared) -> CandidateResult:
+        """Try one scheduled candidate: a technique alone or a pipeline."""
+        if item.stage is None:
+            assert item.technique is not None
+            return self.try_candidate(
+                item.technique, item.knobs, prepared.base_path, prepared.context
+            )
+        cid = _item_id(item)
+        stage_name = item.stage.name
+        technique = item.technique
+        result = CandidateResult(
+            id=cid,
+            technique=STAGE_ALONE if technique is None else technique.name,
+            knobs=item.knobs,
+            status="rejected",
+            reason="",
+            runtime="onnxruntime" if technique is None else technique.runtime,
+            stage=stage_name,
+            stage_knobs=item.stage_knobs,
+        )
+        build = self.build_stage(item.stage, item.stage_knobs, prepared.context)
+        if build.path is None:
+            result.reason = build.error
+            return result
+        if technique is None:
+            result.build_s = build.build_s
+            return self.evaluate(result, build.path)
+        facts = ModelFacts(
+            task=self.workload.task,
+            has_data=self.scoring.calibration is not None,
+            op_types=_op_types(build.path),
+        )
+        applies, why = technique.applies_to(facts)
+        if not applies:
+            result.status = "not applicable"
+            result.reason = f"on the stage's model: {why}"
+            return result
+        context = dataclasses.replace(prepared.context, torch_model=build.model)
+        return self.try_candidate(
+            technique,
+            item.knobs,
+            build.path,
+            context,
+            cid,
+            stage=stage_name,
+            stage_knobs=item.stage_knobs,
+        )
+
     def write_winner(self, source: Path) -> Path:
-        """Copy the model file ``source`` and the files beside it into ``winner/``."""
+        """Copy ``source`` (a file with the files beside it, or a folder) to ``winner/``."""
         folder = self.output / "winner"
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
+        if source.is_dir():
+            shutil.copytree(source, folder / source.name)
+            return folder / source.name
         for item in source.parent.iterdir():
             if item.is_file() and not item.name.startswith("eval-"):
                 shutil.copy2(item, folder / item.name)
@@ -798,11 +1165,30 @@ class _Prepared:
     applicable: list[Technique]
     not_applicable: list[CandidateResult]
     started: float
+    stages: list[TorchStage] = field(default_factory=list)
 
     @property
     def calibration_available(self) -> int:
         calibration = self.run.scoring.calibration
         return 0 if calibration is None else int(calibration[0].shape[0])
+
+
+def _why_not_on_target(technique: Technique, plan: TargetPlan) -> str | None:
+    """Why ``technique`` is not tried on ``plan``'s target, or ``None`` when it is."""
+    targets = tuple(getattr(technique, "targets", ("cpu",)))
+    if plan.target not in targets:
+        return f"made for --target {', '.join(targets)}, not {plan.target}"
+    if technique.runtime not in plan.runtimes:
+        why = (
+            f"runs on {technique.runtime}, which --target {plan.target} does not measure "
+            f"(it measures {', '.join(plan.runtimes)})"
+        )
+        return "; ".join([why, *plan.notes])
+    if plan.measured:
+        available, why = evaluator_available(technique.runtime)
+        if not available:
+            return why
+    return None
 
 
 def _prepare(
@@ -812,46 +1198,87 @@ def _prepare(
     options: SearchOptions,
     say: Callable[[str], None],
 ) -> _Prepared:
-    """Load the workload, split its data, measure eager torch and the fp32 ONNX baseline."""
+    """Load the workload, split its data, measure eager torch and the reference."""
     started = time.perf_counter()
     from as_optimize.compress._workloads import load
 
+    plan = options.plan()
     workload, torch_model = load(spec)
     scoring = _split_data(workload, options)
     gate = (gate or QualityGate()).for_task(workload.task, scoring.labels is not None)
     options.threads = options.threads or available_cpus()
     bench = {int(b): as_float32(workload.inputs(int(b))) for b in options.batch_sizes}
-    run = _Run(workload, output, gate, options, scoring, bench, say)
-    run.say(f"{workload.name}: scoring on {scoring.name}; gate: {gate.describe()}")
+    run = _Run(workload, output, gate, options, scoring, bench, say, plan=plan, spec=spec)
+    run.say(
+        f"{workload.name} on --target {plan.target}: scoring on {scoring.name}; "
+        f"gate: {gate.describe()}; reference: {plan.reference_name}"
+    )
+    for note in plan.notes:
+        run.say(note)
 
-    eager_outputs, eager = _run_eager(torch_model, scoring, bench, options)
+    eager_outputs, eager = _run_eager(torch_model, scoring, bench, options, plan.device)
     base_path, build_s = run.export_baseline()
-    run.evaluate_baseline(base_path, build_s, eager_outputs, eager)
+    if plan.reference == "onnx":
+        run.evaluate_baseline(base_path, build_s, eager_outputs, eager)
+    else:
+        run.eager_baseline(torch_model, eager_outputs[: scoring.inputs[0].shape[0]], eager)
 
     facts = ModelFacts(
         task=workload.task,
         has_data=scoring.calibration is not None,
         op_types=_op_types(base_path),
     )
-    context = ApplyContext(input_names=list(workload.input_names), calibration=scoring.calibration)
+    context = ApplyContext(
+        input_names=list(workload.input_names),
+        calibration=scoring.calibration,
+        workload=workload,
+        workload_spec=spec,
+        torch_model=torch_model,
+        example_inputs=as_float32(workload.inputs(1)),
+        training=scoring.training,
+        seed=options.seed,
+        work_dir=output / "work",
+        target=plan.target,
+        device=plan.device,
+    )
     not_applicable: list[CandidateResult] = []
     applicable = []
+
+    def not_tried(name: str, why: str, *, runtime: str = "", stage: str | None = None) -> None:
+        not_applicable.append(
+            CandidateResult(
+                id=name,
+                technique=name,
+                knobs={},
+                status="not applicable",
+                reason=why,
+                runtime=runtime,
+                stage=stage,
+            )
+        )
+        run.say(f"{name}: not applicable: {why}")
+
     for technique in options.techniques:
+        off_target = _why_not_on_target(technique, plan)
+        if off_target is not None:
+            not_tried(technique.name, off_target, runtime=technique.runtime)
+            continue
         applies, why = technique.applies_to(facts)
         if applies:
             applicable.append(technique)
             continue
-        not_applicable.append(
-            CandidateResult(
-                id=technique.name,
-                technique=technique.name,
-                knobs={},
-                status="not applicable",
-                reason=why,
-            )
-        )
-        run.say(f"{technique.name}: not applicable: {why}")
-    return _Prepared(run, base_path, eager, context, applicable, not_applicable, started)
+        not_tried(technique.name, why, runtime=technique.runtime)
+    stages = []
+    for stage in options.stages:
+        try:
+            applies, why = stage.applies_to(context)
+        except Exception as exc:  # a stage plugin's failure leaves that stage out
+            applies, why = False, f"its applies_to failed: {type(exc).__name__}: {exc}"
+        if applies:
+            stages.append(stage)
+        else:
+            not_tried(stage.name, why, stage=stage.name)
+    return _Prepared(run, base_path, eager, context, applicable, not_applicable, started, stages)
 
 
 def _report(
@@ -863,7 +1290,9 @@ def _report(
     """Gate, Pareto front and winner over ``results``; the winner and report.json written.
 
     ``winner_file`` gives the model file of a winning candidate (by default the one its
-    ``path`` names in the output folder).
+    ``path`` names in the output folder). A winner without a file (eager torch, the
+    reference of targets other than ``cpu``) writes no ``winner/``; ``winner_path`` is
+    then empty.
     """
     run = prepared.run
     baseline = run.baseline
@@ -873,14 +1302,30 @@ def _report(
     front = _pareto(contenders, run.first)
     for model in contenders:
         model.pareto = model.id in front
-    winner, why = _pick_winner(contenders, baseline, run.first)
-    source = output / str(winner.path) if winner_file is None else winner_file(winner)
-    winner_path = run.write_winner(source)
+    winner, why = _pick_winner(contenders, baseline, run.first, run.plan.reference_name)
+    if winner.path is None and winner_file is None:
+        winner_rel = ""
+        why += "; it has no file of its own, so nothing is written to winner/"
+    else:
+        source = output / str(winner.path) if winner_file is None else winner_file(winner)
+        winner_rel = str(run.write_winner(source).relative_to(output))
     scoring = run.scoring
+    plan = run.plan
     report = SearchReport(
         workload=run.workload.name,
         task=run.workload.task,
         target=run.options.target,
+        device=plan.device,
+        runtimes=list(plan.runtimes),
+        reference=plan.reference_name,
+        target_notes=[
+            *plan.notes,
+            *(
+                [f"candidates are not measured: {plan.why_not_measured}"]
+                if not plan.measured
+                else []
+            ),
+        ],
         gate=run.gate.describe(),
         scoring_data=scoring.name,
         scoring_examples=int(scoring.inputs[0].shape[0]),
@@ -894,7 +1339,7 @@ def _report(
         pareto=front,
         winner=winner.id,
         winner_reason=why,
-        winner_path=str(winner_path.relative_to(output)),
+        winner_path=winner_rel,
         elapsed_s=time.perf_counter() - prepared.started,
         study=study,
     )
@@ -913,9 +1358,10 @@ def run_search(
 ) -> SearchReport:
     """Search for the fastest model of workload ``spec`` that passes ``gate``.
 
-    Every knob setting of every technique that applies is tried, in turn from each
-    technique, up to ``options.trials`` candidates (:func:`run_study` searches the knobs
-    with Optuna instead).
+    Every knob setting of every technique that applies on the target is tried, and the
+    pipelines of the stages that apply, in the order of :func:`_schedule`, up to
+    ``options.trials`` candidates (:func:`run_study` searches the knobs with Optuna
+    instead).
 
     Args:
         spec: The workload, a built-in name or ``pkg.module:factory``.
@@ -923,11 +1369,11 @@ def run_search(
             must not hold a report already.
         gate: The quality gate; the task's default (1 point of accuracy, or a cosine of
             0.99) when ``None`` or empty.
-        options: How to search and measure.
+        options: How to search and measure, and on which target.
         progress: Called with a line of text as each step ends.
 
     Raises:
-        CompressionInputError: A bad workload, option or output folder.
+        CompressionInputError: A bad workload, option, target or output folder.
         CompressionError: The fp32 baseline could not be exported or evaluated.
     """
     options = options or SearchOptions()
@@ -937,12 +1383,18 @@ def run_search(
     prepared = _prepare(spec, output, gate, options, progress or (lambda line: None))
     run = prepared.run
     results = list(prepared.not_applicable)
-    schedule = _schedule(prepared.applicable, options.trials, prepared.calibration_available)
-    for technique, knobs, note in schedule:
-        result = run.try_candidate(technique, knobs, prepared.base_path, prepared.context)
-        if note:
-            result.notes.append(note)
-            run.say(f"{result.id}: {note}")
+    schedule = _schedule(
+        prepared.applicable,
+        options.trials,
+        prepared.calibration_available,
+        prepared.stages,
+        stage_alone="onnxruntime" in run.plan.runtimes,
+    )
+    for item in schedule:
+        result = run.try_item(item, prepared)
+        if item.note:
+            result.notes.append(item.note)
+            run.say(f"{result.id}: {item.note}")
         results.append(result)
         run.say(describe_result(result, run.first))
     return _report(prepared, results)

@@ -51,6 +51,7 @@ __all__ = [
     "Technique",
     "default_techniques",
     "layer_support",
+    "onnxruntime_techniques",
 ]
 
 Array = npt.NDArray[Any]
@@ -149,15 +150,25 @@ class ApplyContext:
 class Technique(Protocol):
     """A compression technique: one candidate file per knob setting.
 
+    A technique whose ``runtime`` is not ``onnxruntime`` gets the ONNX baseline too but
+    may ignore it: it builds from ``context.torch_model`` (a copy) and writes its own
+    artifact, a file or a folder with its own suffix, beside ``output``, and returns its
+    path. Its candidates are evaluated by that runtime's child
+    (:data:`~as_optimize.compress._runtimes.RUNTIMES`).
+
     Attributes:
         name: Short unique name (``ort-static-int8``).
-        runtime: The runtime its candidates run on (``onnxruntime``).
+        runtime: The runtime its candidates run on (``onnxruntime``, ``torch``,
+            ``litert``, ``coreml``).
+        targets: The ``--target`` values it is tried on (``("cpu",)``); a search on
+            another target lists it as not applicable, with the reason.
         description: One line for people.
         when_it_pays: When it is worth it, for people.
     """
 
     name: str
     runtime: str
+    targets: tuple[str, ...]
     description: str
     when_it_pays: str
 
@@ -176,7 +187,14 @@ class Technique(Protocol):
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
     ) -> Path:
-        """Write the candidate for ``knobs`` to ``output`` (a ``.onnx`` path) and return it."""
+        """Write the candidate for ``knobs`` and return its path (a file or a folder).
+
+        ``output`` is ``candidates/<id>/model.onnx``; an ONNX technique writes there, a
+        technique of another runtime writes its own artifact in that folder (``model.pt``,
+        ``model.tflite``, ``model.mlpackage``). Scratch files go under
+        ``context.work_dir``. A setting that cannot be built raises
+        :class:`~as_optimize.exceptions.CompressionError` with the reason.
+        """
         ...
 
 
@@ -236,6 +254,7 @@ class OrtDynamicInt8:
     per_channel: Sequence[bool] = (True, False)
     name: str = "ort-dynamic-int8"
     runtime: str = "onnxruntime"
+    targets: tuple[str, ...] = ("cpu",)
     description: str = (
         "weights stored as int8; each call quantizes the activations from their current range"
     )
@@ -348,6 +367,7 @@ class OrtStaticInt8:
     search_sizes: Sequence[int] = (16, 32, 64, 128, 256)
     name: str = "ort-static-int8"
     runtime: str = "onnxruntime"
+    targets: tuple[str, ...] = ("cpu",)
     description: str = (
         "weights and activations int8 (QDQ); activation ranges calibrated on the workload's data"
     )
@@ -467,6 +487,8 @@ class Fp16:
 
     name: str = "ort-fp16"
     runtime: str = "onnxruntime"
+    # Evaluated with ONNX Runtime's CUDA provider on --target cuda (onnxruntime-gpu).
+    targets: tuple[str, ...] = ("cpu", "cuda")
     description: str = "weights and activations fp16; inputs and outputs stay fp32"
     when_it_pays: str = (
         "GPUs and Apple's Neural Engine, which run fp16 natively: half the file and often "
@@ -518,9 +540,35 @@ class Fp16:
         return output
 
 
-def default_techniques() -> list[Technique]:
-    """The built-in techniques with their default knobs."""
+#: Modules offering techniques of other runtimes, and the function that lists them; a
+#: module not installed is skipped. Its techniques are tried on their own ``targets``.
+_PLUGIN_TECHNIQUES: tuple[tuple[str, str], ...] = (
+    ("as_optimize.compress._coreml", "coreml_techniques"),
+)
+
+
+def onnxruntime_techniques() -> list[Technique]:
+    """The built-in ONNX Runtime techniques with their default knobs."""
     return [OrtDynamicInt8(), OrtStaticInt8(), Fp16()]
+
+
+def default_techniques() -> list[Technique]:
+    """The built-in techniques with their default knobs, for every target.
+
+    The ONNX Runtime ones first, then those of the other runtimes' modules that are
+    available (Core ML). A search tries those made for its target and lists the others
+    as not applicable, with the reason.
+    """
+    techniques = onnxruntime_techniques()
+    for module_name, function in _PLUGIN_TECHNIQUES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        make = getattr(module, function, None)
+        if make is not None:
+            techniques.extend(make())
+    return techniques
 
 
 def as_float32(arrays: tuple[Array, ...]) -> tuple[Array, ...]:
