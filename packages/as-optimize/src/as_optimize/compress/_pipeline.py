@@ -29,8 +29,16 @@ The stage contract (what a stage class must do):
 - Optionally ``search_space() -> dict[str, tuple]`` (the values a search may choose from
   per knob), as a technique may.
 
-The search exports each stage model once per setting and applies every ONNX technique
-that applies to it; the stage's model itself, exported, is a candidate too.
+How the search runs them (:func:`~as_optimize.compress._search.run_search`, grid search
+only): each stage that applies is run once per setting (``candidates/<stage-id>+ort-fp32/``
+holds its export, ``work/<stage-id>/`` its scratch); the exported model is a candidate
+itself (``ort-fp32``: ONNX Runtime fp32, on targets that measure ONNX Runtime) and each
+technique of the target that applies to it is applied with its first (most promising)
+setting. A technique after a stage gets the stage's export as its baseline and the
+stage's model as ``context.torch_model``; its artifact must hold the stage's model (the
+spec's ``workload`` rebuilds the original one). Pipelines count against ``--trials``
+like any candidate and come after each technique's first setting alone (see
+``_schedule``), so a small budget still tries every technique alone.
 """
 
 from __future__ import annotations
