@@ -661,6 +661,7 @@ def _prepare_from(config: dict[str, Any], output: Path, say: Callable[[str], Non
         child_timeout_s=stored["child_timeout_s"],
         calibration_examples=stored["calibration_examples"],
         techniques=_builtin(stored["techniques"]),
+        stages=[],
     )
     options.check()
     gate = QualityGate(**config["gate"])
@@ -685,6 +686,9 @@ def _open_study(
     say: Callable[[str], None],
 ) -> _Opened:
     """Create the study or load it (same settings), with the baseline measured here."""
+    # Pipelines are the grid's: a study searches the techniques' knobs, and its workers
+    # must split the data as its creator did (torch stages set examples aside).
+    options.stages = []
     options.check()
     study_options.check()
     _optuna()
