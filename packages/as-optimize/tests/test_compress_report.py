@@ -1,0 +1,226 @@
+"""The search's report for people: ``report.md`` and a self-contained ``report.html``.
+
+One real, short search on the digits CNN (static int8, which passes the 1 point gate, and
+a candidate whose classifier rows are rotated, which loses most of its accuracy) gives
+the report every test reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fcntl
+import html
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from as_bench.report import escape_markdown
+from as_core.fmt import format_seconds
+from as_optimize.compress import (
+    ApplyContext,
+    ModelFacts,
+    OrtStaticInt8,
+    QualityGate,
+    SearchOptions,
+    SearchReport,
+    run_search,
+)
+from as_optimize.compress._report import (
+    FIGURE_NAME,
+    describe_candidate,
+    rejection_figure,
+    winner_sentence,
+    write_report,
+)
+
+
+@dataclasses.dataclass
+class RotatedHead:
+    """A technique that breaks the model: the last Gemm's weight rows are rotated by one."""
+
+    name: str = "rotated-head"
+    runtime: str = "onnxruntime"
+    description: str = "rotates the classifier's output rows (a broken candidate)"
+    when_it_pays: str = "never"
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        return "Gemm" in model.op_types, "the model ends in a Gemm"
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        return op_type == "Gemm", "rotated"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        return [{}]
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(baseline))
+        last = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
+        for index, tensor in enumerate(model.graph.initializer):
+            if tensor.name == last.input[1]:
+                rotated = np.roll(numpy_helper.to_array(tensor), 1, axis=0)
+                model.graph.initializer[index].CopyFrom(
+                    numpy_helper.from_array(rotated, tensor.name)
+                )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, str(output))
+        return output
+
+
+def _options() -> SearchOptions:
+    values: dict[str, Any] = {
+        "max_time_s": 0.05,
+        "min_time_s": 0.01,
+        "threads": 1,
+        "trials": 2,
+        "calibration_examples": 48,
+        "batch_sizes": (1, 8),
+        "techniques": [
+            OrtStaticInt8(methods=("MinMax",), sizes=(48,), per_channel=(False,)),
+            RotatedHead(),
+        ],
+    }
+    if "stages" in {f.name for f in dataclasses.fields(SearchOptions)}:
+        values["stages"] = []  # techniques alone: no torch stage to train
+    return SearchOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchReport, Path, Path, Path]:
+    """The search's report, and ``report.md`` and ``report.html`` written from it.
+
+    The search runs once per test run: pytest-xdist workers share the run's temporary
+    folder (the root conftest's), and the first to take the lock searches while the
+    others wait and read its ``report.json``.
+    """
+    shared = os.environ.get("AS_TOOLKIT_TEST_USER_DIRS")
+    root = Path(shared) if shared else tmp_path_factory.mktemp("shared")
+    searched = root / "compress-report-search"
+    with (root / "compress-report-search.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (searched / "report.json").is_file():
+            report = SearchReport.model_validate_json((searched / "report.json").read_text())
+        else:
+            gate = QualityGate(max_accuracy_drop=1.0)
+            report = run_search("digits-cnn", searched, gate, _options())
+    output = tmp_path_factory.mktemp("report")
+    markdown, page = write_report(report, output)
+    return report, output, markdown, page
+
+
+def _by_technique(report: SearchReport, technique: str) -> Any:
+    return next(c for c in report.candidates if c.technique == technique)
+
+
+def test_the_winner_sentence_carries_the_reports_own_figures(
+    written: tuple[SearchReport, Path, Path, Path],
+) -> None:
+    report, _, markdown, page = written
+    int8 = _by_technique(report, "ort-static-int8")
+    assert int8.status == "passed" and report.winner == int8.id
+    onnx = report.baseline.latency["1"].median_s / int8.latency["1"].median_s
+    eager = report.eager["latency"]["1"]["median_s"] / int8.latency["1"].median_s
+    smaller = (report.baseline.size_bytes or 0) / (int8.size_bytes or 1)
+    assert smaller > 2  # int8 weights: the figure below must say "smaller"
+    sentence = winner_sentence(report)
+    assert sentence.startswith("ort-static-int8 (MinMax, 48 calibration examples, per-tensor)")
+    figures = [float(x) for x in re.findall(r"([0-9.]+)x", sentence)]
+    # As many figures as compared with, in order, each the report's own to its rounding.
+    assert len(figures) == 3
+    for shown, real in zip(figures, [onnx, eager, smaller], strict=True):
+        # A slower model's figure is how many times slower it is.
+        assert shown == pytest.approx(real if real >= 1 else 1 / real, rel=0.06, abs=0.006)
+    assert ("faster than fp32 ONNX" if onnx >= 1 else "slower than fp32 ONNX") in sentence
+    assert ("than eager" if eager >= 1 else "slower than eager") in sentence
+    assert f"{smaller:.1f}x smaller" in sentence
+    assert f"{round(-int8.quality.accuracy_drop, 1) + 0.0:+.1f} pt accuracy" in sentence
+    assert sentence.endswith("(batch 1)")
+    for text in (markdown.read_text(), page.read_text()):
+        assert report.winner_reason.split(":")[0] in text  # the search's own why, too
+    assert html.escape(sentence) in page.read_text()
+    assert escape_markdown(sentence) in markdown.read_text()
+
+
+def test_a_rejected_candidate_shows_the_figure_that_failed_the_gate(
+    written: tuple[SearchReport, Path, Path, Path],
+) -> None:
+    report, _, markdown, page = written
+    rotated = _by_technique(report, "rotated-head")
+    assert rotated.status == "rejected" and rotated.quality.accuracy_drop > 1
+    line = f"rotated-head rejected: {-rotated.quality.accuracy_drop:+.1f} pt > 1 pt gate"
+    assert rejection_figure(report, rotated) == line.split(": ", 1)[1]
+    assert escape_markdown(line) in markdown.read_text()
+    assert html.escape(line) in page.read_text()
+
+
+def test_the_table_has_every_model_with_its_latency_ci_and_status(
+    written: tuple[SearchReport, Path, Path, Path],
+) -> None:
+    report, _, markdown, _ = written
+    text = markdown.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    header = rows[0]
+    assert "latency b=1 (95% CI)" in header and "latency b=8 (95% CI)" in header
+    body = rows[1:]
+    assert len(body) == 2 + len(report.candidates)  # eager, fp32 ONNX, each candidate
+    assert body[0].startswith("| eager PyTorch fp32 | reference |")
+    lat = report.baseline.latency["8"]
+    ci = f"{format_seconds(lat.median_s)} ({format_seconds(lat.ci_low_s)}-"
+    assert ci in body[1] and "| baseline" in body[1]
+    int8 = _by_technique(report, "ort-static-int8")
+    (winner_row,) = [row for row in body if "passed (winner)" in row]
+    speedup = report.eager["latency"]["8"]["median_s"] / int8.latency["8"].median_s
+    assert f"/ {speedup:.2f}x |" in winner_row  # batch 8's speed-up against eager
+    assert any("| rejected |" in row for row in body)
+
+
+def test_the_html_is_self_contained_with_the_pareto_figure_embedded(
+    written: tuple[SearchReport, Path, Path, Path],
+) -> None:
+    _, output, markdown, page = written
+    text = page.read_text()
+    # Nothing to fetch: no http(s) URL anywhere an asset could come from.
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", text, re.I)
+    assert "<link" not in text and "<script" not in text
+    assert "default-src 'none'" in text
+    (uri,) = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
+    assert base64.b64decode(uri) == (output / FIGURE_NAME).read_bytes()
+    assert f"]({FIGURE_NAME})" in markdown.read_text()
+
+
+def test_stages_and_techniques_not_measured_are_reported_with_their_reasons(
+    written: tuple[SearchReport, Path, Path, Path], tmp_path: Path
+) -> None:
+    report, *_ = written
+    int8 = _by_technique(report, "ort-static-int8")
+    piped = int8.model_copy(
+        update={"id": "prune-then-int8", "stage": "prune", "stage_knobs": {"sparsity": 0.5}}
+    )
+    assert describe_candidate(piped).startswith("prune (sparsity 0.5) then ort-static-int8 (")
+    skipped = int8.model_copy(
+        update={
+            "id": "int4",
+            "technique": "int4",
+            "knobs": {},
+            "status": "not measured",
+            "reason": "its runtime is not installed",
+            "latency": {},
+            "quality": None,
+        }
+    )
+    edited = report.model_copy(update={"candidates": [*report.candidates, piped, skipped]})
+    markdown, page = write_report(edited, tmp_path / "r")
+    for text in (markdown.read_text(), page.read_text()):
+        assert "int4: not measured: its runtime is not installed" in text
+        assert "prune (sparsity 0.5) then ort-static-int8" in text
