@@ -89,7 +89,7 @@ def _tensors(arrays: tuple[Any, ...], device: Any) -> tuple[Any, ...]:
         a = np.asarray(array)
         if a.dtype.kind == "f":
             a = a.astype(np.float32, copy=False)
-        out.append(torch.from_numpy(np.ascontiguousarray(a)).to(device))
+        out.append(torch.from_numpy(np.array(a, order="C", copy=True)).to(device))
     return tuple(out)
 
 
