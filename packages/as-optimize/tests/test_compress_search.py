@@ -233,7 +233,9 @@ def test_run_end_to_end_on_the_digits_cnn(
     assert exit_info.value.code == 0
     captured = capsys.readouterr()
     report = json.loads((output / "report.json").read_text())
-    assert [c["technique"] for c in report["candidates"]] == [
+    tried = [c for c in report["candidates"] if c["status"] != "not applicable"]
+    # --trials 3: the first setting of each technique, before any other setting or pipeline.
+    assert [c["technique"] for c in tried] == [
         "ort-dynamic-int8",
         "ort-static-int8",
         "ort-fp16",

@@ -233,6 +233,21 @@ def test_the_command_refuses_cuda_without_a_gpu_and_unknown_names(
     assert "ort-int3" in err and "ort-fp16" in err
 
 
+def test_stage_options_are_checked_before_the_search(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "mlp", "--stage", "fold-batchnorm", "-o", str(output)])
+    assert exit_info.value.code == 2
+    assert "--stage fold-batchnorm: not among the available ones" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "mlp", "--stage", "x", "--no-stages", "-o", str(output)])
+    assert exit_info.value.code == 2
+    assert "--no-stages and --stage contradict" in capsys.readouterr().err
+    assert not output.exists()
+
+
 def test_a_techniques_runtime_picks_the_child_that_evaluates_it(
     factory: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

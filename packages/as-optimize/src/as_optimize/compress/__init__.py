@@ -68,6 +68,7 @@ from as_optimize.compress._techniques import (
     OrtDynamicInt8,
     OrtStaticInt8,
     Technique,
+    available_techniques,
     default_techniques,
     layer_support,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "TargetPlan",
     "Technique",
     "TorchStage",
+    "available_techniques",
     "create_study",
     "default_stages",
     "default_techniques",

@@ -23,7 +23,7 @@ from as_optimize.compress._search import (
     SearchReport,
     run_search,
 )
-from as_optimize.compress._techniques import Technique, default_techniques
+from as_optimize.compress._techniques import Technique, available_techniques
 from as_optimize.exceptions import CompressionInputError
 
 __all__ = ["OptimizeResult", "optimize", "profile"]
@@ -138,7 +138,8 @@ def optimize(
         batch_sizes: Batch sizes to measure; the first ranks.
         threads: Runtime threads; every CPU available when ``None``.
         max_time_s: Seconds of sampling per measurement, at most.
-        techniques: The techniques to try; the built-in ones when ``None``.
+        techniques: The techniques to try; every available one
+            (:func:`available_techniques`) when ``None``.
         technique_names: Keep only the techniques of these names (``--technique``);
             all when ``None``.
         stages: The torch stages pipelines start with; the available built-in ones
@@ -172,7 +173,7 @@ def optimize(
     gate = QualityGate(max_accuracy_drop=drop, min_cosine=min_cosine)
     chosen_techniques = _pick(
         "--technique",
-        techniques if techniques is not None else default_techniques(),
+        techniques if techniques is not None else available_techniques(),
         technique_names,
     )
     chosen_stages = _pick(

@@ -60,7 +60,7 @@ from as_optimize.compress._search import (
     _report,
     describe_result,
 )
-from as_optimize.compress._techniques import Technique, default_techniques
+from as_optimize.compress._techniques import Technique, available_techniques
 from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
 
 __all__ = [
@@ -281,7 +281,7 @@ def _options_attr(options: SearchOptions) -> dict[str, Any]:
 
 
 def _builtin(names: Sequence[str]) -> list[Technique]:
-    known = {t.name: t for t in default_techniques()}
+    known = {t.name: t for t in available_techniques()}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise CompressionInputError(

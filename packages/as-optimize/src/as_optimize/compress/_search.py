@@ -51,7 +51,7 @@ from as_optimize.compress._techniques import (
     OrtStaticInt8,
     Technique,
     as_float32,
-    default_techniques,
+    available_techniques,
 )
 from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
 
@@ -163,7 +163,8 @@ class SearchOptions:
         calibration_examples: Examples set aside for calibration (taken from the start of
             the workload's data and never scored on); ``None``: the largest calibration
             size asked for, at most half the data.
-        techniques: The techniques to try; the built-in ones by default. Those whose
+        techniques: The techniques to try; every available one by default
+            (:func:`available_techniques`: ONNX Runtime's, Core ML's, LiteRT's). Those whose
             ``targets`` do not include the target, or whose runtime the target does not
             measure, are listed as not applicable with the reason.
         stages: The torch stages pipelines start with (:func:`default_stages`); each
@@ -181,7 +182,7 @@ class SearchOptions:
     min_time_s: float = 0.2
     child_timeout_s: float = 600.0
     calibration_examples: int | None = None
-    techniques: list[Technique] = field(default_factory=default_techniques)
+    techniques: list[Technique] = field(default_factory=available_techniques)
     stages: list[TorchStage] = field(default_factory=default_stages)
     seed: int = 0
 
@@ -1303,7 +1304,7 @@ def _report(
     for model in contenders:
         model.pareto = model.id in front
     winner, why = _pick_winner(contenders, baseline, run.first, run.plan.reference_name)
-    if winner.path is None and winner_file is None:
+    if winner is baseline and baseline.path is None:
         winner_rel = ""
         why += "; it has no file of its own, so nothing is written to winner/"
     else:

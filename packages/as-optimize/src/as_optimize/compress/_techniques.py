@@ -49,9 +49,9 @@ __all__ = [
     "OrtDynamicInt8",
     "OrtStaticInt8",
     "Technique",
+    "available_techniques",
     "default_techniques",
     "layer_support",
-    "onnxruntime_techniques",
 ]
 
 Array = npt.NDArray[Any]
@@ -544,22 +544,23 @@ class Fp16:
 #: module not installed is skipped. Its techniques are tried on their own ``targets``.
 _PLUGIN_TECHNIQUES: tuple[tuple[str, str], ...] = (
     ("as_optimize.compress._coreml", "coreml_techniques"),
+    ("as_optimize.compress._litert", "litert_techniques"),
 )
 
 
-def onnxruntime_techniques() -> list[Technique]:
+def default_techniques() -> list[Technique]:
     """The built-in ONNX Runtime techniques with their default knobs."""
     return [OrtDynamicInt8(), OrtStaticInt8(), Fp16()]
 
 
-def default_techniques() -> list[Technique]:
-    """The built-in techniques with their default knobs, for every target.
+def available_techniques() -> list[Technique]:
+    """Every technique available, for every target: what a search tries by default.
 
-    The ONNX Runtime ones first, then those of the other runtimes' modules that are
-    available (Core ML). A search tries those made for its target and lists the others
-    as not applicable, with the reason.
+    The built-in ONNX Runtime ones (:func:`default_techniques`) first, then those of the
+    other runtimes' modules that are installed (Core ML, LiteRT). A search tries those
+    made for its target and lists the others as not applicable, with the reason.
     """
-    techniques = onnxruntime_techniques()
+    techniques = default_techniques()
     for module_name, function in _PLUGIN_TECHNIQUES:
         try:
             module = importlib.import_module(module_name)
