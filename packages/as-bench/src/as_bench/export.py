@@ -109,16 +109,43 @@ def export_onnx(
     return OnnxRuntimeBackend(opset=opset).export(workload, batch_size, Path(folder))
 
 
-def convert_tflite(workload: Workload, batch_size: int, folder: Path) -> Path:
+def convert_tflite(
+    workload: Workload,
+    batch_size: int,
+    folder: Path,
+    *,
+    quantization: Literal["none", "dynamic-int8", "int8"] = "none",
+    representative: Sequence[Sequence[Any]] | None = None,
+    per_channel: bool = True,
+) -> Path:
     """Convert ``workload`` to a ``.tflite`` file with litert-torch, batch baked in.
 
+    Args:
+        workload: The workload; its model must be a ``torch.nn.Module``.
+        batch_size: The static batch size of the file.
+        folder: Where the file goes (created if missing).
+        quantization: ``"none"`` (fp32), ``"dynamic-int8"`` (int8 weights, activations
+            quantized per call) or ``"int8"`` (full integer, calibrated on
+            ``representative``; the file's float inputs and outputs are int8 too), with
+            litert-torch's PT2E quantizer.
+        representative: For ``"int8"``: batches of ``batch_size`` rows, one array per
+            model input.
+        per_channel: One weight scale per output channel (else one per tensor).
+
     Raises:
-        BackendError: The conversion failed.
+        BackendError: The conversion failed, or ``"int8"`` got no representative data.
         MissingExtraError: litert-torch is not installed.
     """
     from as_bench.backends.tflite import TFLiteBackend
 
-    return TFLiteBackend().convert(workload, batch_size, Path(folder))
+    return TFLiteBackend().convert(
+        workload,
+        batch_size,
+        Path(folder),
+        quantization=quantization,
+        representative=representative,
+        per_channel=per_channel,
+    )
 
 
 def convert_coreml(

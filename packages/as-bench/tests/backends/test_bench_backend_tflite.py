@@ -153,6 +153,39 @@ def test_several_inputs_and_outputs_keep_their_order(workdir: Path) -> None:
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
 
 
+def test_quantized_conversions_are_smaller_and_name_their_mode(workdir: Path) -> None:
+    backend = TFLiteBackend()
+    fp32 = backend.convert(MLP, 1, workdir)
+    dynamic = backend.convert(MLP, 1, workdir, quantization="dynamic-int8")
+    assert dynamic.name == "mlp-bs1-dynamic-int8.tflite"
+    assert backend.convert(
+        MLP, 1, workdir, quantization="dynamic-int8", per_channel=False
+    ).name == ("mlp-bs1-dynamic-int8-per-tensor.tflite")
+    rows = [MLP.inputs(1) for _ in range(4)]
+    full = backend.convert(MLP, 1, workdir, quantization="int8", representative=rows)
+    assert full.name == "mlp-bs1-int8.tflite"
+    # int8 weight matrices save 3 of every 4 bytes; the model is so small that the graph,
+    # the biases and the scales are most of the file, so the saving is what is checked.
+    matrices = sum(p.numel() * 4 for p in MLP.make_model().parameters() if p.dim() == 2)
+    assert fp32.stat().st_size - dynamic.stat().st_size > 0.5 * matrices
+    module = __import__("ai_edge_litert.interpreter", fromlist=["Interpreter"])
+    for path, io_dtype in ((dynamic, np.float32), (full, np.int8)):
+        interpreter = module.Interpreter(model_path=str(path))
+        weights = {
+            tuple(d["shape"]): d["dtype"]
+            for d in interpreter.get_tensor_details()
+            if tuple(d["shape"]) in {(32, 16), (10, 32)}
+        }
+        assert weights == {(32, 16): np.int8, (10, 32): np.int8}, path.name
+        details = interpreter.get_input_details()[0]
+        assert details["dtype"] == io_dtype, path.name
+    assert details["quantization"][0] > 0  # the full-integer input's scale
+    with pytest.raises(BackendError, match="needs representative data"):
+        backend.convert(MLP, 1, workdir, quantization="int8")
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        backend.convert(MLP, 1, workdir, quantization="int4")  # type: ignore[arg-type]
+
+
 def test_conversion_failure_names_the_step(tmp_path: Path) -> None:
     def broken() -> Any:
         raise RuntimeError("no weights here")

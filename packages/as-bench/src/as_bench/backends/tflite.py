@@ -2,17 +2,22 @@
 
 A ``.tflite`` model has static shapes, so the workload is converted once per batch size;
 the file is cached in the work folder as ``<workload>-bs<batch size>.tflite`` and reused
-while it exists. The interpreter's call copies inputs in and outputs out, so what
-:meth:`PreparedModel.bench_call` returns is finished host data (``timing_device="cpu"``).
+while it exists. :meth:`TFLiteBackend.convert` can also quantize on the way, with
+litert-torch's PT2E quantizer (``quantization="dynamic-int8"``: int8 weights, activations
+quantized per call; ``"int8"``: full integer, weights, activations and the model's float
+inputs and outputs int8, calibrated on representative data). The interpreter's call copies
+inputs in and outputs out, so what :meth:`PreparedModel.bench_call` returns is finished
+host data (``timing_device="cpu"``).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,7 +36,11 @@ from as_bench.workloads._base import Workload
 from as_core.extras import is_installed, require
 from as_core.runtime import RuntimeOptions, available_cpus, litert_interpreter
 
-__all__ = ["TFLiteBackend"]
+__all__ = ["QUANTIZATIONS", "TFLiteBackend", "TFLiteQuantization"]
+
+#: How :meth:`TFLiteBackend.convert` quantizes: not at all, dynamic-range or full integer.
+TFLiteQuantization = Literal["none", "dynamic-int8", "int8"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "dynamic-int8", "int8")
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +77,43 @@ def _renamed(specs: list[TensorSpec], names: Sequence[str]) -> list[TensorSpec]:
 
 def _describe(specs: Sequence[TensorSpec]) -> list[dict[str, Any]]:
     return [{"name": n, "shape": list(s), "dtype": d.name} for n, s, d in specs]
+
+
+def _convert_quantized(
+    litert_torch: Any,
+    model: Any,
+    args: tuple[Any, ...],
+    quantization: str,
+    representative: Sequence[Sequence[Array]] | None,
+    per_channel: bool,
+) -> Any:
+    """PT2E: export, insert observers, calibrate, quantize, then convert with the config."""
+    import torch
+
+    pt2e_quantizer: Any = importlib.import_module("litert_torch.quantize.pt2e_quantizer")
+    quant_config: Any = importlib.import_module("litert_torch.quantize.quant_config")
+    # torchao ships with litert-torch: its PT2E flow is the one litert-torch's quantizer
+    # plugs into (torch.ao.quantization's is deprecated).
+    pt2e: Any = importlib.import_module("torchao.quantization.pt2e")
+    quantize_pt2e: Any = importlib.import_module("torchao.quantization.pt2e.quantize_pt2e")
+
+    dynamic = quantization == "dynamic-int8"
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(
+            is_per_channel=per_channel, is_dynamic=dynamic
+        )
+    )
+    exported = torch.export.export(model, args).module()
+    prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        # Weight observers need one pass even without data (per-channel scales are
+        # filled on the first call); full integer calibrates on every batch given.
+        for batch in [args] if dynamic or not representative else representative:
+            prepared(*(batch if batch is args else torch_args(batch)))
+    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    pt2e.move_exported_model_to_eval(converted)
+    config = quant_config.QuantConfig(pt2e_quantizer=quantizer)
+    return litert_torch.convert(converted, args, quant_config=config)
 
 
 class _Runner:
@@ -140,42 +186,79 @@ class TFLiteBackend(Backend):
         require("ai_edge_litert.interpreter", self.extra, error=MissingExtraError)
         return ["cpu"]
 
-    def convert(self, workload: Workload, batch_size: int, workdir: Path) -> Path:
+    def convert(
+        self,
+        workload: Workload,
+        batch_size: int,
+        workdir: Path,
+        *,
+        quantization: TFLiteQuantization = "none",
+        representative: Sequence[Sequence[Array]] | None = None,
+        per_channel: bool = True,
+    ) -> Path:
         """Convert the workload for one batch size, or reuse the file already converted.
 
         Args:
             workload: Its model must be a ``torch.nn.Module``.
             batch_size: The static batch size baked into the file.
             workdir: Folder for the ``.tflite`` file (created if missing).
+            quantization: ``"none"`` (fp32), ``"dynamic-int8"`` (int8 weights of linear
+                and convolution layers, activations quantized by the kernels per call) or
+                ``"int8"`` (full integer: weights and activations int8, the ranges
+                calibrated on ``representative``; the file's float inputs and outputs
+                become int8 too, with their scale and zero point in the tensor details).
+                Both go through litert-torch's PT2E quantizer
+                (``litert_torch.quantize.pt2e_quantizer``).
+            representative: For ``"int8"``: batches of ``batch_size`` rows, one array per
+                model input, run through the model to calibrate activation ranges.
+            per_channel: One weight scale per output channel (else one per tensor).
 
         Returns:
-            Path of the ``.tflite`` file.
+            Path of the ``.tflite`` file. fp32 and dynamic-range files are cached as
+            ``<workload>-bs<N>[-dynamic-int8[-per-tensor]].tflite``; a full-integer file
+            depends on its data, so it is written again each time.
 
         Raises:
-            BackendError: The conversion failed.
+            BackendError: The conversion failed, or ``"int8"`` got no representative data.
+            ValueError: An unknown ``quantization``.
         """
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+        if quantization == "int8" and not representative:
+            raise BackendError(
+                "tflite: full-integer int8 needs representative data to calibrate on"
+            )
         safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", workload.name)
-        path = Path(workdir) / f"{safe_name}-bs{batch_size}.tflite"
-        if path.is_file():
+        suffix = "" if quantization == "none" else f"-{quantization}"
+        if quantization != "none" and not per_channel:
+            suffix += "-per-tensor"
+        path = Path(workdir) / f"{safe_name}-bs{batch_size}{suffix}.tflite"
+        if path.is_file() and quantization != "int8":
             logger.debug("reusing %s", path)
             return path
         litert_torch = require("litert_torch", self.extra, error=MissingExtraError)
         model = load_torch_model(workload, self.name)
         args = torch_args(workload.inputs(batch_size))
-        logger.info("converting %r (batch size %d) to %s", workload.name, batch_size, path)
+        what = "" if quantization == "none" else f", {quantization}"
+        logger.info("converting %r (batch size %d%s) to %s", workload.name, batch_size, what, path)
         try:
             # litert-torch prints a progress tree to stdout by default; a library call
             # must not, so it is off unless the user asked for it in the environment.
             with env_default("LITERT_TORCH_SHOW_PROGRESS", "n"):
-                edge_model = litert_torch.convert(model, args)
+                if quantization == "none":
+                    edge_model = litert_torch.convert(model, args)
+                else:
+                    edge_model = _convert_quantized(
+                        litert_torch, model, args, quantization, representative, per_channel
+                    )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 partial = path.with_name(path.name + ".partial")
                 edge_model.export(str(partial))
             partial.replace(path)  # atomic: a crash never leaves a truncated model behind
         except Exception as exc:
             msg = (
-                f"tflite: converting workload {workload.name!r} (batch size {batch_size}) "
-                f"with litert-torch failed: {type(exc).__name__}: {exc}"
+                f"tflite: converting workload {workload.name!r} (batch size {batch_size}"
+                f"{what}) with litert-torch failed: {type(exc).__name__}: {exc}"
             )
             raise BackendError(msg) from exc
         return path
