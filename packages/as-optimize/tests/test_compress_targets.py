@@ -320,6 +320,9 @@ def test_coreml_on_linux_builds_and_sizes_candidates_and_eager_is_the_reference(
     assert report.baseline.speedup_vs_fp32_onnx is None
     # The eager reference wins with no file of its own: nothing in winner/.
     assert report.winner == "eager" and report.winner_path == ""
+    assert "; 1 candidate(s) were not measured (Core ML prediction needs macOS)" in (
+        report.winner_reason
+    )
     assert not (tmp_path / "out" / "winner").exists()
     stored = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert stored["target_notes"] == ["candidates are not measured: Core ML prediction needs macOS"]

@@ -444,7 +444,9 @@ def _run_table(report: Any) -> Table:
             "-" if accuracy is None else f"{accuracy:.2f}%",
             "",
         )
-    for item in [report.baseline, *report.candidates]:
+    # Candidates that were not tried are listed under the table with the reason.
+    tried = [c for c in report.candidates if c.status != "not applicable"]
+    for item in [report.baseline, *tried]:
         table.add_row(
             item.id + (" [bold](winner)[/]" if item.id == report.winner else ""),
             item.status,

@@ -1304,6 +1304,10 @@ def _report(
     for model in contenders:
         model.pareto = model.id in front
     winner, why = _pick_winner(contenders, baseline, run.first, run.plan.reference_name)
+    unmeasured = [r for r in results if r.status == "not measured"]
+    if winner is baseline and unmeasured:
+        reasons = sorted({r.reason for r in unmeasured})
+        why += f"; {len(unmeasured)} candidate(s) were not measured ({'; '.join(reasons)})"
     if winner is baseline and baseline.path is None:
         winner_rel = ""
         why += "; it has no file of its own, so nothing is written to winner/"
