@@ -115,14 +115,34 @@ class NotForThis:
         raise AssertionError("a stage that does not apply is never run")
 
 
+@dataclass
+class RecordingFp16(Fp16):
+    """ORT fp16 that records the torch model and workload it was handed."""
+
+    handed: list[tuple[Any, Any]] = field(default_factory=list)
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        self.handed.append((context.torch_model, context.workload))
+        return super().apply(baseline, knobs, output, context)
+
+
+@dataclass
+class Searched:
+    report: SearchReport
+    output: Path
+    stage: KeepHiddenUnits
+    fp16: RecordingFp16
+
+
 @pytest.fixture(scope="module")
-def searched(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[SearchReport, Path, KeepHiddenUnits]:
+def searched(tmp_path_factory: pytest.TempPathFactory) -> Searched:
     hooks = tmp_path_factory.mktemp("hooks")
     (hooks / f"{FACTORY_MODULE}.py").write_text(FACTORY, encoding="utf-8")
     output = tmp_path_factory.mktemp("pipeline") / "out"
     stage = KeepHiddenUnits()
+    fp16 = RecordingFp16()
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(hooks))
         path = os.environ.get("PYTHONPATH")
@@ -134,12 +154,12 @@ def searched(
                 max_time_s=0.05,
                 min_time_s=0.01,
                 threads=1,
-                techniques=[Fp16()],
+                techniques=[fp16],
                 stages=[stage, Broken(), NotForThis()],
                 seed=7,
             ),
         )
-    return report, output, stage
+    return Searched(report, output, stage, fp16)
 
 
 def test_the_stages_protocol_is_met_by_the_test_stages() -> None:
@@ -147,9 +167,9 @@ def test_the_stages_protocol_is_met_by_the_test_stages() -> None:
 
 
 def test_a_stage_model_is_exported_and_tried_alone_and_before_each_technique(
-    searched: tuple[SearchReport, Path, KeepHiddenUnits],
+    searched: Searched,
 ) -> None:
-    report, output, _ = searched
+    report, output = searched.report, searched.output
     found = {c.id: c for c in report.candidates}
     alone = found["keep-hidden-32+ort-fp32"]
     assert (alone.stage, alone.stage_knobs, alone.technique) == (
@@ -171,23 +191,30 @@ def test_a_stage_model_is_exported_and_tried_alone_and_before_each_technique(
     assert then_fp16.size_bytes is not None and fp16_alone.size_bytes is not None
     assert then_fp16.size_bytes < alone.size_bytes
     assert then_fp16.size_bytes < 0.8 * fp16_alone.size_bytes
+    # The technique after the stage was handed the stage's model, and a workload that
+    # makes it (converters that start from the workload convert the stage's model).
+    (original, workload), (staged, staged_workload) = searched.fp16.handed
+    assert original.__class__ is staged.__class__ and staged is not original
+    assert staged[0].out_features == 32 and original[0].out_features == 64
+    assert staged_workload.make_model() is staged
+    assert staged_workload.name == f"{workload.name}+keep-hidden-32"
     stored = json.loads((output / "report.json").read_text(encoding="utf-8"))
     record = next(c for c in stored["candidates"] if c["id"] == then_fp16.id)
     assert record["stage"] == "keep-hidden" and record["stage_knobs"] == {"keep": 32}
 
 
 def test_a_stage_is_built_once_per_setting_with_a_scratch_folder_of_its_own(
-    searched: tuple[SearchReport, Path, KeepHiddenUnits],
+    searched: Searched,
 ) -> None:
-    _, output, stage = searched
+    output, stage = searched.output, searched.stage
     assert [s["knobs"] for s in stage.seen] == [{"keep": 32}]
     assert stage.seen[0]["work_dir"] == output / "work" / "keep-hidden-32"
 
 
 def test_a_failing_stage_rejects_its_pipelines_and_the_search_goes_on(
-    searched: tuple[SearchReport, Path, KeepHiddenUnits],
+    searched: Searched,
 ) -> None:
-    report, _, _ = searched
+    report = searched.report
     found = {c.id: c for c in report.candidates}
     for cid in ("broken-1+ort-fp32", "broken-1+ort-fp16-io32"):
         assert found[cid].status == "rejected"

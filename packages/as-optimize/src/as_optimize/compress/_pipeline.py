@@ -34,9 +34,11 @@ only): each stage that applies is run once per setting (``candidates/<stage-id>+
 holds its export, ``work/<stage-id>/`` its scratch); the exported model is a candidate
 itself (``ort-fp32``: ONNX Runtime fp32, on targets that measure ONNX Runtime) and each
 technique of the target that applies to it is applied with its first (most promising)
-setting. A technique after a stage gets the stage's export as its baseline and the
-stage's model as ``context.torch_model``; its artifact must hold the stage's model (the
-spec's ``workload`` rebuilds the original one). Pipelines count against ``--trials``
+setting. A technique after a stage gets the stage's export as its baseline, the stage's
+model as ``context.torch_model``, and as ``context.workload`` a copy of the workload whose
+``make_model`` gives the stage's model (converters that start from the workload, Core ML's
+and LiteRT's, convert it); its artifact must hold the stage's model (the spec's
+``workload`` string rebuilds the original one). Pipelines count against ``--trials``
 like any candidate and come after each technique's first setting alone (see
 ``_schedule``), so a small budget still tries every technique alone.
 """

@@ -809,6 +809,7 @@ class _StageBuild:
     """A stage setting's model, exported (built once, shared by its pipelines)."""
 
     model: Any = None
+    workload: Any = None
     path: Path | None = None
     build_s: float = 0.0
     error: str = ""
@@ -1076,6 +1077,7 @@ class _Run:
         workload = dataclasses.replace(
             self.workload, name=f"{self.workload.name}+{sid}", make_model=lambda: model
         )
+        build.workload = workload
         folder = self.output / "candidates" / f"{sid}+{STAGE_ALONE}"
         try:
             path, dynamic = self.export(workload, folder, f"the model of stage {sid}")
@@ -1129,7 +1131,11 @@ class _Run:
             result.status = "not applicable"
             result.reason = f"on the stage's model: {why}"
             return result
-        context = dataclasses.replace(prepared.context, torch_model=build.model)
+        # Techniques that convert from torch (Core ML, LiteRT) build from the workload:
+        # theirs makes the stage's model.
+        context = dataclasses.replace(
+            prepared.context, torch_model=build.model, workload=build.workload
+        )
         return self.try_candidate(
             technique,
             item.knobs,

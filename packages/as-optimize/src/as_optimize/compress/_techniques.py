@@ -117,7 +117,8 @@ class ApplyContext:
         input_names: The model's input names, in order.
         calibration: Calibration inputs, one array per model input (first axis = examples),
             taken apart from the examples candidates are scored on; ``None`` without data.
-        workload: The as-bench ``Workload`` object (its inputs, names, task, data).
+        workload: The as-bench ``Workload`` object (its inputs, names, task, data). In a
+            pipeline, a copy whose ``make_model`` gives the stage's model.
         workload_spec: The workload as given to ``as_bench.export.load_workload`` (a
             built-in name or ``pkg.module:factory``), so another process can rebuild it.
         torch_model: The fp32 torch module in eval mode on the CPU. Shared: a technique or
