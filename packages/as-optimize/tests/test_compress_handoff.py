@@ -68,6 +68,7 @@ def test_the_winner_is_a_verified_version_with_the_workloads_manifest(
     assert manifest == deployed.manifest
     # Every file listed was hashed and matched; the model is the search's winner file.
     assert repository.files_hashed == len(manifest.files) >= 1
+    assert result.winner_file is not None
     assert loaded.model_path.read_bytes() == result.winner_file.read_bytes()
     # What `as-deploy export` writes for the same workload.
     exported = export_model("digits-cnn", "onnx", tmp_path / "export")
@@ -183,3 +184,52 @@ def test_a_gate_no_candidate_passes_writes_nothing_and_says_why(
     assert "under 1" in err  # the candidate's own reason: its cosine under the gate
     assert not repo.exists() or not any(repo.iterdir())
     assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_export_adds_plain_exports_beside_the_compressed_winner_and_says_which_is_which(
+    optimized: tuple[OptimizeResult, Path], tmp_path: Path
+) -> None:
+    from as_deploy import ModelRepository
+
+    result, _ = optimized
+    repo = tmp_path / "repo"
+    deployed = hand_off(
+        "digits-cnn", result.report, result.output, HandOff(repo, name="digits"), export=["TFLite"]
+    )
+    assert (deployed.name, deployed.version) == ("digits", "1")
+    (tflite,) = deployed.exports
+    assert (tflite.name, tflite.version) == ("digits-tflite", "1")
+    repository = ModelRepository(repo, cache_size=0)
+    winner = repository.load("digits", "1")
+    plain = repository.load("digits-tflite", "1")  # every file's sha256 verified
+    assert result.winner_file is not None
+    assert winner.model_path.read_bytes() == result.winner_file.read_bytes()
+    assert plain.manifest.format == "tflite" and plain.model_path.name == "model.tflite"
+    # The plain export was parity-checked against PyTorch in LiteRT and carries no
+    # optimization record: it is not compressed.
+    parity = plain.manifest.parity
+    assert parity is not None and parity.ran and parity.passed
+    assert parity.runtime != "onnxruntime"
+    assert plain.manifest.provenance.optimization is None
+    artifacts = (winner.manifest.provenance.optimization or {})["artifacts"]
+    assert [(a["name"], a["format"], a["file"], a["compressed"]) for a in artifacts] == [
+        ("digits", "onnx", "model.onnx", True),
+        ("digits-tflite", "tflite", "model.tflite", False),
+    ]
+    assert result.winner.id in artifacts[0]["what"]
+    assert "not compressed" in artifacts[1]["what"]
+
+
+def test_export_formats_and_taken_versions_are_refused_before_anything_is_written(
+    optimized: tuple[OptimizeResult, Path], tmp_path: Path
+) -> None:
+    result, _ = optimized
+    repo = tmp_path / "repo"
+    for bad, words in ((["onnx"], "already stored as the ONNX version"), (["tf"], "not a format")):
+        with pytest.raises(CompressionInputError, match=words):
+            hand_off("digits-cnn", result.report, result.output, HandOff(repo), export=bad)
+    # The export's name already holds version 1: the winner's version 1 is not written.
+    (repo / "digits-cnn-tflite" / "1").mkdir(parents=True)
+    with pytest.raises(CompressionInputError, match="digits-cnn-tflite/1 already exists"):
+        hand_off("digits-cnn", result.report, result.output, HandOff(repo), export=["tflite"])
+    assert not (repo / "digits-cnn").exists()

@@ -18,12 +18,25 @@ is fp32's 0.99 lowered by both; and for embeddings the angles add, so the row co
 floor is ``cos(acos(0.9999) + acos(c1) + acos(c2))`` with the search's minimum cosines.
 A file that changed since it was measured, or that runs otherwise as the server runs it,
 fails the check, and nothing is written.
+
+With ``export`` (``as-optimize run --repo DIR --export tflite``), the workload is also
+exported in those formats through as-deploy's public export API
+(:func:`as_deploy.export.export_to_repository`), each parity-checked against PyTorch as
+``as-deploy export`` checks it, and stored under as-deploy's name for the format
+(:func:`as_deploy.pack.model_name_for`: ``<name>-tflite``, ``<name>-coreml``) with the
+winner's version number. These are plain fp32 exports, not compressed (as-deploy stores
+a compressed model as ONNX only): their manifests have no ``provenance.optimization``, and
+the winner's ``provenance.optimization["artifacts"]`` lists every file the hand-off wrote,
+saying which one is the compressed winner and which are plain exports. All or nothing:
+the exports are made and checked in a scratch repository first, and the repository is
+written only once the winner and every export have passed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +59,7 @@ if TYPE_CHECKING:
     from as_deploy.export import Tolerances
 
 __all__ = [
+    "EXPORT_FORMATS",
     "OPTIMIZATION_SCHEMA_VERSION",
     "Deployment",
     "HandOff",
@@ -58,6 +72,10 @@ Array = npt.NDArray[Any]
 
 #: The version of the layout of ``provenance.optimization``.
 OPTIMIZATION_SCHEMA_VERSION = 1
+
+#: The formats ``export`` takes: as-deploy's formats other than ONNX (the winner is the
+#: ONNX version).
+EXPORT_FORMATS = ("coreml", "tflite")
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,8 @@ class Deployment:
         version: The version written.
         directory: The version's folder.
         manifest: Its manifest (an :class:`as_deploy.Manifest`).
+        exports: The plain exports written beside the winner (``export``), one per
+            format, each a :class:`Deployment` of its own (``<name>-<format>``).
     """
 
     repo: Path
@@ -95,6 +115,7 @@ class Deployment:
     version: str
     directory: Path
     manifest: Manifest
+    exports: tuple[Deployment, ...] = ()
 
 
 def _deploy() -> Any:
@@ -104,12 +125,66 @@ def _deploy() -> Any:
     return as_deploy
 
 
-def resolve(spec: str, handoff: HandOff) -> tuple[str, str | None]:
-    """The model's name and the version asked for, checked before a search starts.
+def check_exports(export: Sequence[str]) -> tuple[str, ...]:
+    """The export formats asked for, normalised (lower case, no repeats), and checked.
 
     Raises:
-        MissingExtraError: as-deploy is not installed.
-        CompressionInputError: The name or version is invalid, or the version exists.
+        CompressionInputError: A format is not one of :data:`EXPORT_FORMATS` (``onnx``
+            included: the winner is the ONNX version).
+        MissingExtraError: as-deploy, or the library a format needs, is not installed
+            (as-deploy's error, naming its extra).
+    """
+    wanted = tuple(dict.fromkeys(str(f).strip().lower() for f in export))
+    if not wanted:
+        return ()
+    _deploy()
+    from as_deploy.export import check_format
+
+    for fmt in wanted:
+        if fmt == "onnx":
+            raise CompressionInputError(
+                "--export onnx: the winner is already stored as the ONNX version; --export "
+                f"adds the other formats ({', '.join(EXPORT_FORMATS)})"
+            )
+        if fmt not in EXPORT_FORMATS:
+            raise CompressionInputError(
+                f"--export {fmt!r} is not a format as-deploy exports besides ONNX: use "
+                f"{' or '.join(EXPORT_FORMATS)}"
+            )
+        check_format(fmt)
+    return wanted
+
+
+def _export_names(name: str, formats: Sequence[str]) -> dict[str, str]:
+    as_deploy = _deploy()
+    from as_deploy.pack import model_name_for
+
+    try:
+        return {fmt: model_name_for(name, fmt) for fmt in formats}
+    except as_deploy.InvalidNameError as exc:
+        raise CompressionInputError(f"--name with --export: {exc}") from exc
+
+
+def _check_free(repo: Path, names: Sequence[str], version: str) -> None:
+    for name in names:
+        existing = repo / name / version
+        if existing.exists() or existing.is_symlink():
+            raise CompressionInputError(
+                f"{name}/{version} already exists in {repo}: a version is never "
+                "overwritten; give another --version, or none for the next one"
+            )
+
+
+def resolve(spec: str, handoff: HandOff, export: Sequence[str] = ()) -> tuple[str, str | None]:
+    """The model's name and the version asked for, checked before a search starts.
+
+    With ``export``, the formats are checked too (:func:`check_exports`), and so are
+    their models' names and, for a given version, that it is free for each of them.
+
+    Raises:
+        MissingExtraError: as-deploy, or an export format's library, is not installed.
+        CompressionInputError: The name, version or an export format is invalid, or the
+            version exists.
     """
     as_deploy = _deploy()
     from as_deploy.export import default_name
@@ -121,16 +196,13 @@ def resolve(spec: str, handoff: HandOff) -> tuple[str, str | None]:
             as_deploy.check_name(handoff.version, "version")
     except as_deploy.InvalidNameError as exc:
         raise CompressionInputError(f"--name/--version: {exc}") from exc
+    formats = check_exports(export)
+    names = [name, *_export_names(name, formats).values()]
     repo = Path(handoff.repo)
     if repo.exists() and not repo.is_dir():
         raise CompressionInputError(f"--repo {repo} exists and is not a folder")
     if handoff.version is not None:
-        existing = repo / name / handoff.version
-        if existing.exists() or existing.is_symlink():
-            raise CompressionInputError(
-                f"{name}/{handoff.version} already exists in {repo}: a version is never "
-                "overwritten; give another --version, or none for the next one"
-            )
+        _check_free(repo, names, handoff.version)
     return name, handoff.version
 
 
@@ -284,41 +356,191 @@ def hand_off(
     output: Path,
     handoff: HandOff,
     *,
+    export: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
 ) -> Deployment:
     """Write the winner of ``report`` (its files under ``output``) into the repository.
+
+    With ``export``, the workload is also exported (fp32, not compressed) in each of
+    those formats, as ``<name>-<format>`` with the same version (module doc); the
+    winner's provenance lists every file written and which one is compressed.
 
     Args:
         spec: The workload the search ran on (a built-in name or ``pkg.module:factory``).
         report: The search's report.
         output: The search's output folder (``winner/`` and ``report.json``).
         handoff: The repository, name and version.
+        export: Formats to export the workload in besides the winner's ONNX version
+            (:data:`EXPORT_FORMATS`: ``coreml``, ``tflite``).
         progress: Called with a line of text when the version is written.
 
     Raises:
         CompressionError: No candidate passed the gate (nothing is written, the message
             lists each candidate's reason), or the stored file failed the parity check
-            against PyTorch, or the repository could not be written.
-        CompressionInputError: The name or version is invalid or the version exists.
-        MissingExtraError: as-deploy is not installed.
+            against PyTorch, or an export failed its own (nothing is written either
+            way), or the repository could not be written.
+        CompressionInputError: The name, version or an export format is invalid, or the
+            version exists (for the winner or an export's name).
+        MissingExtraError: as-deploy, or an export format's library, is not installed.
     """
     as_deploy = _deploy()
     import as_bench
-    from as_deploy.export import add_onnx_model
 
-    name, version = resolve(spec, handoff)
+    name, version = resolve(spec, handoff, export)
+    formats = check_exports(export)
+    export_names = _export_names(name, formats)
     repo = Path(handoff.repo)
     if not any(c.status == "passed" for c in report.candidates):
         raise CompressionError(_no_winner_message(report, repo, Path(output)))
+    if not report.winner_path:
+        raise CompressionError(
+            f"nothing written to {repo}: the winner {report.winner!r} has no model file to "
+            f"store ({report.winner_reason})"
+        )
     winner = next((c for c in [report.baseline, *report.candidates] if c.id == report.winner), None)
     if winner is None:
         raise CompressionError(f"the report names a winner {report.winner!r} it does not hold")
+    runtime = getattr(winner, "runtime", "onnxruntime")
+    if runtime != "onnxruntime":
+        raise CompressionError(
+            f"nothing written to {repo}: the winner {winner.id} runs on {runtime}, and "
+            "as-deploy stores a compressed model as ONNX only; search with --target cpu "
+            "for an ONNX winner, and add --export for plain exports in other formats"
+        )
     version = version or next_version(repo, name)
+    _check_free(repo, [name, *export_names.values()], version)
     hardware = as_bench.probe_hardware().model_dump(mode="json")
     inputs, described = scoring_inputs(spec, report)
-    try:
-        result = add_onnx_model(
+    record = optimization_record(report, winner, hardware)
+    with tempfile.TemporaryDirectory(prefix="as-optimize-export-") as scratch:
+        staged = _stage_exports(spec, export_names, version, Path(scratch), repo)
+        record["artifacts"] = _artifacts(name, version, winner, staged)
+        result = _add_winner(
             Path(output) / report.winner_path,
+            spec,
+            repo,
+            name,
+            version,
+            winner,
+            report,
+            inputs,
+            described,
+            record,
+        )
+        if progress is not None:
+            progress(f"wrote {winner.id} as {name}/{version} in {repo} ({result.directory})")
+        exports = []
+        repository = as_deploy.ModelRepository(repo)
+        for fmt, manifest, directory in staged:
+            files = {entry.path: directory / entry.path for entry in manifest.files}
+            try:
+                final = repository.add(manifest, files)
+            except as_deploy.AsDeployError as exc:
+                raise CompressionError(
+                    f"the winner is written as {name}/{version}, but writing the {fmt} export "
+                    f"{manifest.name}/{version} to {repo} failed: {exc}"
+                ) from exc
+            exports.append(
+                Deployment(
+                    repo=repo,
+                    name=manifest.name,
+                    version=version,
+                    directory=final,
+                    manifest=manifest,
+                )
+            )
+            if progress is not None:
+                progress(f"wrote the plain {fmt} export as {manifest.name}/{version} ({final})")
+    return Deployment(
+        repo=repo,
+        name=name,
+        version=version,
+        directory=result.directory,
+        manifest=result.manifest,
+        exports=tuple(exports),
+    )
+
+
+def _stage_exports(
+    spec: str, names: dict[str, str], version: str, scratch: Path, repo: Path
+) -> list[tuple[str, Manifest, Path]]:
+    """Each format exported and parity-checked into a scratch repository."""
+    as_deploy = _deploy()
+    from as_deploy.export import ExportOptions, export_to_repository
+
+    staged = []
+    for fmt, model_name in names.items():
+        try:
+            result = export_to_repository(
+                spec,
+                ExportOptions.parse(format=fmt),
+                scratch / "repo",
+                name=model_name,
+                version=version,
+                workdir=scratch / "work",
+            )
+        except as_deploy.MissingExtraError:
+            raise
+        except as_deploy.ParityError as exc:
+            raise CompressionError(
+                f"nothing written to {repo}: the {fmt} export failed as-deploy's parity check "
+                f"against PyTorch fp32: {exc}"
+            ) from exc
+        except as_deploy.AsDeployError as exc:
+            raise CompressionError(
+                f"nothing written to {repo}: exporting {spec!r} to {fmt} failed: {exc}"
+            ) from exc
+        staged.append((fmt, result.manifest, result.directory))
+    return staged
+
+
+def _artifacts(
+    name: str, version: str, winner: CandidateResult, staged: list[tuple[str, Manifest, Path]]
+) -> list[dict[str, Any]]:
+    """Every version the hand-off writes: the compressed winner, then the plain exports."""
+    artifacts: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "version": version,
+            "format": "onnx",
+            "file": "model.onnx",
+            "compressed": True,
+            "what": f"the compressed winner {winner.id} ({winner.technique})",
+        }
+    ]
+    for fmt, manifest, _ in staged:
+        model = next(entry.path for entry in manifest.files if entry.role == "model")
+        artifacts.append(
+            {
+                "name": manifest.name,
+                "version": version,
+                "format": fmt,
+                "file": model,
+                "compressed": False,
+                "what": f"a plain fp32 {fmt} export of the workload (not compressed)",
+            }
+        )
+    return artifacts
+
+
+def _add_winner(
+    model_file: Path,
+    spec: str,
+    repo: Path,
+    name: str,
+    version: str,
+    winner: CandidateResult,
+    report: SearchReport,
+    inputs: tuple[Array, ...],
+    described: str,
+    record: dict[str, Any],
+) -> Any:
+    as_deploy = _deploy()
+    from as_deploy.export import add_onnx_model
+
+    try:
+        return add_onnx_model(
+            model_file,
             spec,
             repo,
             name=name,
@@ -326,7 +548,7 @@ def hand_off(
             tolerances=parity_tolerances(report, winner),
             parity_inputs=inputs,
             parity_data_description=described,
-            optimization=optimization_record(report, winner, hardware),
+            optimization=record,
             extra_tool_versions={"as-optimize": __version__},
         )
     except as_deploy.VersionExistsError as exc:
@@ -338,12 +560,3 @@ def hand_off(
         ) from exc
     except as_deploy.AsDeployError as exc:
         raise CompressionError(f"writing {name}/{version} to {repo} failed: {exc}") from exc
-    if progress is not None:
-        progress(f"wrote {winner.id} as {name}/{version} in {repo} ({result.directory})")
-    return Deployment(
-        repo=repo,
-        name=name,
-        version=version,
-        directory=result.directory,
-        manifest=result.manifest,
-    )

@@ -8,7 +8,8 @@ than eager, 3.8x smaller, -0.3 pt accuracy``); each rejected candidate with the 
 that failed the gate (``rejected: -4.1 pt > 1 pt gate``); the techniques not measured or
 not applicable with their reasons; a table of every model (latency per batch size with
 its 95% confidence interval, size, quality, speed-ups against eager PyTorch and against
-the fp32 ONNX model, status); and the latency-size plane with the Pareto front. The HTML
+the reference every candidate is compared with, the fp32 ONNX model on the CPU, status);
+and the latency-size plane with the Pareto front. The HTML
 embeds its figure and fetches nothing when opened.
 
 Reports of other versions of the search are read with defaults: a field a report lacks
@@ -138,7 +139,12 @@ def _quality_change(candidate: CandidateResult) -> str | None:
         return None
     if quality.accuracy_drop is not None:
         return f"{_points(-quality.accuracy_drop, 1)} pt accuracy"
-    return f"mean cosine {quality.mean_cosine:.4f} vs fp32 ONNX"
+    return f"mean cosine {quality.mean_cosine:.4f} vs the reference"
+
+
+def _reference(report: SearchReport) -> str:
+    """What every candidate is compared with: ``fp32 ONNX`` on the CPU target."""
+    return str(getattr(report, "reference", "") or "fp32 ONNX")
 
 
 def _find(report: SearchReport, cid: str) -> CandidateResult | None:
@@ -153,8 +159,8 @@ def winner_sentence(report: SearchReport) -> str:
     """The winner and its figures at the first batch size, in one sentence.
 
     ``ort-static-int8 (Percentile, per-tensor) chosen: 2.9x faster than fp32 ONNX, 5.1x
-    than eager, 3.8x smaller, -0.3 pt accuracy (batch 1)``; when the fp32 ONNX model won,
-    it says so.
+    than eager, 3.8x smaller, -0.3 pt accuracy (batch 1)``; when the reference (the fp32
+    ONNX model on the CPU) won, it says so.
 
     Raises:
         CompressionError: The report names a winner it does not hold.
@@ -167,11 +173,11 @@ def winner_sentence(report: SearchReport) -> str:
     if winner is report.baseline or winner.status == "baseline":
         eager = _faster(speed.vs_eager, "eager PyTorch")
         return (
-            f"the fp32 ONNX model kept (no candidate passing the gate beat it at batch {batch})"
-            + (f": {eager}" if eager else "")
+            f"the {_reference(report)} reference kept (no candidate passing the gate beat it "
+            f"at batch {batch})" + (f": {eager}" if eager else "")
         )
     parts = []
-    onnx = _faster(speed.vs_onnx, "fp32 ONNX")
+    onnx = _faster(speed.vs_onnx, _reference(report))
     if onnx:
         parts.append(onnx)
     eager = _faster(speed.vs_eager, "eager")
@@ -263,7 +269,12 @@ def _table(report: SearchReport) -> tuple[list[str], list[list[str]], frozenset[
     joined = "/".join(batches)
     headers = ["model", "status"]
     headers += [f"latency b={b} (95% CI)" for b in batches]
-    headers += ["size", "quality", f"vs eager (b={joined})", f"vs fp32 ONNX (b={joined})"]
+    headers += [
+        "size",
+        "quality",
+        f"vs eager (b={joined})",
+        f"vs {_reference(report)} (b={joined})",
+    ]
     eager_latency = report.eager.get("latency") or {}
     accuracy = report.eager.get("accuracy")
     rows = [
@@ -284,7 +295,7 @@ def _table(report: SearchReport) -> tuple[list[str], list[list[str]], frozenset[
     ]
     for candidate in [report.baseline, *report.candidates]:
         name = (
-            "fp32 ONNX (baseline)"
+            f"{_reference(report)} (baseline)"
             if candidate is report.baseline
             else describe_candidate(candidate)
         )
@@ -359,7 +370,7 @@ def _draw(report: SearchReport, path: Path) -> str | None:
         median = _median(candidate.latency.get(batch))
         if median is None or not candidate.size_bytes:
             continue
-        label = "fp32 ONNX" if candidate is report.baseline else candidate.id
+        label = _reference(report) if candidate is report.baseline else candidate.id
         points.append(
             TradeoffPoint(
                 label=label,
