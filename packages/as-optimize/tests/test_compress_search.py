@@ -22,6 +22,7 @@ from as_optimize.compress import (
     QualityGate,
     SearchOptions,
     SearchReport,
+    default_techniques,
     run_search,
 )
 from as_optimize.exceptions import CompressionInputError
@@ -263,7 +264,11 @@ def test_a_factory_without_data_is_scored_by_cosine_and_says_what_does_not_apply
 ) -> None:
     (tmp_path / "as_optimize_test_factory.py").write_text(FACTORY, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    report = run_search("as_optimize_test_factory:make_mlp", tmp_path / "out", options=_quick())
+    report = run_search(
+        "as_optimize_test_factory:make_mlp",
+        tmp_path / "out",
+        options=_quick(techniques=default_techniques()),
+    )
     assert report.gate == "mean cosine vs fp32 >= 0.99"
     assert report.calibration_examples == 0 and report.scoring_examples == 64
     statuses = {c.id: (c.status, c.reason) for c in report.candidates}

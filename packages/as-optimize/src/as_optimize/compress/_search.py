@@ -164,7 +164,8 @@ class SearchOptions:
             the workload's data and never scored on); ``None``: the largest calibration
             size asked for, at most half the data.
         techniques: The techniques to try; every available one by default
-            (:func:`available_techniques`: ONNX Runtime's, Core ML's, LiteRT's). Those whose
+            (:func:`available_techniques`: ONNX Runtime's, then torch's, Core ML's and
+            LiteRT's when installed). Those whose
             ``targets`` do not include the target, or whose runtime the target does not
             measure, are listed as not applicable with the reason.
         stages: The torch stages pipelines start with (:func:`default_stages`); each

@@ -544,6 +544,7 @@ class Fp16:
 #: Modules offering techniques of other runtimes, and the function that lists them; a
 #: module not installed is skipped. Its techniques are tried on their own ``targets``.
 _PLUGIN_TECHNIQUES: tuple[tuple[str, str], ...] = (
+    ("as_optimize.compress._torchao", "torch_techniques"),
     ("as_optimize.compress._coreml", "coreml_techniques"),
     ("as_optimize.compress._litert", "litert_techniques"),
 )
@@ -558,8 +559,9 @@ def available_techniques() -> list[Technique]:
     """Every technique available, for every target: what a search tries by default.
 
     The built-in ONNX Runtime ones (:func:`default_techniques`) first, then those of the
-    other runtimes' modules that are installed (Core ML, LiteRT). A search tries those
-    made for its target and lists the others as not applicable, with the reason.
+    other runtimes' modules that are installed (torch through torchao, Core ML, LiteRT).
+    A search tries those made for its target and lists the others as not applicable,
+    with the reason.
     """
     techniques = default_techniques()
     for module_name, function in _PLUGIN_TECHNIQUES:
