@@ -30,7 +30,7 @@ from as_optimize.compress._torchao import (
     torch_techniques,
     weight_bytes,
 )
-from as_optimize.exceptions import CompressionInputError
+from as_optimize.exceptions import CompressionError, CompressionInputError
 
 pytest.importorskip("torchao")
 
@@ -370,3 +370,62 @@ def test_a_distilled_student_is_rebuilt_by_the_child(
     assert set(quantized_weights(prepared).values()) == {"Int8Tensor:int8"}
     with torch.inference_mode():
         assert _cosine(prepared(x).numpy(), student(x).numpy()) > 0.99
+
+
+def test_a_channel_pruned_model_is_rebuilt_with_its_smaller_layers(tmp_path: Path) -> None:
+    from as_optimize.compress._prune import prune_channels
+
+    workload = load_workload("digits-cnn")
+    model = load_torch_model(workload)
+    pruned = prune_channels(model, 0.5, workload.inputs(1))
+    artifact = Int8Dynamic().apply(
+        Path("unused.onnx"),
+        {"granularity": "per_row"},
+        tmp_path / "model.onnx",
+        _context(workload, pruned, tmp_path),
+    )
+    facts = json.loads((artifact / "technique.json").read_text())
+    assert facts["architecture"] == {"kind": "resized"}
+    rebuilt = load_fp32(artifact, "digits-cnn")
+    shapes = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in pruned.state_dict().items()}
+    assert shapes != {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    x = torch.from_numpy(np.array(workload.inputs(8)[0]))
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), pruned(x))
+    prepared = prepare(rebuilt, "torchao-int8-dynamic", {"granularity": "per_row"}, "cpu")
+    # torchao quantizes the two Linear layers; the convolutions stay fp32.
+    assert quantized_weights(prepared) == {
+        "classifier.1": "Int8Tensor:int8",
+        "classifier.3": "Int8Tensor:int8",
+    }
+    assert next(prepared.features.parameters()).dtype == torch.float32
+
+
+class _Custom(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)  # type: ignore[no-any-return]
+
+
+def test_a_model_the_evaluator_cannot_rebuild_is_refused_when_built(
+    mlp: tuple[Any, Any, np.ndarray], tmp_path: Path
+) -> None:
+    workload, _, _ = mlp
+    with pytest.raises(CompressionError, match="cannot rebuild this _Custom"):
+        Int8WeightOnly().apply(
+            Path("unused.onnx"),
+            {},
+            tmp_path / "model.onnx",
+            _context(workload, _Custom(), tmp_path),
+        )
+    with pytest.raises(CompressionError, match="MultiheadAttention"):
+        Int8WeightOnly().apply(
+            Path("unused.onnx"),
+            {},
+            tmp_path / "model.onnx",
+            _context(workload, torch.nn.Sequential(torch.nn.MultiheadAttention(8, 2)), tmp_path),
+        )
