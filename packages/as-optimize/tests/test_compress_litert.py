@@ -26,7 +26,7 @@ from as_optimize.compress._litert import (  # noqa: E402
     litert_techniques,
 )
 from as_optimize.compress._techniques import ApplyContext, ModelFacts, Technique  # noqa: E402
-from as_optimize.exceptions import CompressionInputError  # noqa: E402
+from as_optimize.exceptions import CompressionError, CompressionInputError  # noqa: E402
 
 # One worker converts the models once for the whole file (the module fixture).
 pytestmark = pytest.mark.xdist_group("compress-litert")
@@ -181,10 +181,54 @@ def test_applies_to_says_why_not() -> None:
     gather = ModelFacts(task="embedding", has_data=True, op_types=frozenset({"Gather", "Add"}))
     ok, why = LiteRTDynamicInt8().applies_to(gather)
     assert not ok and "linear or conv" in why
-    assert LiteRTDynamicInt8().supports_op("Gather") == (
+    assert LiteRTInt8().supports_op("Gather") == (
         False,
         "litert-torch's PT2E quantizer does not annotate it; stays float",
     )
+    ok, why = LiteRTDynamicInt8().supports_op("Gather")
+    assert not ok and "EMBEDDING_LOOKUP" in why
+    ok, why = LiteRTDynamicInt8().applies_to(
+        ModelFacts(task="embedding", has_data=False, op_types=frozenset({"Gather", "MatMul"}))
+    )
+    assert ok and "embedding lookup (Gather) makes a file LiteRT refuses" in why
+
+
+def test_a_file_litert_cannot_open_is_refused_with_the_interpreters_reason(
+    tmp_path: Path,
+) -> None:
+    import torch
+    from torch import nn
+
+    from as_bench.workloads._base import Workload
+
+    class Bag(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(200, 16)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embedding(ids).mean(dim=1))  # type: ignore[no-any-return]
+
+    def build() -> Bag:
+        torch.manual_seed(0)
+        return Bag().eval()
+
+    def inputs(batch: int) -> tuple[np.ndarray, ...]:
+        return (np.random.default_rng(batch).integers(0, 200, (batch, 8)),)
+
+    workload = Workload(
+        name="bag", description="embedding bag", task="embedding", make_model=build,
+        make_inputs=inputs, input_names=("ids",), output_names=("out",),
+    )  # fmt: skip
+    context = ApplyContext(input_names=["ids"], workload=workload, work_dir=tmp_path / "work")
+    # fp32 opens; dynamic-range int8 quantizes the table in a form the kernel refuses.
+    assert LiteRTFp32().apply(Path("x"), {}, tmp_path / "fp32" / "m.onnx", context).is_file()
+    with pytest.raises(
+        CompressionError, match=r"cannot open the converted file: .*EMBEDDING_LOOKUP"
+    ):
+        LiteRTDynamicInt8().apply(Path("x"), {}, tmp_path / "dyn" / "m.onnx", context)
+    assert not (tmp_path / "dyn" / "m.tflite").exists()
 
 
 def test_bad_knobs_and_missing_data_are_refused(built: dict[str, Built], tmp_path: Path) -> None:

@@ -20,9 +20,13 @@ takes a PT2E quantizer (dynamic or static int8, symmetric, per-channel or per-te
 annotated layers: linear, addmm, conv (+relu); static also quantizes pooling, add, mul,
 cat) or a generative recipe (weight-only int8/int4 and fp16 through AI Edge Quantizer),
 which applies only to models built with its generative API, so it is not offered here.
-Its ``use_v2`` converter takes no quantization at all. Other layers (embeddings, LSTMs,
-attention's matrix products) stay float; a model with none of the annotated layers
-gains nothing, which ``applies_to`` says.
+Its ``use_v2`` converter takes no quantization at all. Other layers (LSTMs, attention's
+matrix products) stay float; a model with none of the annotated layers gains nothing,
+which ``applies_to`` says. Embedding tables stay float in full-integer files, but the
+dynamic-range conversion stores them int8 with a non-zero zero point, which LiteRT's
+``EMBEDDING_LOOKUP`` kernel refuses (ai-edge-litert 2.3): the file does not open (MiniLM,
+or any ``nn.Embedding``). Every candidate is therefore opened once when built, and one
+LiteRT cannot open is refused with the interpreter's reason.
 """
 
 from __future__ import annotations
@@ -80,9 +84,29 @@ def _convert(
         raise
     except as_bench.AsBenchError as exc:
         raise CompressionError(f"{name}: {exc}") from exc
+    _check_opens(name, path)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
     return target
+
+
+def _check_opens(name: str, path: Path) -> None:
+    """Refuse a file LiteRT's interpreter cannot open (allocate), with its reason."""
+    from as_core.runtime import RuntimeOptions, litert_interpreter
+
+    try:
+        litert_interpreter(path, RuntimeOptions(intra_op_threads=1))
+    except (RuntimeError, ValueError) as exc:
+        reason = str(exc).replace("\n", " ")
+        hint = (
+            " (litert-torch's dynamic-range conversion stores embedding tables with a "
+            "non-zero zero point, which LiteRT's EMBEDDING_LOOKUP kernel refuses)"
+            if "EMBEDDING_LOOKUP" in reason
+            else ""
+        )
+        raise CompressionError(
+            f"{name}: LiteRT cannot open the converted file: {reason}{hint}"
+        ) from exc
 
 
 def _quantizable(model: ModelFacts) -> list[str]:
@@ -159,14 +183,24 @@ class LiteRTDynamicInt8:
     )
 
     def supports_op(self, op_type: str) -> tuple[bool, str]:
-        """Linear and conv layers get int8 weights."""
+        """Linear and conv layers get int8 weights; embedding tables break the file."""
+        if op_type == "Gather":
+            return False, (
+                "embedding tables come out int8 with a non-zero zero point, which LiteRT's "
+                "EMBEDDING_LOOKUP kernel refuses: such a file does not open"
+            )
         return _supports(op_type)
 
     def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
         """It applies when the model has linear or conv layers."""
         found = _quantizable(model)
         if found:
-            return True, f"int8 weights for {', '.join(found)}"
+            caveat = (
+                "; an embedding lookup (Gather) makes a file LiteRT refuses, which the build checks"
+                if "Gather" in model.op_types
+                else ""
+            )
+            return True, f"int8 weights for {', '.join(found)}{caveat}"
         return False, "no linear or conv layer, the only ones litert-torch's quantizer handles"
 
     def knobs(self) -> list[dict[str, Any]]:
