@@ -326,3 +326,18 @@ def test_coreml_on_linux_builds_and_sizes_candidates_and_eager_is_the_reference(
     assert not (tmp_path / "out" / "winner").exists()
     stored = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert stored["target_notes"] == ["candidates are not measured: Core ML prediction needs macOS"]
+
+
+def test_optimize_keeps_only_the_techniques_and_stages_named(factory: str, tmp_path: Path) -> None:
+    from as_optimize.compress import optimize
+
+    result = optimize(
+        factory,
+        output=tmp_path / "out",
+        technique_names=["ort-fp16"],
+        stage_names=(),
+        max_time_s=0.05,
+        threads=1,
+    )
+    assert [c.id for c in result.report.candidates] == ["ort-fp16-io32"]
+    assert result.winner_file is not None and result.winner_file.is_file()
