@@ -24,6 +24,7 @@ from as_optimize.compress._coreml import (
     CoreMLLinearInt8,
     CoreMLPalettize,
     CoreMLPrune,
+    conversion_check,
     coreml_techniques,
     package_weight_bytes,
     read_coreml_facts,
@@ -132,6 +133,19 @@ def test_applies_to_models_with_weights_and_says_why() -> None:
         ModelFacts(task="regression", has_data=False, op_types=frozenset({"Relu", "Add"}))
     )
     assert not ok and "no convolution, linear or embedding weights" in why
+
+
+def test_a_workload_that_converts_applies_and_is_converted_once(
+    built: dict[str, Path], workload: Any
+) -> None:
+    facts = SimpleNamespace(
+        task="classification", has_data=True, op_types=frozenset({"Conv"}), workload=workload
+    )
+    stamp = built["fp32"].stat().st_mtime_ns
+    ok, why = CoreMLPrune().applies_to(facts)  # type: ignore[arg-type]
+    assert ok and "prunes the weights of Conv" in why
+    assert conversion_check(workload) == (True, "converts to a Core ML ML program")
+    assert built["fp32"].stat().st_mtime_ns == stamp  # the run's conversion, reused
 
 
 def test_a_model_coremltools_cannot_convert_is_not_applicable_with_its_error() -> None:
