@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -356,6 +357,60 @@ def _interleaved(
     return loaded.rows, meta
 
 
+def _interleaved_in_child(
+    spec: str, output: Path, args: argparse.Namespace, threads: int
+) -> tuple[list[ModelRow], dict[str, Any]]:
+    """:func:`_interleaved` in a fresh process of this script.
+
+    What the search left in its own process (torch stages trained, thread pools started,
+    caches warmed for some models only) cannot then weigh on any model's measurement:
+    every model starts in the same clean process.
+    """
+    figures = output / "interleaved.json"
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--measure-search",
+        str(output),
+        "--workloads",
+        spec,
+        "--threads",
+        str(threads),
+        "--rounds",
+        str(args.rounds),
+        "--max-time",
+        str(args.max_time),
+        "--min-time",
+        str(args.min_time),
+        "--json",
+        str(figures),
+    ]
+    subprocess.run(command, check=True)
+    data = json.loads(figures.read_text(encoding="utf-8"))
+    rows = []
+    for item in data["rows"]:
+        for key in ("cosine_vs_eager", "cosine_vs_ort"):
+            if item[key] is not None:
+                item[key] = tuple(item[key])
+        rows.append(ModelRow(**item))
+    return rows, data["meta"]
+
+
+def _measure_search(args: argparse.Namespace) -> int:
+    """``--measure-search DIR``: the interleaved run of one search's models, as JSON."""
+    from types import SimpleNamespace
+
+    from as_optimize.compress import SearchReport
+
+    output = Path(args.measure_search)
+    report = SearchReport.model_validate_json((output / "report.json").read_text("utf-8"))
+    result = SimpleNamespace(report=report, output=output)
+    rows, meta = _interleaved(args.workloads, result, args, args.threads)
+    document = {"rows": [asdict(r) for r in rows], "meta": meta}
+    args.json.write_text(json.dumps(document, default=str), encoding="utf-8")
+    return 0
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     """``numerator / denominator``; ``None`` when either is missing or not positive."""
     if not numerator or not denominator or numerator <= 0 or denominator <= 0:
@@ -482,7 +537,7 @@ def bench(spec: str, args: argparse.Namespace, root: Path, threads: int) -> dict
     result = _search(spec, output, args)
     search_s = time.perf_counter() - started
     print(f"   search took {search_s:.0f} s; winner {result.report.winner}")
-    rows, meta = _interleaved(spec, result, args, threads)
+    rows, meta = _interleaved_in_child(spec, output, args, threads)
     pick = _pick(rows, result.report)
     print(f"== {spec}: interleaved run, {meta['rounds']} rounds ({meta['interleaved_s']:.0f} s)")
     print("   speed-ups and size ratios against eager PyTorch fp32 and ONNX Runtime fp32;")
@@ -540,6 +595,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for the searches")
     parser.add_argument("--json", type=Path, default=Path("compress_bench.json"))
     parser.add_argument("--verbose", action="store_true", help="the searches' progress")
+    parser.add_argument("--measure-search", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -553,6 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
     )
+    if args.measure_search is not None:
+        return _measure_search(args)
     import as_bench
     from as_core.runtime import available_cpus
 
