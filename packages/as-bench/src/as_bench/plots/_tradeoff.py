@@ -117,6 +117,12 @@ def build_tradeoff(
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        # Plain numbers (15.2, not 1.52x10^1): a narrow range labels minor ticks too.
+        axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel(f"median latency ({t_unit}, log scale; {LOWER_IS_BETTER})")
     ax.set_ylabel(f"size on disk ({b_unit}, log scale; {LOWER_IS_BETTER})")
     ax.margins(x=0.2, y=0.2)
