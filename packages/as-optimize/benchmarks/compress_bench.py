@@ -260,6 +260,11 @@ def _load(spec: str, result: Any, threads: int) -> _Loaded:
     for candidate in [report.baseline, *report.candidates]:
         is_base = candidate is report.baseline
         runtime = getattr(candidate, "runtime", "onnxruntime")
+        if candidate.path and runtime == "torch" and not is_base:
+            loaded.rows.append(
+                _torch_candidate(spec, candidate, output, loaded, batch_inputs, scoring)
+            )
+            continue
         if not candidate.path or runtime != "onnxruntime":
             if not is_base and candidate.status != "not applicable":
                 loaded.rows.append(
@@ -290,6 +295,64 @@ def _load(spec: str, result: Any, threads: int) -> _Loaded:
             row.note = f"could not run: {type(exc).__name__}: {exc}"
         loaded.rows.append(row)
     return loaded
+
+
+def _torch_candidate(
+    spec: str,
+    candidate: Any,
+    output: Path,
+    loaded: _Loaded,
+    batch_inputs: dict[int, Any],
+    scoring: Sequence[Any],
+) -> ModelRow:
+    """A torch-runtime candidate (``model.torch/``) rebuilt as the search's torch child does."""
+    from as_optimize.compress._report import describe_candidate
+
+    row = ModelRow(
+        candidate.id,
+        _kind(candidate),
+        candidate.status,
+        describe_candidate(candidate),
+        size_bytes=candidate.size_bytes,
+    )
+    if candidate.quality is not None:
+        row.accuracy = candidate.quality.accuracy
+    try:
+        import torch
+
+        from as_optimize.compress._torchao import compute_dtype, load_fp32, prepare, read_facts
+
+        folder = output / candidate.path
+        facts = read_facts(folder)
+        model = prepare(
+            load_fp32(folder, spec), str(facts["technique"]), dict(facts.get("knobs") or {}), "cpu"
+        )
+        dtype = compute_dtype(model)
+    except Exception as exc:  # no torch runtime here, or the artifact changed shape
+        row.note = f"not measured here (torch): {type(exc).__name__}: {exc}"
+        return row
+
+    def tensors(arrays: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            torch.from_numpy(a).to(dtype) if a.dtype.kind == "f" else torch.from_numpy(a)
+            for a in arrays
+        )
+
+    def runner(arrays: Sequence[Any]) -> Callable[[], Any]:
+        args = tensors(arrays)
+
+        def run() -> Any:
+            with torch.inference_mode():
+                return model(*args)
+
+        return run
+
+    with torch.inference_mode():
+        out = model(*tensors(scoring))
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    loaded.outputs[row.id] = np.asarray(first.float().numpy(), dtype=np.float64)
+    loaded.runners[row.id] = {b: runner(batch_inputs[b]) for b in BATCHES}
+    return row
 
 
 def _measure(loaded: _Loaded, args: argparse.Namespace) -> float:
