@@ -208,3 +208,28 @@ def test_a_trained_half_width_student_classifies_the_held_out_digits(tmp_path: P
     assert any(p.name == "metrics.jsonl" for p in tmp_path.rglob("*"))
     with pytest.raises(CompressionInputError, match="unknown knobs"):
         stage.transform(teacher, {"widht": 0.5}, context)
+
+
+def test_few_examples_get_at_least_min_steps(tmp_path: Path) -> None:
+    """64 calibration examples (one step an epoch) still train the student."""
+    workload = load_workload("mlp")
+    teacher = load_torch_model(workload)
+    assert workload.dataset is not None
+    x, y = np.array(workload.dataset.inputs[0]), workload.dataset.targets
+    stage = Distillation(min_steps=300)
+    assert stage.epochs_for(10, 64) == 300
+    assert stage.epochs_for(10, 1437) == 14  # 23 steps an epoch
+    assert stage.epochs_for(40, 1437) == 40
+    context = ApplyContext(
+        input_names=("input",),
+        workload=workload,
+        torch_model=teacher,
+        example_inputs=workload.inputs(1),
+        training=TrainingData((x[:64],), y[:64], "the first 64 held-out digits"),
+        work_dir=tmp_path,
+    )
+    knobs = {"width": 0.5, "depth": 1.0, "temperature": 4.0, "epochs": 10}
+    student = stage.transform(teacher, knobs, context)
+    with torch.no_grad():
+        accuracy = float((student(torch.from_numpy(x[64:])).argmax(1).numpy() == y[64:]).mean())
+    assert accuracy > 0.85

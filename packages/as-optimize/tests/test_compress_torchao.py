@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -357,9 +358,13 @@ def test_a_distilled_student_is_rebuilt_by_the_child(
 ) -> None:
     workload, model, _ = mlp
     student = make_student(model, 0.5, 1.0, workload.inputs(1), seed=3)
-    artifact = Int8WeightOnly().apply(
-        Path("unused.onnx"), {}, tmp_path / "model.onnx", _context(workload, student, tmp_path)
+    # As in a search's pipeline: the context's workload builds the stage's model, and the
+    # evaluator gets the original workload's spec.
+    stage_workload = dataclasses.replace(workload, name="mlp+distill", make_model=lambda: student)
+    context = dataclasses.replace(
+        _context(workload, student, tmp_path), workload=stage_workload, workload_spec="mlp"
     )
+    artifact = Int8WeightOnly().apply(Path("unused.onnx"), {}, tmp_path / "model.onnx", context)
     facts = json.loads((artifact / "technique.json").read_text())
     assert facts["architecture"]["kind"] == "sequential"
     rebuilt = load_fp32(artifact, "mlp")

@@ -320,6 +320,11 @@ class Distillation:
         lr: Adam's learning rate.
         batch_size: Examples per step.
         alpha: Weight of the teacher's soft targets against the labels.
+        min_steps: The fewest optimizer steps a student gets: with few training examples
+            (a workload without a training split trains on its 64 calibration examples,
+            one step per epoch) the epochs are raised to reach it. On the ``mlp``, 10
+            steps on those 64 examples left a half-width student at chance, 300 steps
+            brought it to 93% of the held-out digits.
     """
 
     widths: Sequence[float] = (0.75, 0.5)
@@ -329,6 +334,7 @@ class Distillation:
     lr: float = 3e-3
     batch_size: int = 64
     alpha: float = 0.7
+    min_steps: int = 300
     name: str = "distill"
     description: str = (
         "a student with narrower hidden layers (and optionally fewer), trained on the "
@@ -380,6 +386,11 @@ class Distillation:
             "epochs": (10, 20, 40),
         }
 
+    def epochs_for(self, epochs: int, examples: int) -> int:
+        """``epochs``, raised so that training takes at least :attr:`min_steps` steps."""
+        steps_per_epoch = max(1, math.ceil(examples / self.batch_size))
+        return max(epochs, math.ceil(self.min_steps / steps_per_epoch))
+
     def transform(self, model: Any, knobs: Mapping[str, Any], context: ApplyContext) -> Any:
         """Build the student for ``knobs`` and train it from ``model``; ``model`` is unchanged.
 
@@ -404,6 +415,7 @@ class Distillation:
             seed=context.seed,
         )
         task = getattr(context.workload, "task", None)
+        epochs = int(knobs.get("epochs", self.epochs))
         setting = "-".join(f"{k}{knobs[k]}" for k in sorted(knobs))
         with tempfile.TemporaryDirectory(prefix="distill-") as scratch:
             base = context.work_dir if context.work_dir is not None else Path(scratch)
@@ -411,7 +423,7 @@ class Distillation:
                 student,
                 model,
                 context.training,
-                epochs=int(knobs.get("epochs", self.epochs)),
+                epochs=self.epochs_for(epochs, len(context.training)),
                 lr=self.lr,
                 batch_size=self.batch_size,
                 temperature=float(knobs.get("temperature", 2.0)),

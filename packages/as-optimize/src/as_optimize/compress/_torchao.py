@@ -159,16 +159,33 @@ def _layer_spec(layer: Any) -> dict[str, Any]:
     return {"type": name, "kwargs": kwargs}
 
 
-def _architecture(model: Any, workload: Any) -> dict[str, Any]:
-    """How the evaluator rebuilds ``model``: from the workload, resized, or a Sequential."""
-    from as_bench.export import load_torch_model
+@functools.lru_cache(maxsize=4)
+def _workload_shapes(workload_spec: str) -> dict[str, tuple[int, ...]]:
+    """The state dict's shapes of the model the evaluator builds for ``workload_spec``."""
+    from as_bench.export import load_torch_model, load_workload
 
+    model = load_torch_model(load_workload(workload_spec), "torchao")
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _architecture(model: Any, workload_spec: str) -> dict[str, Any]:
+    """How the evaluator rebuilds ``model``: from the workload, resized, or a Sequential.
+
+    The workload is rebuilt from ``workload_spec``, as the evaluator will (a pipeline's
+    context holds the stage's model as its workload, not the one the evaluator gets).
+    """
     torch = _torch()
     state = model.state_dict()
-    if workload is not None:
-        reference = load_torch_model(workload, "torchao").state_dict()
+    failure = ""
+    reference: dict[str, tuple[int, ...]] | None = None
+    if workload_spec:
+        try:
+            reference = _workload_shapes(workload_spec)
+        except Exception as exc:  # as-bench's WorkloadError, BackendError, ...
+            failure = f" (workload {workload_spec!r} does not load: {exc})"
+    if reference is not None:
         if list(reference) == list(state):
-            same = all(reference[k].shape == state[k].shape for k in state)
+            same = all(reference[k] == tuple(state[k].shape) for k in state)
             return {"kind": "workload" if same else "resized"}
     if isinstance(model, torch.nn.Sequential):
         layers = list(model.children())
@@ -180,7 +197,7 @@ def _architecture(model: Any, workload: Any) -> dict[str, Any]:
         )
     raise CompressionError(
         f"the evaluator cannot rebuild this {type(model).__name__}: its weights do not fit "
-        "the workload's model and it is no nn.Sequential of standard layers"
+        f"the workload's model{failure} and it is no nn.Sequential of standard layers"
     )
 
 
@@ -242,12 +259,15 @@ def _resize_to(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> None:
         model.set_submodule(name, new)
 
 
-def save_fp32(model: Any, folder: Path, facts: Mapping[str, Any], workload: Any) -> None:
-    """Write ``model``'s weights and ``technique.json`` (with how to rebuild it) to ``folder``."""
+def save_fp32(model: Any, folder: Path, facts: Mapping[str, Any], workload_spec: str) -> None:
+    """Write ``model``'s weights and ``technique.json`` (with how to rebuild it) to ``folder``.
+
+    ``workload_spec`` is what the evaluator gets as ``spec["workload"]``.
+    """
     safetensors_torch = require("safetensors.torch", "compress", error=MissingExtraError)
     folder.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().float()
-    architecture = _architecture(model, workload)
+    architecture = _architecture(model, workload_spec)
     safetensors_torch.save_model(model, str(folder / "model.safetensors"))
     parameters = int(sum(p.numel() for p in model.parameters()))
     document = {"format": FORMAT, **facts, "architecture": architecture, "parameters": parameters}
@@ -531,7 +551,8 @@ class _TorchTechnique:
             "torch": str(_torch().__version__),
             "torchao": torchao_version(),
         }
-        save_fp32(context.torch_model, folder, facts, context.workload)
+        spec = context.workload_spec or str(getattr(context.workload, "name", ""))
+        save_fp32(context.torch_model, folder, facts, spec)
         return folder
 
 
