@@ -13,7 +13,8 @@ torchao's quantization is deterministic for given weights), scores and times it.
 - ``torchao-int8-weight-only``: ``Int8WeightOnlyConfig``: ``nn.Linear`` weights int8
   per row, dequantized in the matrix product. Targets cpu, cuda.
 - ``torchao-int4-weight-only``: ``Int4WeightOnlyConfig`` in tinygemm's tile-packed
-  format (a bf16 model): 4-bit weights in groups (knob ``group_size``). torchao has no
+  format (a bf16 model): 4-bit weights in groups (knob ``group_size``), each layer's
+  input size padded to a multiple of 1024 (small layers grow). torchao has no
   CPU kernel for it here: the plain format needs the ``mslk`` package, the int32 one
   says it does not support the CPU, and the tile-packed one needs CUDA (the error
   texts are probed, :func:`probe`). Target cuda.
@@ -599,8 +600,9 @@ class Int4WeightOnly(_TorchTechnique):
     )
     when_it_pays: str = (
         "large Linear layers on CUDA at small batches: an eighth of fp32's weight memory. "
-        "Layers whose input size is not a multiple of the group size stay bf16; small "
-        "models lose accuracy that the gate catches"
+        "tinygemm pads each layer's input size to a multiple of 1024, so small layers grow "
+        "instead (the evaluator's weight_bytes shows it); layers whose input size is not a "
+        "multiple of the group size stay bf16"
     )
 
     def _knob_values(self) -> dict[str, tuple[Any, ...]]:
