@@ -658,7 +658,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for the searches")
     parser.add_argument("--json", type=Path, default=Path("compress_bench.json"))
     parser.add_argument("--verbose", action="store_true", help="the searches' progress")
-    parser.add_argument("--measure-search", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--measure-search", default=None, help="only the interleaved run of this search folder"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
