@@ -43,6 +43,7 @@ def optimized(tmp_path_factory: pytest.TempPathFactory) -> tuple[OptimizeResult,
         output=root / "out",
         max_accuracy_drop="1pt",
         techniques=[OrtStaticInt8(methods=("MinMax",), sizes=(64,), per_channel=(True,))],
+        stages=[],  # the technique alone: no torch stage to train
         calibration_examples=48,
         batch_sizes=(1, 8),
         threads=1,
