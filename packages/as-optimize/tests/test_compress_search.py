@@ -282,3 +282,49 @@ def test_a_factory_without_data_is_scored_by_cosine_and_says_what_does_not_apply
     fp16 = _candidate(report, "ort-fp16-io32")
     assert fp16.quality is not None and fp16.quality.mean_cosine > 0.99
     assert fp16.quality.accuracy is None
+
+
+def test_a_time_budget_stops_starting_candidates_and_reports_the_rest(tmp_path: Path) -> None:
+    # The clock the search reads advances 100 s each time it is read: the first candidate
+    # starts at 100 s (within the 250 s budget), the second at 200 s, the third at 300 s
+    # is past it, so it and every later one are reported as not tried.
+    ticks = iter(range(0, 10_000, 100))
+    techniques = [
+        OrtStaticInt8(methods=("MinMax",), sizes=(32,), per_channel=(True, False)),
+        Fp16(),
+    ]
+    report = run_search(
+        "digits-cnn",
+        tmp_path / "out",
+        QualityGate(max_accuracy_drop=1.0),
+        _quick(techniques=techniques, calibration_examples=32, time_budget_s=250),
+        clock=lambda: float(next(ticks)),
+    )
+    statuses = [c.status for c in report.candidates if c.status != "not applicable"]
+    assert len(statuses) == 3
+    assert "not tried" not in statuses[:2]
+    assert statuses[2] == "not tried"
+    left = next(c for c in report.candidates if c.status == "not tried")
+    assert "time budget of 250 s" in left.reason and "after 2 candidates" in left.reason
+    assert left.id not in report.pareto and report.winner != left.id
+
+
+def test_a_bad_time_budget_is_refused() -> None:
+    with pytest.raises(CompressionInputError, match="--time-budget"):
+        _quick(time_budget_s=-1).check()
+
+
+def test_stages_train_on_the_workloads_training_split_not_on_scored_examples() -> None:
+    from as_bench.export import load_workload
+    from as_optimize.compress._search import _training
+
+    workload = load_workload("digits-cnn")
+    assert workload.train is not None and workload.dataset is not None
+    calibration = tuple(a[:32] for a in workload.dataset.inputs)
+    data = _training(workload, calibration, 32)
+    assert data is not None
+    assert len(data) == len(workload.train) > 1000
+    assert "training split" in data.name
+    np.testing.assert_array_equal(data.inputs[0], workload.train.inputs[0])
+    assert data.labels is not None
+    np.testing.assert_array_equal(data.labels, workload.train.targets)

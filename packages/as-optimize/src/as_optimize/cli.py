@@ -213,6 +213,13 @@ def run(
             "the study must evaluate (20 for a new study; a resumed one keeps its own)."
         ),
     ] = None,
+    time_budget: Annotated[
+        float,
+        typer.Option(
+            help="grid: seconds of trying candidates; none is started after them (the rest "
+            "are reported not tried). 0: no limit."
+        ),
+    ] = 420.0,
     search: Annotated[
         str,
         typer.Option(
@@ -305,6 +312,7 @@ def run(
         max_accuracy_drop=max_accuracy_drop,
         min_cosine=min_cosine,
         trials=trials,
+        time_budget_s=time_budget or None,
         search=search,
         storage=storage,
         study=study,
@@ -332,11 +340,18 @@ def run(
     _print_wide(table)
     for note in report.target_notes:
         out.print(f"--target {report.target}: {note}", markup=False)
+    left: list[str] = []
     for item in report.candidates:
         for note in item.notes:
             out.print(f"{item.id}: {note}", markup=False)
         if item.status in ("rejected", "not applicable", "not measured"):
             out.print(f"{item.id}: {item.status}: {item.reason}", markup=False)
+        elif item.status == "not tried":
+            left.append(item.id)
+    if left:
+        first_left = next(c for c in report.candidates if c.status == "not tried")
+        shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+        out.print(f"{len(left)} {first_left.reason}: {shown}", markup=False)
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
     written = [output / report.winner_path] if report.winner_path else []
     out.print(
@@ -445,7 +460,7 @@ def _run_table(report: Any) -> Table:
             "",
         )
     # Candidates that were not tried are listed under the table with the reason.
-    tried = [c for c in report.candidates if c.status != "not applicable"]
+    tried = [c for c in report.candidates if c.status not in ("not applicable", "not tried")]
     for item in [report.baseline, *tried]:
         table.add_row(
             item.id + (" [bold](winner)[/]" if item.id == report.winner else ""),

@@ -80,6 +80,11 @@ class OptimizeResult:
     deployment: Deployment | None = None
 
 
+#: ``optimize``'s and ``as-optimize run``'s time budget for trying candidates, in seconds:
+#: a run of a built-in workload ends within 10 minutes on a 2-core machine.
+DEFAULT_TIME_BUDGET_S = 420.0
+
+
 def optimize(
     model: str,
     *,
@@ -88,6 +93,7 @@ def optimize(
     max_accuracy_drop: float | str | None = None,
     min_cosine: float | None = None,
     trials: int | None = None,
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S,
     search: str = "grid",
     storage: str | None = None,
     study: str | None = None,
@@ -126,6 +132,8 @@ def optimize(
         min_cosine: The mean cosine similarity to the fp32 outputs a candidate must reach.
         trials: grid: at most this many candidates; optuna: the settings the study must
             evaluate.
+        time_budget_s: grid: no candidate is started after this many seconds of
+            trying them (those left are reported "not tried"); ``None`` or 0: no limit.
         search: ``grid`` (every knob setting in turn) or ``optuna``.
         storage: optuna: the study's storage (a URL or an SQLite file path).
         study: optuna: the study's name.
@@ -190,6 +198,7 @@ def optimize(
         target=target,
         batch_sizes=tuple(batch_sizes),
         trials=trials if search == "grid" else None,
+        time_budget_s=time_budget_s or None,
         threads=threads,
         max_time_s=max_time_s,
         calibration_examples=calibration_examples,

@@ -341,7 +341,7 @@ def parity_tolerances(report: SearchReport, winner: CandidateResult) -> Toleranc
 
 
 def _no_winner_message(report: SearchReport, repo: Path, output: Path) -> str:
-    tried = [c for c in report.candidates if c.status != "not applicable"]
+    tried = [c for c in report.candidates if c.status not in ("not applicable", "not tried")]
     reasons = "; ".join(f"{c.id}: {c.reason}" for c in tried) or "no technique applied"
     return (
         f"nothing written to {repo}: no candidate passed the quality gate ({report.gate}), "

@@ -68,7 +68,7 @@ Array = npt.NDArray[Any]
 #: The version of ``report.json``'s layout.
 REPORT_SCHEMA_VERSION = 2
 
-Status = Literal["baseline", "passed", "rejected", "not applicable", "not measured"]
+Status = Literal["baseline", "passed", "rejected", "not applicable", "not measured", "not tried"]
 
 #: Calibration (and training) examples set aside for torch stages when no technique asks.
 STAGE_EXAMPLES = 64
@@ -172,6 +172,10 @@ class SearchOptions:
             setting of each stage is tried alone (exported, ONNX Runtime fp32) and then
             with each technique's first (most promising) setting. Grid search only.
         seed: Seed handed to techniques and stages (``ApplyContext.seed``).
+        time_budget_s: No candidate is started once this many seconds have passed since
+            the first one was; those left are reported "not tried" with the reason.
+            ``None``: no limit. The schedule puts every technique's most promising
+            setting first, so a budget cuts the least promising ones.
     """
 
     target: str = "cpu"
@@ -186,6 +190,7 @@ class SearchOptions:
     techniques: list[Technique] = field(default_factory=available_techniques)
     stages: list[TorchStage] = field(default_factory=default_stages)
     seed: int = 0
+    time_budget_s: float | None = None
 
     def plan(self) -> TargetPlan:
         """What the target measures on this machine.
@@ -210,6 +215,11 @@ class SearchOptions:
             raise CompressionInputError(f"--trials must be at least 1, not {self.trials}")
         if self.threads is not None and self.threads < 1:
             raise CompressionInputError(f"--threads must be at least 1, not {self.threads}")
+        budget = self.time_budget_s
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise CompressionInputError(
+                f"--time-budget must be a positive number of seconds, not {budget}"
+            )
         for name in ("max_time_s", "min_time_s", "target_rel_ci", "child_timeout_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -355,7 +365,7 @@ def _training(
     workload: Any, calibration: tuple[Array, ...] | None, wanted: int
 ) -> TrainingData | None:
     """The workload's training split when it has one, else the calibration examples."""
-    own = getattr(workload, "training", None)
+    own = getattr(workload, "train", None)
     if own is not None and getattr(own, "inputs", None):
         labels = own.targets if workload.task == "classification" else None
         return TrainingData(as_float32(tuple(own.inputs)), labels, f"{own.name} (training split)")
@@ -1035,6 +1045,15 @@ class _Run:
             result.reason = outcome.reason
             return result
         result.session_open_s = outcome.result.get("session_open_s")
+        weights = outcome.result.get("weight_bytes")
+        if isinstance(weights, int) and weights > 0 and artifact.is_dir():
+            # A torch candidate's folder holds fp32 weights to rebuild it from; its size
+            # is what the transformed module's weights take once built.
+            result.size_bytes = weights
+            result.notes.append(
+                f"size: the built module's weights in memory ({weights} bytes); its folder "
+                f"holds fp32 weights to rebuild it ({_folder_size(artifact)} bytes)"
+            )
         result.latency = {k: Latency(**v) for k, v in outcome.result["latency"].items()}
         assert self.reference is not None and self.baseline is not None
         try:
@@ -1367,6 +1386,7 @@ def run_search(
     options: SearchOptions | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SearchReport:
     """Search for the fastest model of workload ``spec`` that passes ``gate``.
 
@@ -1383,6 +1403,7 @@ def run_search(
             0.99) when ``None`` or empty.
         options: How to search and measure, and on which target.
         progress: Called with a line of text as each step ends.
+        clock: Seconds, for ``options.time_budget_s`` (monotonic; a test injects one).
 
     Raises:
         CompressionInputError: A bad workload, option, target or output folder.
@@ -1402,7 +1423,18 @@ def run_search(
         prepared.stages,
         stage_alone="onnxruntime" in run.plan.runtimes,
     )
-    for item in schedule:
+    budget = options.time_budget_s
+    started = clock()
+    for index, item in enumerate(schedule):
+        if budget is not None and clock() - started >= budget:
+            left = schedule[index:]
+            reason = (
+                f"not tried: the time budget of {budget:g} s was spent after {index} "
+                "candidates (--time-budget)"
+            )
+            results.extend(_not_tried(entry, reason) for entry in left)
+            run.say(f"time budget of {budget:g} s spent: {len(left)} candidates not tried")
+            break
         result = run.try_item(item, prepared)
         if item.note:
             result.notes.append(item.note)
@@ -1410,6 +1442,20 @@ def run_search(
         results.append(result)
         run.say(describe_result(result, run.first))
     return _report(prepared, results)
+
+
+def _not_tried(item: _Item, reason: str) -> CandidateResult:
+    technique = item.technique
+    return CandidateResult(
+        id=_item_id(item),
+        technique=STAGE_ALONE if technique is None else technique.name,
+        knobs=item.knobs,
+        status="not tried",
+        reason=reason,
+        runtime="onnxruntime" if technique is None else technique.runtime,
+        stage=None if item.stage is None else item.stage.name,
+        stage_knobs=item.stage_knobs,
+    )
 
 
 def describe_result(result: CandidateResult, batch: str) -> str:
