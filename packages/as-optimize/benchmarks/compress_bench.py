@@ -266,7 +266,7 @@ def _load(spec: str, result: Any, threads: int) -> _Loaded:
             )
             continue
         if not candidate.path or runtime != "onnxruntime":
-            if not is_base and candidate.status != "not applicable":
+            if not is_base and candidate.status not in ("not applicable", "not tried"):
                 loaded.rows.append(
                     ModelRow(
                         candidate.id,

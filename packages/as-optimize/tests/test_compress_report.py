@@ -127,12 +127,15 @@ def test_the_winner_sentence_carries_the_reports_own_figures(
 ) -> None:
     report, _, markdown, page = written
     int8 = _by_technique(report, "ort-static-int8")
-    assert int8.status == "passed" and report.winner == int8.id
+    assert int8.status == "passed"
+    # Which model wins depends on this machine's timings (int8 and fp32 often tie, and a
+    # tie goes to the smaller); the sentence is checked for int8 as the winner.
+    chosen = report.model_copy(update={"winner": int8.id})
     onnx = report.baseline.latency["1"].median_s / int8.latency["1"].median_s
     eager = report.eager["latency"]["1"]["median_s"] / int8.latency["1"].median_s
     smaller = (report.baseline.size_bytes or 0) / (int8.size_bytes or 1)
     assert smaller > 2  # int8 weights: the figure below must say "smaller"
-    sentence = winner_sentence(report)
+    sentence = winner_sentence(chosen)
     assert sentence.startswith("ort-static-int8 (MinMax, 48 calibration examples, per-tensor)")
     figures = [float(x) for x in re.findall(r"([0-9.]+)x", sentence)]
     # As many figures as compared with, in order, each the report's own to its rounding.
@@ -145,10 +148,17 @@ def test_the_winner_sentence_carries_the_reports_own_figures(
     assert f"{smaller:.1f}x smaller" in sentence
     assert f"{round(-int8.quality.accuracy_drop, 1) + 0.0:+.1f} pt accuracy" in sentence
     assert sentence.endswith("(batch 1)")
+    # The files say what this search chose, and the search's own why.
+    actual = winner_sentence(report)
+    if report.winner == report.baseline.id:
+        assert actual.startswith("the fp32 ONNX reference kept")
+    else:
+        winner = next(c for c in report.candidates if c.id == report.winner)
+        assert actual.startswith(f"{describe_candidate(winner)} chosen: ")
     for text in (markdown.read_text(), page.read_text()):
-        assert report.winner_reason.split(":")[0] in text  # the search's own why, too
-    assert html.escape(sentence) in page.read_text()
-    assert escape_markdown(sentence) in markdown.read_text()
+        assert report.winner_reason.split(":")[0] in text
+    assert html.escape(actual) in page.read_text()
+    assert escape_markdown(actual) in markdown.read_text()
 
 
 def test_a_rejected_candidate_shows_the_figure_that_failed_the_gate(
@@ -178,9 +188,11 @@ def test_the_table_has_every_model_with_its_latency_ci_and_status(
     ci = f"{format_seconds(lat.median_s)} ({format_seconds(lat.ci_low_s)}-"
     assert ci in body[1] and "| baseline" in body[1]
     int8 = _by_technique(report, "ort-static-int8")
-    (winner_row,) = [row for row in body if "passed (winner)" in row]
+    (int8_row,) = [row for row in body if row.startswith(f"| {describe_candidate(int8)} |")]
+    assert "| passed" in int8_row
     speedup = report.eager["latency"]["8"]["median_s"] / int8.latency["8"].median_s
-    assert f"/ {speedup:.2f}x |" in winner_row  # batch 8's speed-up against eager
+    assert f"/ {speedup:.2f}x |" in int8_row  # batch 8's speed-up against eager
+    assert sum("(winner)" in row for row in body) == 1
     assert any("| rejected |" in row for row in body)
 
 

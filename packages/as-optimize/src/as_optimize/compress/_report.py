@@ -401,7 +401,7 @@ def _markdown(content: _Content, figure: str | None) -> str:
     lines += ["", "## Winner", "", f"**{e(content.winner)}**", "", f"Why: {e(content.why)}", ""]
     lines += ["## Rejected", ""]
     lines += [f"- {e(line)}" for line in content.rejected] or ["No candidate was rejected."]
-    lines += ["", "## Not measured or not applicable", ""]
+    lines += ["", "## Not measured, and why", ""]
     lines += [f"- {e(line)}" for line in [*content.skipped, *content.notes]] or [
         "Every technique was measured."
     ]
@@ -431,7 +431,7 @@ def _html(content: _Content, figure: str | None, folder: Path) -> str:
         body.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in content.rejected) + "</ul>")
     else:
         body.append("<p>No candidate was rejected.</p>")
-    body.append('<h2 id="skipped">Not measured or not applicable</h2>')
+    body.append('<h2 id="skipped">Not measured, and why</h2>')
     skipped = [*content.skipped, *content.notes]
     if skipped:
         body.append(
