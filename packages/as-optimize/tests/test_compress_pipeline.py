@@ -278,3 +278,43 @@ def test_a_small_budget_tries_each_technique_alone_before_pipelines() -> None:
     assert budget == order[:4]
     no_ort = [_item_id(i) for i in _schedule(techniques, None, 0, stages, stage_alone=False)]
     assert "s-0+ort-fp32" not in no_ort and "s-0+a-0" in no_ort
+
+
+def _alone(cid: str, technique: str, status: str, speedup: float | None) -> Any:
+    from as_optimize.compress import CandidateResult
+
+    return CandidateResult(
+        id=cid,
+        technique=technique,
+        knobs={"i": 0},
+        status=status,  # type: ignore[arg-type]
+        reason="",
+        speedup_vs_fp32_onnx=speedup,
+    )
+
+
+def test_pipelines_add_only_techniques_that_paid_alone() -> None:
+    from as_optimize.compress._search import _Item, _unpaid
+
+    stage: Any = StageSettings("s", 1)
+    results = [
+        _alone("slow-0", "slow", "passed", 0.2),
+        _alone("bad-0", "bad", "rejected", None),
+        _alone("fast-0", "fast", "passed", 2.5),
+        _alone("sized-0", "sized", "not measured", None),
+    ]
+
+    def why(name: str) -> str | None:
+        technique: Any = Settings(name, 1)
+        return _unpaid(_Item(technique, {"i": 0}, stage=stage, stage_knobs={"r": 0}), results)
+
+    assert why("fast") is None
+    assert why("sized") is None  # not measured alone (Core ML off macOS): still tried
+    assert why("unseen") is None
+    slow = why("slow")
+    assert slow is not None and "0.20x the reference" in slow and "pipelines do not add it" in slow
+    bad = why("bad")
+    assert bad is not None and "rejected" in bad
+    # A technique alone is never skipped by this rule.
+    alone: Any = Settings("slow", 1)
+    assert _unpaid(_Item(alone, {"i": 0}), results) is None

@@ -1428,13 +1428,19 @@ def run_search(
     for index, item in enumerate(schedule):
         if budget is not None and clock() - started >= budget:
             left = schedule[index:]
+            tried = sum(1 for r in results if r.status not in ("not tried", "not applicable"))
             reason = (
-                f"not tried: the time budget of {budget:g} s was spent after {index} "
+                f"not tried: the time budget of {budget:g} s was spent after {tried} "
                 "candidates (--time-budget)"
             )
             results.extend(_not_tried(entry, reason) for entry in left)
             run.say(f"time budget of {budget:g} s spent: {len(left)} candidates not tried")
             break
+        skip = _unpaid(item, results)
+        if skip is not None:
+            results.append(_not_tried(item, skip))
+            run.say(f"{results[-1].id}: not tried: {skip}")
+            continue
         result = run.try_item(item, prepared)
         if item.note:
             result.notes.append(item.note)
@@ -1442,6 +1448,43 @@ def run_search(
         results.append(result)
         run.say(describe_result(result, run.first))
     return _report(prepared, results)
+
+
+#: A technique whose setting alone ran at under this share of the reference's speed is
+#: not tried after a stage.
+UNPAID_SPEEDUP = 0.5
+
+
+def _unpaid(item: _Item, results: Sequence[CandidateResult]) -> str | None:
+    """Why a pipeline is not worth trying, from its technique's result alone; else None.
+
+    A stage is followed only by techniques that paid on their own: one whose setting,
+    alone, failed the gate or ran at under :data:`UNPAID_SPEEDUP` of the reference's
+    speed (clearly slower, beyond a busy machine's noise) would do no better after a
+    stage (torchao's CPU kernels ran at 0.05-0.2x fp32 ONNX on the digits CNN). A
+    technique not measured alone (Core ML off macOS) is still tried.
+    """
+    technique = item.technique
+    if item.stage is None or technique is None:
+        return None
+    alone = next(
+        (
+            r
+            for r in results
+            if r.stage is None and r.technique == technique.name and r.knobs == item.knobs
+        ),
+        None,
+    )
+    if alone is None:
+        return None
+    if alone.status == "rejected":
+        return f"{alone.id} alone was rejected, so pipelines do not add it"
+    speedup = alone.speedup_vs_fp32_onnx
+    if alone.status == "passed" and speedup is None:
+        speedup = alone.speedup_vs_eager
+    if alone.status == "passed" and speedup is not None and speedup < UNPAID_SPEEDUP:
+        return f"{alone.id} alone ran at {speedup:.2f}x the reference, so pipelines do not add it"
+    return None
 
 
 def _not_tried(item: _Item, reason: str) -> CandidateResult:
