@@ -234,3 +234,12 @@ def test_export_formats_and_taken_versions_are_refused_before_anything_is_writte
     with pytest.raises(CompressionInputError, match="digits-cnn-tflite/1 already exists"):
         hand_off("digits-cnn", result.report, result.output, HandOff(repo), export=["tflite"])
     assert not (repo / "digits-cnn").exists()
+
+
+def test_export_without_a_repository_is_refused_before_the_search(tmp_path: Path) -> None:
+    from as_optimize.compress import optimize
+    from as_optimize.exceptions import CompressionInputError
+
+    with pytest.raises(CompressionInputError, match="--export needs --repo"):
+        optimize("digits-cnn", output=tmp_path / "out", export=("tflite",))
+    assert not (tmp_path / "out").exists()

@@ -293,6 +293,14 @@ def run(
             "--version", help="--repo: the version to write (the next number when absent)."
         ),
     ] = None,
+    export: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--export",
+            help="--repo: also store the workload's plain fp32 export in this format "
+            "(coreml, tflite) as NAME-FORMAT with the same version (repeatable).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Build fp32 ONNX and compressed candidates, measure, gate, and keep the best."""
@@ -329,8 +337,14 @@ def run(
         repo=repo,
         name=name,
         version=version,
+        export=tuple(export or ()),
         progress=say,
     )
+    _print_run(result, output, as_json)
+
+
+def _print_run(result: Any, output: Path, as_json: bool) -> None:
+    """What ``run`` prints: the report as JSON, or the table, reasons and files."""
     report = result.report
     out = _cli.stdout
     if as_json:
@@ -355,7 +369,11 @@ def run(
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
     written = [output / report.winner_path] if report.winner_path else []
     out.print(
-        f"written: {', '.join(str(p) for p in [*written, output / 'report.json'])}",
+        "written: "
+        + ", ".join(
+            str(p)
+            for p in [*written, *(output / f for f in ("report.json", "report.md", "report.html"))]
+        ),
         markup=False,
     )
     out.print(f"Pareto front (latency, size, quality): {', '.join(report.pareto)}", markup=False)
@@ -371,6 +389,12 @@ def run(
             f"(as-deploy serve --repo {deployed.repo})",
             markup=False,
         )
+        for extra in deployed.exports:
+            out.print(
+                f"repository: {extra.name}/{extra.version} (plain fp32 export) written to "
+                f"{extra.directory}",
+                markup=False,
+            )
 
 
 @app.command()

@@ -15,7 +15,12 @@
 - :func:`profile` and :func:`optimize`: the two commands as functions, with the same
   options; :func:`optimize` returns an :class:`OptimizeResult`.
 - :func:`hand_off` (``as-optimize run --repo DIR``): the winner written into an as-deploy
-  model repository as a new version, with its provenance (``as-optimize[deploy]``).
+  model repository as a new version, with its provenance (``as-optimize[deploy]``);
+  with ``export`` (:data:`EXPORT_FORMATS`, :func:`check_exports`) the workload's plain
+  fp32 Core ML and LiteRT exports beside it.
+- :func:`write_report`: a search's ``report.md`` and self-contained ``report.html``
+  (every choice explained with its figures, the latency-size figure), written by
+  :func:`optimize` and ``as-optimize run``.
 - :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`
   and :class:`Fp16` are built in. :class:`TorchStage`: a torch-side stage (pruning,
   distillation) that pipelines run before a technique (:func:`default_stages`).
@@ -29,8 +34,10 @@ Importing this module imports no torch or onnxruntime; the functions do, when ca
 
 from as_optimize.compress._api import OptimizeResult, optimize, profile
 from as_optimize.compress._handoff import (
+    EXPORT_FORMATS,
     Deployment,
     HandOff,
+    check_exports,
     hand_off,
     optimization_record,
     parity_tolerances,
@@ -46,6 +53,7 @@ from as_optimize.compress._optuna import (
 )
 from as_optimize.compress._pipeline import TorchStage, default_stages
 from as_optimize.compress._profile import ModelProfile, measure_machine_balance, profile_workload
+from as_optimize.compress._report import write_report
 from as_optimize.compress._runtimes import (
     RUNTIMES,
     TARGETS,
@@ -74,6 +82,7 @@ from as_optimize.compress._techniques import (
 )
 
 __all__ = [
+    "EXPORT_FORMATS",
     "LAYER_OPS",
     "REPEAT_ATTR",
     "RUNTIMES",
@@ -96,6 +105,7 @@ __all__ = [
     "Technique",
     "TorchStage",
     "available_techniques",
+    "check_exports",
     "create_study",
     "default_stages",
     "default_techniques",
@@ -114,4 +124,5 @@ __all__ = [
     "run_study",
     "run_worker",
     "storage_url",
+    "write_report",
 ]

@@ -16,6 +16,7 @@ from as_optimize.compress._handoff import Deployment, HandOff, hand_off, resolve
 from as_optimize.compress._optuna import StudyOptions, run_study
 from as_optimize.compress._pipeline import TorchStage, default_stages
 from as_optimize.compress._profile import ModelProfile, profile_workload
+from as_optimize.compress._report import write_report
 from as_optimize.compress._search import (
     CandidateResult,
     QualityGate,
@@ -112,6 +113,7 @@ def optimize(
     repo: Path | None = None,
     name: str | None = None,
     version: str | None = None,
+    export: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
     """Compress ``model`` under a quality gate and keep the best (``as-optimize run``).
@@ -157,6 +159,8 @@ def optimize(
         repo: An as-deploy model repository to write the winner into; ``None``: none.
         name: The model's name in ``repo``; the workload's when ``None``.
         version: The version to write; the next number when ``None``.
+        export: With ``repo``, also store the workload's plain fp32 exports in these
+            formats (``coreml``, ``tflite``) as ``<name>-<format>``, same version.
         progress: Called with a line of text as each step ends.
 
     Returns:
@@ -206,10 +210,15 @@ def optimize(
         stages=chosen_stages,
         seed=seed or 0,
     )
+    if export and repo is None:
+        raise CompressionInputError(
+            "--export needs --repo: the exports are stored beside the winner"
+        )
     handoff = None if repo is None else HandOff(Path(repo), name, version)
     if handoff is not None:
         options.check()
-        resolve(model, handoff)  # a bad name or an existing version fails before the search
+        # A bad name, an existing version or a missing exporter fails before the search.
+        resolve(model, handoff, export)
     output = Path(output)
     if search == "optuna":
         study_options = StudyOptions(
@@ -224,9 +233,12 @@ def optimize(
         report = run_study(model, output, gate, options, study_options, progress=progress)
     else:
         report = run_search(model, output, gate, options, progress=progress)
+    write_report(report, output)
     winner = next(c for c in [report.baseline, *report.candidates] if c.id == report.winner)
     deployment = (
-        None if handoff is None else hand_off(model, report, output, handoff, progress=progress)
+        None
+        if handoff is None
+        else hand_off(model, report, output, handoff, export=export, progress=progress)
     )
     return OptimizeResult(
         report=report,

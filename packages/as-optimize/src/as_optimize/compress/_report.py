@@ -42,7 +42,14 @@ __all__ = [
 #: The Pareto figure's file, relative to the report's folder (the Markdown links to it).
 FIGURE_NAME = "images/pareto.png"
 
-_STATUS_ORDER = ("baseline", "passed", "rejected", "not measured", "not applicable")
+_STATUS_ORDER = (
+    "baseline",
+    "passed",
+    "rejected",
+    "not measured",
+    "not applicable",
+    "not tried",
+)
 _KNOB_WORDS = {
     ("per_channel", True): "per-channel",
     ("per_channel", False): "per-tensor",
