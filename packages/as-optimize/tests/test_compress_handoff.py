@@ -243,3 +243,26 @@ def test_export_without_a_repository_is_refused_before_the_search(tmp_path: Path
     with pytest.raises(CompressionInputError, match="--export needs --repo"):
         optimize("digits-cnn", output=tmp_path / "out", export=("tflite",))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pipeline_winner_records_its_stage_then_its_technique(
+    optimized: tuple[OptimizeResult, Path],
+) -> None:
+    from as_optimize.compress import optimization_record
+
+    result, _ = optimized
+    winner = result.winner.model_copy(
+        update={"stage": "prune-channels", "stage_knobs": {"ratio": 0.5, "epochs": 3}}
+    )
+    record = optimization_record(result.report, winner, {"machine": "test"})
+    assert record["stage"] == "prune-channels"
+    assert record["stage_knobs"] == {"ratio": 0.5, "epochs": 3}
+    assert record["pipeline"] == [
+        {"stage": "prune-channels", "knobs": {"ratio": 0.5, "epochs": 3}},
+        {"technique": winner.technique, "knobs": dict(winner.knobs)},
+    ]
+    alone = optimization_record(result.report, result.winner, {"machine": "test"})
+    assert alone["stage"] is None
+    assert alone["pipeline"] == [
+        {"technique": result.winner.technique, "knobs": result.winner.knobs}
+    ]

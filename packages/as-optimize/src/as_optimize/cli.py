@@ -354,18 +354,17 @@ def _print_run(result: Any, output: Path, as_json: bool) -> None:
     _print_wide(table)
     for note in report.target_notes:
         out.print(f"--target {report.target}: {note}", markup=False)
-    left: list[str] = []
+    left: dict[str, list[str]] = {}
     for item in report.candidates:
         for note in item.notes:
             out.print(f"{item.id}: {note}", markup=False)
         if item.status in ("rejected", "not applicable", "not measured"):
             out.print(f"{item.id}: {item.status}: {item.reason}", markup=False)
         elif item.status == "not tried":
-            left.append(item.id)
-    if left:
-        first_left = next(c for c in report.candidates if c.status == "not tried")
-        shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
-        out.print(f"{len(left)} {first_left.reason}: {shown}", markup=False)
+            left.setdefault(item.reason, []).append(item.id)
+    for reason, ids in left.items():  # one line per reason, not one per candidate
+        shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+        out.print(f"{reason} ({len(ids)}): {shown}", markup=False)
     out.print(f"[bold]winner:[/] {report.winner}: {report.winner_reason}")
     written = [output / report.winner_path] if report.winner_path else []
     out.print(

@@ -282,6 +282,13 @@ def optimization_record(
         "candidate": winner.id,
         "technique": winner.technique,
         "knobs": dict(winner.knobs),
+        # A pipeline's torch stage (pruning, distillation) ran first, then the technique.
+        "stage": winner.stage,
+        "stage_knobs": dict(winner.stage_knobs),
+        "pipeline": [
+            *([{"stage": winner.stage, "knobs": dict(winner.stage_knobs)}] if winner.stage else []),
+            {"technique": winner.technique, "knobs": dict(winner.knobs)},
+        ],
         "why_chosen": report.winner_reason,
         "status": winner.status,
         "gate": {"rule": report.gate, "passed": True, "reason": winner.reason},
