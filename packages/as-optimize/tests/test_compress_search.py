@@ -328,3 +328,47 @@ def test_stages_train_on_the_workloads_training_split_not_on_scored_examples() -
     np.testing.assert_array_equal(data.inputs[0], workload.train.inputs[0])
     assert data.labels is not None
     np.testing.assert_array_equal(data.labels, workload.train.targets)
+
+
+def _model(cid: str, median_us: float, size: int) -> Any:
+    from as_optimize.compress import CandidateResult
+    from as_optimize.compress._search import Latency, Quality
+
+    m = median_us * 1e-6
+    return CandidateResult(
+        id=cid,
+        technique=cid,
+        knobs={},
+        status="baseline" if cid == "fp32" else "passed",
+        reason="",
+        size_bytes=size,
+        latency={
+            "1": Latency(
+                median_s=m,
+                ci_low_s=m * 0.98,
+                ci_high_s=m * 1.02,
+                iqr_s=0.0,
+                samples=50,
+                converged=True,
+            )
+        },
+        quality=Quality(
+            mean_cosine=1.0, min_cosine=1.0, max_abs_error=0.0, accuracy=97.0, accuracy_drop=0.0
+        ),
+    )
+
+
+def test_the_objective_chooses_the_winner_among_models_that_pass() -> None:
+    from as_optimize.compress._search import _pick_winner
+
+    base = _model("fp32", 30.0, 160_000)
+    fast = _model("fast-large", 10.0, 80_000)
+    tied = _model("fast-small", 10.1, 60_000)  # within the fastest's CI: tied on speed
+    small = _model("slow-smallest", 25.0, 20_000)
+    models = [base, fast, tied, small]
+    by_latency, why = _pick_winner(models, base, "1")
+    assert by_latency is tied and "statistically tied" in why
+    by_size, why = _pick_winner(models, base, "1", objective="size")
+    assert by_size is small and "--objective size" in why and "8.00x smaller" in why
+    with pytest.raises(CompressionInputError, match="--objective"):
+        _quick(objective="memory").check()

@@ -220,6 +220,13 @@ def run(
             "are reported not tried). 0: no limit."
         ),
     ] = 420.0,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="The winner among the models that pass the gate: latency (the fastest at "
+            "the first batch size; of statistically tied ones, the smallest) or size."
+        ),
+    ] = "latency",
     search: Annotated[
         str,
         typer.Option(
@@ -321,6 +328,7 @@ def run(
         min_cosine=min_cosine,
         trials=trials,
         time_budget_s=time_budget or None,
+        objective=objective,
         search=search,
         storage=storage,
         study=study,

@@ -95,6 +95,7 @@ def optimize(
     min_cosine: float | None = None,
     trials: int | None = None,
     time_budget_s: float | None = DEFAULT_TIME_BUDGET_S,
+    objective: str = "latency",
     search: str = "grid",
     storage: str | None = None,
     study: str | None = None,
@@ -136,6 +137,8 @@ def optimize(
             evaluate.
         time_budget_s: grid: no candidate is started after this many seconds of
             trying them (those left are reported "not tried"); ``None`` or 0: no limit.
+        objective: The winner among the models that pass the gate: ``latency`` (the
+            fastest; of statistically tied ones, the smallest) or ``size`` (the smallest).
         search: ``grid`` (every knob setting in turn) or ``optuna``.
         storage: optuna: the study's storage (a URL or an SQLite file path).
         study: optuna: the study's name.
@@ -203,6 +206,7 @@ def optimize(
         batch_sizes=tuple(batch_sizes),
         trials=trials if search == "grid" else None,
         time_budget_s=time_budget_s or None,
+        objective=objective,
         threads=threads,
         max_time_s=max_time_s,
         calibration_examples=calibration_examples,

@@ -68,6 +68,9 @@ Array = npt.NDArray[Any]
 #: The version of ``report.json``'s layout.
 REPORT_SCHEMA_VERSION = 2
 
+#: What ``--objective`` may choose the winner by.
+OBJECTIVES = ("latency", "size")
+
 Status = Literal["baseline", "passed", "rejected", "not applicable", "not measured", "not tried"]
 
 #: Calibration (and training) examples set aside for torch stages when no technique asks.
@@ -176,6 +179,9 @@ class SearchOptions:
             the first one was; those left are reported "not tried" with the reason.
             ``None``: no limit. The schedule puts every technique's most promising
             setting first, so a budget cuts the least promising ones.
+        objective: What the winner is chosen by among the models that pass the gate:
+            ``latency`` (the fastest at the first batch size; of statistically tied ones,
+            the smallest) or ``size`` (the smallest on disk; of equal ones, the fastest).
     """
 
     target: str = "cpu"
@@ -191,6 +197,7 @@ class SearchOptions:
     stages: list[TorchStage] = field(default_factory=default_stages)
     seed: int = 0
     time_budget_s: float | None = None
+    objective: str = "latency"
 
     def plan(self) -> TargetPlan:
         """What the target measures on this machine.
@@ -215,6 +222,10 @@ class SearchOptions:
             raise CompressionInputError(f"--trials must be at least 1, not {self.trials}")
         if self.threads is not None and self.threads < 1:
             raise CompressionInputError(f"--threads must be at least 1, not {self.threads}")
+        if self.objective not in OBJECTIVES:
+            raise CompressionInputError(
+                f"--objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}"
+            )
         budget = self.time_budget_s
         if budget is not None and not (math.isfinite(budget) and budget > 0):
             raise CompressionInputError(
@@ -694,24 +705,31 @@ def _pick_winner(
     baseline: CandidateResult,
     batch: str,
     reference: str = "fp32 ONNX",
+    objective: str = "latency",
 ) -> tuple[CandidateResult, str]:
-    """The fastest model; among those whose CIs overlap the fastest's, the smallest.
+    """The winner by ``objective`` among ``models`` (all passed the gate).
 
-    ``reference`` names the baseline in the reason (``fp32 ONNX``, or eager torch fp32 on
-    a device).
+    ``latency``: the fastest; among those whose CIs overlap the fastest's, the smallest.
+    ``size``: the smallest; of equal sizes, the fastest. ``reference`` names the baseline
+    in the reason (``fp32 ONNX``, or eager torch fp32 on a device).
     """
     fastest = min(models, key=lambda m: m.latency[batch].median_s)
     top = fastest.latency[batch]
     tied = [m for m in models if m.latency[batch].ci_low_s <= top.ci_high_s]
+    if objective == "size":
+        tied = [min(models, key=lambda m: (m.size_bytes or 0, m.latency[batch].median_s))]
     winner = min(tied, key=lambda m: (m.size_bytes or 0, m.latency[batch].median_s))
     base = baseline.latency[batch]
     lat = winner.latency[batch]
     if winner is baseline:
+        better = "smaller" if objective == "size" else "faster"
         return winner, (
-            f"no candidate passing the gate was faster than the {reference} model at batch "
+            f"no candidate passing the gate was {better} than the {reference} model at batch "
             f"{batch} (median {lat.median_s * 1e6:.1f} us)"
         )
-    if len(tied) > 1:
+    if objective == "size":
+        how = "the smallest of the models that pass the gate (--objective size)"
+    elif len(tied) > 1:
         how = (
             f"the smallest of the {len(tied)} models that pass the gate and are statistically "
             f"tied with the fastest at batch {batch} (95% CIs of the median overlap)"
@@ -1329,7 +1347,9 @@ def _report(
     front = _pareto(contenders, run.first)
     for model in contenders:
         model.pareto = model.id in front
-    winner, why = _pick_winner(contenders, baseline, run.first, run.plan.reference_name)
+    winner, why = _pick_winner(
+        contenders, baseline, run.first, run.plan.reference_name, run.options.objective
+    )
     unmeasured = [r for r in results if r.status == "not measured"]
     if winner is baseline and unmeasured:
         reasons = sorted({r.reason for r in unmeasured})
