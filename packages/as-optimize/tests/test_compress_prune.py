@@ -347,7 +347,7 @@ def test_stages_follow_the_protocol(cnn: tuple[Any, nn.Module]) -> None:
     assert ok and "do not run faster" in why
     ok, why = ChannelPruning().applies_to(ApplyContext(input_names=("input",)))
     assert not ok and "torch model" in why
-    assert ChannelPruning().knobs()[0] == {"ratio": 0.25, "epochs": 3, "lr": 1e-3}
+    assert ChannelPruning().knobs()[0] == {"ratio": 0.5, "epochs": 10, "lr": 1e-3}
     with pytest.raises(CompressionInputError, match="unknown knobs"):
         ChannelPruning().transform(model, {"ratio": 0.5, "width": 2}, context)
 
