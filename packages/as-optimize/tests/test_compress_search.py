@@ -372,3 +372,19 @@ def test_the_objective_chooses_the_winner_among_models_that_pass() -> None:
     assert by_size is small and "--objective size" in why and "8.00x smaller" in why
     with pytest.raises(CompressionInputError, match="--objective"):
         _quick(objective="memory").check()
+
+
+def test_a_factory_that_raises_is_a_clear_usage_error_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "raising_factory.py").write_text(
+        "def make():\n    raise RuntimeError('weights file models/net.pt is missing')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "raising_factory:make", "-o", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "raising_factory:make" in err and "models/net.pt is missing" in err
+    assert not (tmp_path / "out").exists()
