@@ -5,12 +5,20 @@ knob settings it offers, and turns the fp32 ONNX baseline into one candidate fil
 setting. Built in:
 
 - ``ort-dynamic-int8``: weights int8 ahead of time, activations quantized on the fly
-  (:func:`onnxruntime.quantization.quantize_dynamic`); no data needed. Knob: per-channel.
+  (:func:`onnxruntime.quantization.quantize_dynamic`); no data needed. Knobs: per-channel,
+  and ``keep_fp32``: how many of the most sensitive weighted nodes stay fp32, the nodes
+  ranked on the calibration examples by what quantizing each alone costs
+  (:mod:`as_optimize.compress._sensitivity`; one ranking per baseline, reused).
 - ``ort-static-int8``: weights and activations int8 in QDQ format, activation ranges
   calibrated on the workload's data (:func:`onnxruntime.quantization.quantize_static`).
   Knobs: calibration method (MinMax, Entropy, Percentile), calibration size, per-channel,
   and which weighted operators stay fp32 (none, the first, the last, or both: the first
   and last layers are often the most sensitive to quantization).
+- ``ort-int4-weight-only`` (in :func:`available_techniques`): MatMul weights and
+  embedding tables stored as 4-bit blocks (``MatMulNBits``, ``GatherBlockQuantized``,
+  from ``onnxruntime.quantization.matmul_nbits_quantizer``); Gemm is not rewritten. Knobs:
+  block size, which operators (MatMul+Gather, MatMul, Gather), and ``then_int8``: dynamic
+  int8 for the MatMuls left fp32 when only the embeddings go to 4 bits.
 - ``ort-fp16``: weights and activations fp16, inputs and outputs kept fp32
   (``onnxruntime.transformers.float16``). Its session opens in the evaluation's child
   process like every candidate's, so a runtime that crashes on it rejects the candidate.
@@ -29,6 +37,7 @@ import contextlib
 import importlib
 import io
 import logging
+import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +56,7 @@ __all__ = [
     "Fp16",
     "ModelFacts",
     "OrtDynamicInt8",
+    "OrtInt4WeightOnly",
     "OrtStaticInt8",
     "Technique",
     "available_techniques",
@@ -250,9 +260,20 @@ def _run_quantizer(what: str, output: Path, call: Any) -> Path:
 
 @dataclass
 class OrtDynamicInt8:
-    """ONNX Runtime dynamic int8: int8 weights, activations quantized per call."""
+    """ONNX Runtime dynamic int8: int8 weights, activations quantized per call.
+
+    ``keep_fp32`` settings leave the most sensitive weighted nodes in fp32; which ones is
+    measured on the calibration examples (:mod:`as_optimize.compress._sensitivity`):
+    each node is quantized alone and ranked by how far the outputs' mean cosine to the
+    fp32 outputs falls. The ranking is measured once per baseline and weight-scale
+    setting and reused by every setting of the process.
+    """
 
     per_channel: Sequence[bool] = (True, False)
+    # One ranking (per-channel) serves both: on MiniLM per-tensor with 8 nodes kept was
+    # larger and no better than per-channel with 4, and its ranking costs as much again.
+    keep_fp32: Sequence[int] = (2, 4)
+    keep_fp32_per_tensor: Sequence[int] = ()
     name: str = "ort-dynamic-int8"
     runtime: str = "onnxruntime"
     targets: tuple[str, ...] = ("cpu",)
@@ -262,8 +283,17 @@ class OrtDynamicInt8:
     when_it_pays: str = (
         "models dominated by MatMul weights (transformers, MLPs on 3-D inputs): the file "
         "shrinks about 4x and large matrix products run on int8 kernels; no data needed. "
-        "Little gain where convolutions or Gemm dominate"
+        "Little gain where convolutions or Gemm dominate. Keeping the few nodes that "
+        "quantize worst in fp32 buys back accuracy for a little size"
     )
+
+    def __post_init__(self) -> None:
+        """Check the numbers of nodes to keep in fp32."""
+        for count in (*self.keep_fp32, *self.keep_fp32_per_tensor):
+            if int(count) < 0:
+                raise CompressionInputError(
+                    f"{self.name}: keep_fp32 must be 0 or more nodes, not {count}"
+                )
 
     def supports_op(self, op_type: str) -> tuple[bool, str]:
         """Operators in ONNX Runtime's dynamic (integer-op) registry are rewritten."""
@@ -281,31 +311,93 @@ class OrtDynamicInt8:
         return False, "no operator with weights that dynamic int8 quantizes (Gemm is not one)"
 
     def knobs(self) -> list[dict[str, Any]]:
-        """One candidate per per-channel setting."""
-        return [{"per_channel": bool(pc)} for pc in self.per_channel]
+        """Each per-channel setting with every node quantized, then with nodes kept fp32.
+
+        ``keep_fp32`` appears in a setting only when it is not 0: per-channel settings
+        take :attr:`keep_fp32`, per-tensor ones :attr:`keep_fp32_per_tensor`.
+        """
+        settings: list[dict[str, Any]] = [{"per_channel": bool(pc)} for pc in self.per_channel]
+        for pc in self.per_channel:
+            counts = self.keep_fp32 if pc else self.keep_fp32_per_tensor
+            for count in counts:
+                setting = {"per_channel": bool(pc), "keep_fp32": int(count)}
+                if int(count) and setting not in settings:
+                    settings.append(setting)
+        return settings
 
     def search_space(self) -> dict[str, tuple[Any, ...]]:
-        """Per-channel or per-tensor weight scales."""
-        return {"per_channel": (True, False)}
+        """Per-channel or per-tensor weight scales, and how many nodes stay fp32."""
+        return {"per_channel": (True, False), "keep_fp32": (0, 2, 4, 8)}
 
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
     ) -> Path:
-        """Quantize with :func:`onnxruntime.quantization.quantize_dynamic`."""
+        """Quantize with :func:`onnxruntime.quantization.quantize_dynamic`.
+
+        With ``keep_fp32`` above 0 the most sensitive nodes, ranked on
+        ``context.calibration`` (else the workload's example inputs), are excluded.
+        """
         quantization = _quantization()
-        unknown = set(knobs) - {"per_channel"}
+        unknown = set(knobs) - {"per_channel", "keep_fp32"}
         if unknown:
             raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
+        per_channel = bool(knobs.get("per_channel", True))
+        keep = int(knobs.get("keep_fp32", 0))
+        excluded = self.sensitive_nodes(baseline, per_channel, keep, context) if keep else []
         return _run_quantizer(
             self.name,
             output,
             lambda: quantization.quantize_dynamic(
                 baseline,
                 output,
-                per_channel=bool(knobs.get("per_channel", True)),
+                per_channel=per_channel,
                 weight_type=quantization.QuantType.QInt8,
+                nodes_to_exclude=excluded,
             ),
         )
+
+    def sensitive_nodes(
+        self, baseline: Path, per_channel: bool, keep: int, context: ApplyContext
+    ) -> list[str]:
+        """The names of the ``keep`` nodes whose quantization costs the most.
+
+        Raises:
+            CompressionInputError: ``keep`` is negative, or there are no examples.
+            CompressionError: ``keep`` would leave no node to quantize.
+        """
+        from as_optimize.compress._sensitivity import dynamic_int8_sensitivity
+
+        if keep < 0:
+            raise CompressionInputError(f"{self.name}: keep_fp32 must be 0 or more, not {keep}")
+        ops = WEIGHTED_OPS & _registry("IntegerOpsRegistry")
+        ranking = dynamic_int8_sensitivity(
+            baseline,
+            context.input_names,
+            _ranking_examples(self.name, context),
+            per_channel=per_channel,
+            op_types=ops,
+            work_dir=context.work_dir,
+        )
+        if keep >= len(ranking.nodes):
+            raise CompressionError(
+                f"{self.name}: keeping {keep} nodes in fp32 leaves none of the model's "
+                f"{len(ranking.nodes)} quantizable nodes to quantize"
+            )
+        return ranking.top(keep)
+
+
+def _ranking_examples(name: str, context: ApplyContext) -> tuple[Array, ...]:
+    """The examples nodes are ranked on: the calibration split, else example inputs."""
+    if context.calibration is not None:
+        return context.calibration
+    inputs = getattr(context.workload, "inputs", None)
+    if callable(inputs):
+        return as_float32(tuple(inputs(16)))
+    if context.example_inputs is not None:
+        return as_float32(context.example_inputs)
+    raise CompressionInputError(
+        f"{name}: keep_fp32 ranks nodes on data, and there are no calibration examples"
+    )
 
 
 class _Reader:
@@ -541,6 +633,198 @@ class Fp16:
         return output
 
 
+#: Which operators ``ort-int4-weight-only`` turns to 4 bits (``ops`` knob).
+_INT4_OPS: dict[str, tuple[str, ...]] = {
+    "MatMul+Gather": ("MatMul", "Gather"),
+    "MatMul": ("MatMul",),
+    "Gather": ("Gather",),
+}
+
+#: The 4-bit operators ONNX Runtime's weight-only quantizer writes.
+INT4_OPS = frozenset({"MatMulNBits", "GatherBlockQuantized"})
+
+
+def _nbits_quantizer() -> Any | None:
+    """ONNX Runtime's weight-only quantizer module, or ``None`` when this one lacks it."""
+    _quantization()
+    try:
+        module = importlib.import_module("onnxruntime.quantization.matmul_nbits_quantizer")
+    except ImportError:
+        return None
+    needed = ("MatMulNBitsQuantizer", "DefaultWeightOnlyQuantConfig")
+    return module if all(hasattr(module, name) for name in needed) else None
+
+
+@dataclass
+class OrtInt4WeightOnly:
+    """ONNX Runtime 4-bit weight-only quantization (MatMulNBits, GatherBlockQuantized).
+
+    Weights are stored as 4-bit integers in blocks of ``block_size`` values along the
+    reduction axis, each block with its own fp32 scale and zero point; activations stay
+    fp32 (``MatMulNBits`` dequantizes on the fly). MatMul weights become ``MatMulNBits``,
+    embedding tables (Gather on an initializer) ``GatherBlockQuantized``; Gemm is not
+    rewritten. With ``then_int8`` (only when the MatMuls are not in ``ops``) the MatMuls
+    left in fp32 are quantized to dynamic int8 afterwards: 4-bit embeddings, int8
+    matrix products.
+    """
+
+    block_sizes: Sequence[int] = (32, 128)
+    settings: Sequence[tuple[str, bool]] = (("Gather", True), ("MatMul+Gather", False))
+    symmetric: bool = False
+    name: str = "ort-int4-weight-only"
+    runtime: str = "onnxruntime"
+    targets: tuple[str, ...] = ("cpu",)
+    description: str = (
+        "weights stored as 4-bit blocks with their own scales (MatMulNBits, "
+        "GatherBlockQuantized); activations stay fp32"
+    )
+    when_it_pays: str = (
+        "large embedding tables and large MatMul weights: about 1/6 of the fp32 size. "
+        "4-bit matrix weights cost more accuracy than int8 on small transformers; 4-bit "
+        "embeddings with int8 MatMuls (then_int8) keep most of it"
+    )
+
+    def __post_init__(self) -> None:
+        """Check the block sizes and operator sets."""
+        for size in self.block_sizes:
+            _check_block_size(self.name, int(size))
+        for ops, then_int8 in self.settings:
+            _check_int4_ops(self.name, ops, bool(then_int8))
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        """MatMul and Gather weights become 4-bit blocks; Gemm is not rewritten."""
+        if _nbits_quantizer() is None:
+            return False, "this ONNX Runtime has no MatMulNBits weight-only quantizer"
+        if op_type == "MatMul":
+            return True, "4-bit weight blocks (MatMulNBits), activations fp32"
+        if op_type == "Gather":
+            return True, "4-bit embedding table blocks (GatherBlockQuantized)"
+        if op_type == "Gemm":
+            return False, "the weight-only quantizer rewrites MatMul, not Gemm; stays fp32"
+        return False, "no weight the 4-bit quantizer rewrites; stays fp32"
+
+    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
+        """It applies when ONNX Runtime has the quantizer and the model a MatMul or Gather."""
+        if _nbits_quantizer() is None:
+            return False, (
+                "this ONNX Runtime has no onnxruntime.quantization.matmul_nbits_quantizer "
+                "(MatMulNBitsQuantizer)"
+            )
+        found = sorted(model.op_types & {"MatMul", "Gather"})
+        if found:
+            return True, f"stores the weights of {', '.join(found)} as 4-bit blocks"
+        if "Gemm" in model.op_types:
+            return False, "its weights are in Gemm, which the 4-bit quantizer does not rewrite"
+        return False, "no MatMul or Gather weights to store in 4 bits"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        """Each operator setting at each block size, settings first."""
+        return [
+            {"block_size": int(size), "ops": ops, "then_int8": bool(then_int8)}
+            for ops, then_int8 in self.settings
+            for size in self.block_sizes
+        ]
+
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        """Block size, the operators turned to 4 bits, and int8 for the rest."""
+        return {
+            "block_size": (32, 64, 128),
+            "ops": tuple(_INT4_OPS),
+            "then_int8": (False, True),
+        }
+
+    def apply(
+        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
+    ) -> Path:
+        """Quantize with ``MatMulNBitsQuantizer`` (and ``quantize_dynamic`` with then_int8)."""
+        unknown = set(knobs) - {"block_size", "ops", "then_int8"}
+        if unknown:
+            raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
+        block_size = int(knobs.get("block_size", 32))
+        ops = str(knobs.get("ops", "MatMul+Gather"))
+        then_int8 = bool(knobs.get("then_int8", False))
+        _check_block_size(self.name, block_size)
+        _check_int4_ops(self.name, ops, then_int8)
+        nbits = _nbits_quantizer()
+        if nbits is None:
+            raise CompressionError(
+                f"{self.name}: this ONNX Runtime has no MatMulNBits weight-only quantizer"
+            )
+        require("onnx", "compress", error=MissingExtraError)
+
+        quantization = _quantization()
+        large = _total_size(baseline) > 1 << 30
+        if not then_int8:
+            return self._four_bit(nbits, baseline, block_size, ops, output, large)
+        if context.work_dir is not None:
+            context.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
+            four_bit = self._four_bit(
+                nbits, baseline, block_size, ops, Path(scratch) / "model.onnx", large
+            )
+            return _run_quantizer(
+                f"{self.name} (int8 MatMuls after 4-bit {ops})",
+                output,
+                lambda: quantization.quantize_dynamic(
+                    four_bit,
+                    output,
+                    per_channel=True,
+                    weight_type=quantization.QuantType.QInt8,
+                    op_types_to_quantize=["MatMul"],
+                    use_external_data_format=large,
+                ),
+            )
+
+    def _four_bit(
+        self, nbits: Any, baseline: Path, block_size: int, ops: str, four_bit: Path, large: bool
+    ) -> Path:
+        """Write ``baseline`` with the weights of ``ops`` in 4-bit blocks to ``four_bit``."""
+        import onnx
+
+        def quantize() -> None:
+            config = nbits.DefaultWeightOnlyQuantConfig(
+                block_size=block_size,
+                is_symmetric=self.symmetric,
+                op_types_to_quantize=_INT4_OPS[ops],
+                quant_axes=(("MatMul", 0), ("Gather", 1)),
+            )
+            quantizer = nbits.MatMulNBitsQuantizer(onnx.load(str(baseline)), algo_config=config)
+            quantizer.process()
+            four_bit.parent.mkdir(parents=True, exist_ok=True)
+            quantizer.model.save_model_to_file(str(four_bit), use_external_data_format=large)
+
+        _run_quantizer(f"{self.name} (block {block_size}, {ops})", four_bit, quantize)
+        written = {n.op_type for n in onnx.load(str(four_bit), load_external_data=False).graph.node}
+        if not written & INT4_OPS:
+            raise CompressionError(
+                f"{self.name}: no {' or '.join(_INT4_OPS[ops])} weight of the model was "
+                "stored in 4 bits (weights must be initializers)"
+            )
+        return four_bit
+
+
+def _check_block_size(name: str, size: int) -> None:
+    if size < 16 or size & (size - 1):
+        raise CompressionInputError(
+            f"{name}: block_size must be a power of two of at least 16, not {size}"
+        )
+
+
+def _check_int4_ops(name: str, ops: str, then_int8: bool) -> None:
+    if ops not in _INT4_OPS:
+        raise CompressionInputError(f"{name}: ops {ops!r} is not one of {tuple(_INT4_OPS)}")
+    if then_int8 and "MatMul" in _INT4_OPS[ops]:
+        raise CompressionInputError(
+            f"{name}: then_int8 quantizes the MatMuls left in fp32, and ops {ops!r} already "
+            "turns them to 4 bits; use it with ops 'Gather'"
+        )
+
+
+def _total_size(path: Path) -> int:
+    """The model file's size with its external data files beside it."""
+    return sum(f.stat().st_size for f in path.parent.glob(path.name + "*") if f.is_file())
+
+
 #: Modules offering techniques of other runtimes, and the function that lists them; a
 #: module not installed is skipped. Its techniques are tried on their own ``targets``.
 _PLUGIN_TECHNIQUES: tuple[tuple[str, str], ...] = (
@@ -558,12 +842,13 @@ def default_techniques() -> list[Technique]:
 def available_techniques() -> list[Technique]:
     """Every technique available, for every target: what a search tries by default.
 
-    The built-in ONNX Runtime ones (:func:`default_techniques`) first, then those of the
+    The built-in ONNX Runtime ones (:func:`default_techniques`) first, then 4-bit
+    weight-only (:class:`OrtInt4WeightOnly`), then those of the
     other runtimes' modules that are installed (torch through torchao, Core ML, LiteRT).
     A search tries those made for its target and lists the others as not applicable,
     with the reason.
     """
-    techniques = default_techniques()
+    techniques: list[Technique] = [*default_techniques(), OrtInt4WeightOnly()]
     for module_name, function in _PLUGIN_TECHNIQUES:
         try:
             module = importlib.import_module(module_name)
