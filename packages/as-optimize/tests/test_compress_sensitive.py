@@ -141,12 +141,15 @@ def test_only_nodes_with_initializer_weights_are_ranked(tmp_path: Path) -> None:
     assert weighted_nodes(path, ["MatMul", "Gather"]) == [("weighted", "MatMul")]
 
 
-def test_keep_fp32_leaves_the_most_sensitive_node_in_fp32(chain: Path, tmp_path: Path) -> None:
+def test_keep_leaves_the_most_sensitive_node_in_fp32(chain: Path, tmp_path: Path) -> None:
     technique = OrtDynamicInt8()
     context = ApplyContext(input_names=["x"], calibration=_examples(), work_dir=tmp_path / "w")
     plain = technique.apply(chain, {"per_channel": False}, tmp_path / "p" / "m.onnx", context)
     kept = technique.apply(
-        chain, {"per_channel": False, "keep_fp32": 1}, tmp_path / "k" / "m.onnx", context
+        chain,
+        {"per_channel": False, "keep": 1, "keep_as": "fp32"},
+        tmp_path / "k" / "m.onnx",
+        context,
     )
     graph = _graph(kept)
     by_name = {node.name: node for node in graph.node}
@@ -160,26 +163,48 @@ def test_keep_fp32_leaves_the_most_sensitive_node_in_fp32(chain: Path, tmp_path:
     assert _mean_cosine(_run(kept, x), reference) > _mean_cosine(_run(plain, x), reference)
 
 
-def test_keep_fp32_refuses_to_keep_every_node_and_negative_counts(
+def test_keep_as_int8_weights_gives_the_sensitive_node_8_bit_blocks(
     chain: Path, tmp_path: Path
 ) -> None:
+    technique = OrtDynamicInt8()
+    context = ApplyContext(input_names=["x"], calibration=_examples(), work_dir=tmp_path / "w")
+    knobs = {"per_channel": False, "keep": 1, "keep_as": "int8-weights"}
+    path = technique.apply(chain, knobs, tmp_path / "k" / "m.onnx", context)
+    nodes = _graph(path).node
+    blocks = [n for n in nodes if n.op_type == "MatMulNBits"]
+    # The middle MatMul (h1 -> h2) alone, the one whose int8 costs the most.
+    assert [(n.input[0], n.output[0]) for n in blocks] == [("h1", "h2")]
+    bits = {a.name: a.i for a in blocks[0].attribute}
+    assert bits["bits"] == 8 and bits["accuracy_level"] == 4
+    assert [n.op_type for n in nodes].count("MatMulInteger") == 2
+    assert "MatMul" not in [n.op_type for n in nodes]
+    assert not any((tmp_path / "w").rglob("*.onnx"))
+    plain = technique.apply(chain, {"per_channel": False}, tmp_path / "p" / "m.onnx", context)
+    x = np.random.default_rng(2).normal(size=(32, WIDTH)).astype(np.float32)
+    reference = _run(chain, x)
+    assert _mean_cosine(_run(path, x), reference) > _mean_cosine(_run(plain, x), reference)
+
+
+def test_keep_refuses_to_spare_every_node_and_bad_values(chain: Path, tmp_path: Path) -> None:
     context = ApplyContext(input_names=["x"], calibration=_examples())
     with pytest.raises(CompressionError, match="leaves none of the model's 3"):
-        OrtDynamicInt8().apply(chain, {"keep_fp32": 3}, tmp_path / "m.onnx", context)
+        OrtDynamicInt8().apply(chain, {"keep": 3}, tmp_path / "m.onnx", context)
     with pytest.raises(CompressionInputError, match="0 or more"):
-        OrtDynamicInt8(keep_fp32=(-1,))
+        OrtDynamicInt8(keep=(-1,))
+    with pytest.raises(CompressionInputError, match="'int4'"):
+        OrtDynamicInt8().apply(chain, {"keep": 1, "keep_as": "int4"}, tmp_path / "b.onnx", context)
     no_data = ApplyContext(input_names=["x"])
     with pytest.raises(CompressionInputError, match="no calibration examples"):
-        OrtDynamicInt8().apply(chain, {"keep_fp32": 1}, tmp_path / "n.onnx", no_data)
+        OrtDynamicInt8().apply(chain, {"keep": 1}, tmp_path / "n.onnx", no_data)
 
 
-def test_dynamic_int8_settings_add_kept_nodes_after_the_plain_ones() -> None:
-    knobs = OrtDynamicInt8(keep_fp32=(0, 4), keep_fp32_per_tensor=(8,)).knobs()
+def test_dynamic_int8_settings_add_spared_nodes_after_the_plain_ones() -> None:
+    knobs = OrtDynamicInt8(keep=(0, 4), keep_per_tensor=(8,), keep_as="fp32").knobs()
     assert knobs == [
         {"per_channel": True},
         {"per_channel": False},
-        {"per_channel": True, "keep_fp32": 4},
-        {"per_channel": False, "keep_fp32": 8},
+        {"per_channel": True, "keep": 4, "keep_as": "fp32"},
+        {"per_channel": False, "keep": 8, "keep_as": "fp32"},
     ]
 
 

@@ -4,8 +4,8 @@ For each node that ONNX Runtime's dynamic quantizer rewrites (a MatMul, Gemm or 
 whose weight is an initializer), the baseline is quantized with that node alone
 (``quantize_dynamic(..., nodes_to_quantize=[node])``), both models run on the same
 examples, and the node's cost is how far the mean cosine of the outputs to the fp32
-outputs falls. The most sensitive nodes come first; ``ort-dynamic-int8`` keeps the top
-``keep_fp32`` of them in fp32.
+outputs falls. The most sensitive nodes come first; ``ort-dynamic-int8`` spares the top
+``keep`` of them (fp32, or 8-bit weight blocks).
 
 A ranking costs one quantization and one session per node (about 0.75 s a node for a
 90 MB transformer on one thread), so it is kept per baseline file, per-channel setting

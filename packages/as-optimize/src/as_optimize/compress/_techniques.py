@@ -6,9 +6,11 @@ setting. Built in:
 
 - ``ort-dynamic-int8``: weights int8 ahead of time, activations quantized on the fly
   (:func:`onnxruntime.quantization.quantize_dynamic`); no data needed. Knobs: per-channel,
-  and ``keep_fp32``: how many of the most sensitive weighted nodes stay fp32, the nodes
-  ranked on the calibration examples by what quantizing each alone costs
-  (:mod:`as_optimize.compress._sensitivity`; one ranking per baseline, reused).
+  ``keep``: how many of the most sensitive weighted nodes are spared, the nodes ranked on
+  the calibration examples by what quantizing each alone costs
+  (:mod:`as_optimize.compress._sensitivity`; one ranking per baseline, reused), and
+  ``keep_as``: what they become (``fp32``, or ``int8-weights``: 8-bit weight blocks in
+  ``MatMulNBits``, activations quantized per block instead of per tensor).
 - ``ort-static-int8``: weights and activations int8 in QDQ format, activation ranges
   calibrated on the workload's data (:func:`onnxruntime.quantization.quantize_static`).
   Knobs: calibration method (MinMax, Entropy, Percentile), calibration size, per-channel,
@@ -258,22 +260,32 @@ def _run_quantizer(what: str, output: Path, call: Any) -> Path:
     return output
 
 
+#: What the nodes spared from dynamic int8 become (``keep_as`` knob).
+_KEEP_AS = ("fp32", "int8-weights")
+
+
 @dataclass
 class OrtDynamicInt8:
     """ONNX Runtime dynamic int8: int8 weights, activations quantized per call.
 
-    ``keep_fp32`` settings leave the most sensitive weighted nodes in fp32; which ones is
-    measured on the calibration examples (:mod:`as_optimize.compress._sensitivity`):
+    ``keep`` settings spare the most sensitive weighted nodes from dynamic int8; which
+    ones is measured on the calibration examples (:mod:`as_optimize.compress._sensitivity`):
     each node is quantized alone and ranked by how far the outputs' mean cosine to the
     fp32 outputs falls. The ranking is measured once per baseline and weight-scale
-    setting and reused by every setting of the process.
+    setting and reused by every setting of the process. ``keep_as`` says what the
+    spared nodes become: ``fp32``, or ``int8-weights`` (MatMuls only; others stay fp32):
+    ``MatMulNBits`` with 8-bit weights in blocks of 32 and int8 arithmetic on
+    activations quantized per block (``accuracy_level`` 4), so the file stays about as
+    small as with every node int8, and the activations' outliers no longer share one
+    scale per tensor.
     """
 
     per_channel: Sequence[bool] = (True, False)
-    # One ranking (per-channel) serves both: on MiniLM per-tensor with 8 nodes kept was
-    # larger and no better than per-channel with 4, and its ranking costs as much again.
-    keep_fp32: Sequence[int] = (2, 4)
-    keep_fp32_per_tensor: Sequence[int] = ()
+    # One ranking (per-channel) serves every kept setting: on MiniLM, per-tensor with
+    # nodes kept was larger and no better than per-channel, and its ranking costs as much.
+    keep: Sequence[int] = (4, 8)
+    keep_per_tensor: Sequence[int] = ()
+    keep_as: str = "int8-weights"
     name: str = "ort-dynamic-int8"
     runtime: str = "onnxruntime"
     targets: tuple[str, ...] = ("cpu",)
@@ -283,17 +295,18 @@ class OrtDynamicInt8:
     when_it_pays: str = (
         "models dominated by MatMul weights (transformers, MLPs on 3-D inputs): the file "
         "shrinks about 4x and large matrix products run on int8 kernels; no data needed. "
-        "Little gain where convolutions or Gemm dominate. Keeping the few nodes that "
-        "quantize worst in fp32 buys back accuracy for a little size"
+        "Little gain where convolutions or Gemm dominate. Sparing the few nodes that "
+        "quantize worst (keep) buys back accuracy for a little size and speed"
     )
 
     def __post_init__(self) -> None:
-        """Check the numbers of nodes to keep in fp32."""
-        for count in (*self.keep_fp32, *self.keep_fp32_per_tensor):
+        """Check the numbers of nodes to spare and what they become."""
+        for count in (*self.keep, *self.keep_per_tensor):
             if int(count) < 0:
                 raise CompressionInputError(
-                    f"{self.name}: keep_fp32 must be 0 or more nodes, not {count}"
+                    f"{self.name}: keep must be 0 or more nodes, not {count}"
                 )
+        _check_keep_as(self.name, self.keep_as)
 
     def supports_op(self, op_type: str) -> tuple[bool, str]:
         """Operators in ONNX Runtime's dynamic (integer-op) registry are rewritten."""
@@ -311,55 +324,81 @@ class OrtDynamicInt8:
         return False, "no operator with weights that dynamic int8 quantizes (Gemm is not one)"
 
     def knobs(self) -> list[dict[str, Any]]:
-        """Each per-channel setting with every node quantized, then with nodes kept fp32.
+        """Each per-channel setting with every node quantized, then with nodes spared.
 
-        ``keep_fp32`` appears in a setting only when it is not 0: per-channel settings
-        take :attr:`keep_fp32`, per-tensor ones :attr:`keep_fp32_per_tensor`.
+        ``keep`` appears in a setting only when it is not 0 (per-channel settings take
+        :attr:`keep`, per-tensor ones :attr:`keep_per_tensor`), with ``keep_as``:
+        :attr:`keep_as`, or ``fp32`` where ONNX Runtime has no MatMulNBits quantizer.
         """
+        keep_as = self.keep_as if _nbits_quantizer() is not None else "fp32"
         settings: list[dict[str, Any]] = [{"per_channel": bool(pc)} for pc in self.per_channel]
         for pc in self.per_channel:
-            counts = self.keep_fp32 if pc else self.keep_fp32_per_tensor
-            for count in counts:
-                setting = {"per_channel": bool(pc), "keep_fp32": int(count)}
+            for count in self.keep if pc else self.keep_per_tensor:
+                setting = {"per_channel": bool(pc), "keep": int(count), "keep_as": keep_as}
                 if int(count) and setting not in settings:
                     settings.append(setting)
         return settings
 
     def search_space(self) -> dict[str, tuple[Any, ...]]:
-        """Per-channel or per-tensor weight scales, and how many nodes stay fp32."""
-        return {"per_channel": (True, False), "keep_fp32": (0, 2, 4, 8)}
+        """Weight scales, how many nodes are spared, and what they become."""
+        return {"per_channel": (True, False), "keep": (0, 2, 4, 8), "keep_as": _KEEP_AS}
 
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
     ) -> Path:
         """Quantize with :func:`onnxruntime.quantization.quantize_dynamic`.
 
-        With ``keep_fp32`` above 0 the most sensitive nodes, ranked on
-        ``context.calibration`` (else the workload's example inputs), are excluded.
+        With ``keep`` above 0 the most sensitive nodes, ranked on ``context.calibration``
+        (else the workload's example inputs), are excluded; with ``keep_as``
+        ``int8-weights`` their MatMuls become 8-bit ``MatMulNBits`` first.
         """
         quantization = _quantization()
-        unknown = set(knobs) - {"per_channel", "keep_fp32"}
+        unknown = set(knobs) - {"per_channel", "keep", "keep_as"}
         if unknown:
             raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
         per_channel = bool(knobs.get("per_channel", True))
-        keep = int(knobs.get("keep_fp32", 0))
-        excluded = self.sensitive_nodes(baseline, per_channel, keep, context) if keep else []
-        return _run_quantizer(
-            self.name,
-            output,
-            lambda: quantization.quantize_dynamic(
-                baseline,
+        keep = int(knobs.get("keep", 0))
+        keep_as = str(knobs.get("keep_as", "fp32"))
+        _check_keep_as(self.name, keep_as, building=True)
+        spared = self.sensitive_nodes(baseline, per_channel, keep, context) if keep else []
+        excluded = [name for name, _ in spared]
+        matmuls = [name for name, op_type in spared if op_type == "MatMul"]
+
+        def dynamic(source: Path) -> Path:
+            return _run_quantizer(
+                self.name,
                 output,
-                per_channel=per_channel,
-                weight_type=quantization.QuantType.QInt8,
-                nodes_to_exclude=excluded,
-            ),
-        )
+                lambda: quantization.quantize_dynamic(
+                    source,
+                    output,
+                    per_channel=per_channel,
+                    weight_type=quantization.QuantType.QInt8,
+                    nodes_to_exclude=excluded,
+                    use_external_data_format=_total_size(baseline) > 1 << 30,
+                ),
+            )
+
+        if keep_as == "fp32" or not matmuls:
+            return dynamic(baseline)
+        if context.work_dir is not None:
+            context.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
+            eight_bit = _weight_only(
+                f"{self.name} (8-bit weights for {len(matmuls)} sensitive MatMuls)",
+                baseline,
+                Path(scratch) / "model.onnx",
+                bits=8,
+                block_size=32,
+                ops=("MatMul",),
+                only=matmuls,
+                accuracy_level=4,
+            )
+            return dynamic(eight_bit)
 
     def sensitive_nodes(
         self, baseline: Path, per_channel: bool, keep: int, context: ApplyContext
-    ) -> list[str]:
-        """The names of the ``keep`` nodes whose quantization costs the most.
+    ) -> list[tuple[str, str]]:
+        """``(name, op_type)`` of the ``keep`` nodes whose quantization costs the most.
 
         Raises:
             CompressionInputError: ``keep`` is negative, or there are no examples.
@@ -368,7 +407,7 @@ class OrtDynamicInt8:
         from as_optimize.compress._sensitivity import dynamic_int8_sensitivity
 
         if keep < 0:
-            raise CompressionInputError(f"{self.name}: keep_fp32 must be 0 or more, not {keep}")
+            raise CompressionInputError(f"{self.name}: keep must be 0 or more, not {keep}")
         ops = WEIGHTED_OPS & _registry("IntegerOpsRegistry")
         ranking = dynamic_int8_sensitivity(
             baseline,
@@ -380,10 +419,79 @@ class OrtDynamicInt8:
         )
         if keep >= len(ranking.nodes):
             raise CompressionError(
-                f"{self.name}: keeping {keep} nodes in fp32 leaves none of the model's "
+                f"{self.name}: sparing {keep} nodes leaves none of the model's "
                 f"{len(ranking.nodes)} quantizable nodes to quantize"
             )
-        return ranking.top(keep)
+        return [(node.name, node.op_type) for node in ranking.nodes[:keep]]
+
+
+def _check_keep_as(name: str, keep_as: str, *, building: bool = False) -> None:
+    if keep_as not in _KEEP_AS:
+        raise CompressionInputError(f"{name}: keep_as {keep_as!r} is not one of {_KEEP_AS}")
+    if building and keep_as == "int8-weights" and _nbits_quantizer() is None:
+        raise CompressionError(
+            f"{name}: keep_as 'int8-weights' needs ONNX Runtime's MatMulNBits quantizer, "
+            "which this version lacks"
+        )
+
+
+def _weight_only(
+    what: str,
+    baseline: Path,
+    output: Path,
+    *,
+    bits: int,
+    block_size: int,
+    ops: tuple[str, ...],
+    only: Sequence[str] | None = None,
+    accuracy_level: int | None = None,
+    symmetric: bool = False,
+) -> Path:
+    """Write ``baseline`` with the weights of ``ops`` (or of the nodes ``only``) in blocks.
+
+    MatMul weights become ``MatMulNBits``, Gather tables ``GatherBlockQuantized``.
+
+    Raises:
+        CompressionError: The quantizer failed, or rewrote no node.
+    """
+    nbits = _nbits_quantizer()
+    if nbits is None:
+        raise CompressionError(f"{what}: this ONNX Runtime has no MatMulNBits quantizer")
+    require("onnx", "compress", error=MissingExtraError)
+    import onnx
+
+    def quantize() -> None:
+        model = onnx.load(str(baseline))
+        config = nbits.DefaultWeightOnlyQuantConfig(
+            block_size=block_size,
+            is_symmetric=symmetric,
+            accuracy_level=accuracy_level,
+            op_types_to_quantize=ops,
+            quant_axes=(("MatMul", 0), ("Gather", 1)),
+            bits=bits,
+        )
+        # The quantizer's nodes_to_include adds to its operator types; the nodes of those
+        # types outside ``only`` are excluded instead.
+        others = (
+            []
+            if only is None
+            else [n.name for n in model.graph.node if n.op_type in ops and n.name not in only]
+        )
+        quantizer = nbits.MatMulNBitsQuantizer(model, algo_config=config, nodes_to_exclude=others)
+        quantizer.process()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        quantizer.model.save_model_to_file(
+            str(output), use_external_data_format=_total_size(baseline) > 1 << 30
+        )
+
+    _run_quantizer(what, output, quantize)
+    written = {n.op_type for n in onnx.load(str(output), load_external_data=False).graph.node}
+    if not written & INT4_OPS:
+        raise CompressionError(
+            f"{what}: no {' or '.join(ops)} weight of the model was stored in {bits} bits "
+            "(weights must be initializers)"
+        )
+    return output
 
 
 def _ranking_examples(name: str, context: ApplyContext) -> tuple[Array, ...]:
@@ -396,7 +504,7 @@ def _ranking_examples(name: str, context: ApplyContext) -> tuple[Array, ...]:
     if context.example_inputs is not None:
         return as_float32(context.example_inputs)
     raise CompressionInputError(
-        f"{name}: keep_fp32 ranks nodes on data, and there are no calibration examples"
+        f"{name}: keep ranks nodes on data, and there are no calibration examples"
     )
 
 
@@ -640,7 +748,7 @@ _INT4_OPS: dict[str, tuple[str, ...]] = {
     "Gather": ("Gather",),
 }
 
-#: The 4-bit operators ONNX Runtime's weight-only quantizer writes.
+#: The block-quantized operators ONNX Runtime's weight-only quantizer writes.
 INT4_OPS = frozenset({"MatMulNBits", "GatherBlockQuantized"})
 
 
@@ -745,28 +853,32 @@ class OrtInt4WeightOnly:
         then_int8 = bool(knobs.get("then_int8", False))
         _check_block_size(self.name, block_size)
         _check_int4_ops(self.name, ops, then_int8)
-        nbits = _nbits_quantizer()
-        if nbits is None:
-            raise CompressionError(
-                f"{self.name}: this ONNX Runtime has no MatMulNBits weight-only quantizer"
-            )
-        require("onnx", "compress", error=MissingExtraError)
-
         quantization = _quantization()
         large = _total_size(baseline) > 1 << 30
+        what = f"{self.name} (block {block_size}, {ops})"
+
+        def four_bit(target: Path) -> Path:
+            return _weight_only(
+                what,
+                baseline,
+                target,
+                bits=4,
+                block_size=block_size,
+                ops=_INT4_OPS[ops],
+                symmetric=self.symmetric,
+            )
+
         if not then_int8:
-            return self._four_bit(nbits, baseline, block_size, ops, output, large)
+            return four_bit(output)
         if context.work_dir is not None:
             context.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
-            four_bit = self._four_bit(
-                nbits, baseline, block_size, ops, Path(scratch) / "model.onnx", large
-            )
+            stage = four_bit(Path(scratch) / "model.onnx")
             return _run_quantizer(
                 f"{self.name} (int8 MatMuls after 4-bit {ops})",
                 output,
                 lambda: quantization.quantize_dynamic(
-                    four_bit,
+                    stage,
                     output,
                     per_channel=True,
                     weight_type=quantization.QuantType.QInt8,
@@ -774,33 +886,6 @@ class OrtInt4WeightOnly:
                     use_external_data_format=large,
                 ),
             )
-
-    def _four_bit(
-        self, nbits: Any, baseline: Path, block_size: int, ops: str, four_bit: Path, large: bool
-    ) -> Path:
-        """Write ``baseline`` with the weights of ``ops`` in 4-bit blocks to ``four_bit``."""
-        import onnx
-
-        def quantize() -> None:
-            config = nbits.DefaultWeightOnlyQuantConfig(
-                block_size=block_size,
-                is_symmetric=self.symmetric,
-                op_types_to_quantize=_INT4_OPS[ops],
-                quant_axes=(("MatMul", 0), ("Gather", 1)),
-            )
-            quantizer = nbits.MatMulNBitsQuantizer(onnx.load(str(baseline)), algo_config=config)
-            quantizer.process()
-            four_bit.parent.mkdir(parents=True, exist_ok=True)
-            quantizer.model.save_model_to_file(str(four_bit), use_external_data_format=large)
-
-        _run_quantizer(f"{self.name} (block {block_size}, {ops})", four_bit, quantize)
-        written = {n.op_type for n in onnx.load(str(four_bit), load_external_data=False).graph.node}
-        if not written & INT4_OPS:
-            raise CompressionError(
-                f"{self.name}: no {' or '.join(_INT4_OPS[ops])} weight of the model was "
-                "stored in 4 bits (weights must be initializers)"
-            )
-        return four_bit
 
 
 def _check_block_size(name: str, size: int) -> None:
