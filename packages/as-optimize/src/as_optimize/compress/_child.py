@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +88,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         for batch in spec["batch_sizes"]:
             feeds = {n: bench[f"b{batch}_in{i}"] for i, n in enumerate(names)}
             m = as_bench.measure(session.run, None, feeds, device="cpu", options=measure_options)
-            stats = m.latency.stats
-            latency[str(batch)] = {
-                "median_s": stats.median,
-                "ci_low_s": stats.ci_low,
-                "ci_high_s": stats.ci_high,
-                "iqr_s": stats.iqr,
-                "samples": stats.n,
-                "converged": m.converged,
-                "warnings": list(m.warnings),
-            }
+            latency[str(batch)] = latency_entry(m)
     return {
         "session_open_s": open_s,
         "providers": list(session.get_providers()),
@@ -105,17 +97,39 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str]) -> int:
-    """Run the spec named by ``argv[0]``; exit 0 with the result written, 1 on an error."""
+def latency_entry(m: Any, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """One batch size's ``latency`` entry of the result, from an ``as_bench.measure``."""
+    stats = m.latency.stats
+    return {
+        "median_s": stats.median,
+        "ci_low_s": stats.ci_low,
+        "ci_high_s": stats.ci_high,
+        "iqr_s": stats.iqr,
+        "samples": stats.n,
+        "converged": m.converged,
+        "warnings": [*m.warnings, *notes],
+    }
+
+
+def run_child(evaluate: Callable[[dict[str, Any]], dict[str, Any]], argv: list[str]) -> int:
+    """A child evaluator's ``main``: run ``evaluate`` on the spec named by ``argv[0]``.
+
+    Exit 0 with the result written; 1 on an error, its reason on the last line of stderr
+    (the parent reads it as the candidate's reason).
+    """
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     try:
         result = evaluate(spec)
     except Exception as exc:
-        # The parent reads the last line of stderr as the reason.
         sys.stderr.write(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
         return 1
     Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the spec named by ``argv[0]``; exit 0 with the result written, 1 on an error."""
+    return run_child(evaluate, argv)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ batch prediction (``predict`` with a list of feeds), which the result's warnings
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from as_optimize.compress._child import latency_entry, run_child
 
 #: Why a Core ML candidate is not measured off macOS.
 OFF_MACOS = "Core ML prediction needs macOS (this is {platform}); the package was built and sized"
@@ -37,19 +38,6 @@ def _feed_dtype(array: Any) -> Any:
     if np.issubdtype(array.dtype, np.floating):
         return np.asarray(array, dtype=np.float32)
     return np.asarray(array, dtype=np.int32)
-
-
-def _latency_entry(m: Any, notes: list[str]) -> dict[str, Any]:
-    stats = m.latency.stats
-    return {
-        "median_s": stats.median,
-        "ci_low_s": stats.ci_low,
-        "ci_high_s": stats.ci_high,
-        "iqr_s": stats.iqr,
-        "samples": stats.n,
-        "converged": m.converged,
-        "warnings": [*m.warnings, *notes],
-    }
 
 
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +96,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
                 ]
             )
             m = as_bench.measure(predict, items, device="cpu", options=options)
-            latency[str(size)] = _latency_entry(m, notes)
+            latency[str(size)] = latency_entry(m, notes)
     return {
         "session_open_s": open_s,
         "providers": [f"coreml:{units}"],
@@ -120,15 +108,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Run the spec named by ``argv[0]``; exit 0 with the result written, 1 on an error."""
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    try:
-        result = evaluate(spec)
-    except Exception as exc:
-        # The parent reads the last line of stderr as the reason.
-        sys.stderr.write(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
-        return 1
-    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0
+    return run_child(evaluate, argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ input's scale and zero point, and outputs dequantized with theirs, inside the ti
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from as_optimize.compress._child import latency_entry, run_child
 
 
 def _by_position(names: Sequence[str]) -> list[str]:
@@ -166,19 +167,6 @@ class LiteRTModel:
         )
 
 
-def _latency_entry(m: Any, notes: list[str]) -> dict[str, Any]:
-    stats = m.latency.stats
-    return {
-        "median_s": stats.median,
-        "ci_low_s": stats.ci_low,
-        "ci_high_s": stats.ci_high,
-        "iqr_s": stats.iqr,
-        "samples": stats.n,
-        "converged": m.converged,
-        "warnings": [*m.warnings, *notes],
-    }
-
-
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Open the file, score, measure; the result as plain values."""
     import as_bench
@@ -210,7 +198,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
                     f"({model.fixed}); timed as {int(batch) // model.file_batch} calls in a row"
                 )
             m = as_bench.measure(model.run, feeds, device="cpu", options=options)
-            latency[str(batch)] = _latency_entry(m, notes)
+            latency[str(batch)] = latency_entry(m, notes)
     return {
         "session_open_s": open_s,
         "providers": ["litert-cpu"],
@@ -227,15 +215,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Run the spec named by ``argv[0]``; exit 0 with the result written, 1 on an error."""
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    try:
-        result = evaluate(spec)
-    except Exception as exc:
-        # The parent reads the last line of stderr as the reason.
-        sys.stderr.write(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
-        return 1
-    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0
+    return run_child(evaluate, argv)
 
 
 if __name__ == "__main__":

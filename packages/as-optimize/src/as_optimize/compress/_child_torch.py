@@ -19,13 +19,14 @@ weight's storage, ``Int8Tensor:int8`` for instance).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from as_optimize.compress._child import latency_entry, run_child
 
 
 def device_missing(device: str) -> str | None:
@@ -59,19 +60,6 @@ def _tensors(arrays: list[Any], device: str, dtype: Any) -> tuple[Any, ...]:
             tensor = tensor.to(dtype)
         out.append(tensor.to(device))
     return tuple(out)
-
-
-def _latency_entry(m: Any) -> dict[str, Any]:
-    stats = m.latency.stats
-    return {
-        "median_s": stats.median,
-        "ci_low_s": stats.ci_low,
-        "ci_high_s": stats.ci_high,
-        "iqr_s": stats.iqr,
-        "samples": stats.n,
-        "converged": m.converged,
-        "warnings": list(m.warnings),
-    }
 
 
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +123,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         for batch in spec["batch_sizes"]:
             inputs = _tensors([bench[f"b{batch}_in{i}"] for i in range(len(names))], device, dtype)
             m = as_bench.measure(forward, *inputs, device=device, options=options)
-            latency[str(batch)] = _latency_entry(m)
+            latency[str(batch)] = latency_entry(m)
     return {
         "session_open_s": open_s,
         "providers": [f"torch:{device}"],
@@ -157,15 +145,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Run the spec named by ``argv[0]``; exit 0 with the result written, 1 on an error."""
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    try:
-        result = evaluate(spec)
-    except Exception as exc:
-        # The parent reads the last line of stderr as the reason.
-        sys.stderr.write(f"{type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
-        return 1
-    Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
-    return 0
+    return run_child(evaluate, argv)
 
 
 if __name__ == "__main__":
