@@ -210,17 +210,23 @@ def test_dynamic_int8_settings_add_spared_nodes_after_the_plain_ones() -> None:
 
 @pytest.fixture
 def embedder(tmp_path: Path) -> Path:
-    """ids -> Gather(table 512 x 64) -> MatMul(64 x 64) -> y: an embedding and a layer."""
+    """ids -> Gather(table 2048 x 64) -> MatMul -> MatMul -> y: an embedding, two layers.
+
+    The second layer's weight has an outlier, so int8 costs it the most.
+    """
     from onnx import helper
 
     rng = np.random.default_rng(3)
     inits = {
-        "table": rng.normal(0, 1, (512, 64)).astype(np.float32),
+        "table": rng.normal(0, 1, (2048, 64)).astype(np.float32),
         "w": rng.normal(0, 0.2, (64, 64)).astype(np.float32),
+        "w2": rng.normal(0, 0.2, (64, 64)).astype(np.float32),
     }
+    inits["w2"][7, 9] = 8.0
     nodes = [
         helper.make_node("Gather", ["table", "ids"], ["e"], name="embedding"),
-        helper.make_node("MatMul", ["e", "w"], ["y"], name="project"),
+        helper.make_node("MatMul", ["e", "w"], ["h"], name="project"),
+        helper.make_node("MatMul", ["h", "w2"], ["y"], name="outlier"),
     ]
     ids = helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, ["batch", 4])
     return _save(nodes, [ids], inits, tmp_path / "embedder" / "model.onnx", rank=3)
@@ -255,8 +261,28 @@ def test_int4_writes_4_bit_operators_and_shrinks_the_file(
         assert ("MatMul" in ops) is not knobs["then_int8"]
     assert path.stat().st_size < 0.3 * embedder.stat().st_size
     assert not any((tmp_path / "work").rglob("*.onnx"))
-    ids = np.random.default_rng(4).integers(0, 512, size=(8, 4))
+    ids = np.random.default_rng(4).integers(0, 2048, size=(8, 4))
     assert _mean_cosine(_run_ids(path, ids), _run_ids(embedder, ids)) > 0.95
+
+
+@pytest.mark.parametrize("keep_as", ["fp32", "int8-weights"])
+def test_int4_embeddings_then_int8_spare_the_sensitive_matmul(
+    keep_as: str, embedder: Path, tmp_path: Path
+) -> None:
+    ids = np.random.default_rng(5).integers(0, 2048, size=(12, 4))
+    context = ApplyContext(input_names=["ids"], calibration=(ids,), work_dir=tmp_path / "w")
+    knobs = {"block_size": 32, "ops": "Gather", "then_int8": True, "keep": 1, "keep_as": keep_as}
+    path = OrtInt4WeightOnly().apply(embedder, knobs, tmp_path / "c" / "model.onnx", context)
+    nodes = _graph(path).node
+    ops = [n.op_type for n in nodes]
+    assert "GatherBlockQuantized" in ops and ops.count("MatMulInteger") == 1
+    spared = "MatMul" if keep_as == "fp32" else "MatMulNBits"
+    assert [n.output[0] for n in nodes if n.op_type == spared] == ["y"]
+    assert not any((tmp_path / "w").rglob("*.onnx"))
+    with pytest.raises(CompressionInputError, match="need then_int8"):
+        OrtInt4WeightOnly().apply(
+            embedder, {"ops": "Gather", "keep": 1}, tmp_path / "x.onnx", context
+        )
 
 
 def test_int4_knobs_are_checked() -> None:

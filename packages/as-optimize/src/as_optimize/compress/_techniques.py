@@ -352,6 +352,31 @@ class OrtDynamicInt8:
         (else the workload's example inputs), are excluded; with ``keep_as``
         ``int8-weights`` their MatMuls become 8-bit ``MatMulNBits`` first.
         """
+        return self.build(baseline, knobs, output, context)
+
+    def build(
+        self,
+        source: Path,
+        knobs: Mapping[str, Any],
+        output: Path,
+        context: ApplyContext,
+        *,
+        ranked_on: Path | None = None,
+        op_types: Sequence[str] | None = None,
+    ) -> Path:
+        """Quantize ``source`` as :meth:`apply` does, nodes ranked on another model.
+
+        Args:
+            source: The model to quantize.
+            knobs: ``per_channel``, ``keep``, ``keep_as``.
+            output: Where the candidate goes.
+            context: The candidate's context (examples to rank nodes on, scratch folder).
+            ranked_on: The fp32 model the sensitive nodes are ranked on (``source`` if
+                ``None``); its node names must be ``source``'s (a model another quantizer
+                rewrote in part, such as 4-bit embeddings).
+            op_types: The operators to quantize (all the quantizer's if ``None``); only
+                nodes of these types are spared.
+        """
         quantization = _quantization()
         unknown = set(knobs) - {"per_channel", "keep", "keep_as"}
         if unknown:
@@ -360,32 +385,42 @@ class OrtDynamicInt8:
         keep = int(knobs.get("keep", 0))
         keep_as = str(knobs.get("keep_as", "fp32"))
         _check_keep_as(self.name, keep_as, building=True)
-        spared = self.sensitive_nodes(baseline, per_channel, keep, context) if keep else []
+        among = frozenset(op_types) if op_types is not None else None
+        spared = (
+            self.sensitive_nodes(ranked_on or source, per_channel, keep, context, among=among)
+            if keep
+            else []
+        )
         excluded = [name for name, _ in spared]
         matmuls = [name for name, op_type in spared if op_type == "MatMul"]
+        large = _total_size(source) > 1 << 30
 
-        def dynamic(source: Path) -> Path:
+        def dynamic(model: Path) -> Path:
             return _run_quantizer(
                 self.name,
                 output,
                 lambda: quantization.quantize_dynamic(
-                    source,
+                    model,
                     output,
                     per_channel=per_channel,
                     weight_type=quantization.QuantType.QInt8,
                     nodes_to_exclude=excluded,
-                    use_external_data_format=_total_size(baseline) > 1 << 30,
+                    op_types_to_quantize=list(op_types) if op_types is not None else None,
+                    use_external_data_format=large,
+                    # Shape inference cannot type what follows a contrib operator (a
+                    # 4-bit GatherBlockQuantized); the model's tensors are fp32.
+                    extra_options={"DefaultTensorType": 1},
                 ),
             )
 
         if keep_as == "fp32" or not matmuls:
-            return dynamic(baseline)
+            return dynamic(source)
         if context.work_dir is not None:
             context.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
             eight_bit = _weight_only(
                 f"{self.name} (8-bit weights for {len(matmuls)} sensitive MatMuls)",
-                baseline,
+                source,
                 Path(scratch) / "model.onnx",
                 bits=8,
                 block_size=32,
@@ -396,9 +431,18 @@ class OrtDynamicInt8:
             return dynamic(eight_bit)
 
     def sensitive_nodes(
-        self, baseline: Path, per_channel: bool, keep: int, context: ApplyContext
+        self,
+        baseline: Path,
+        per_channel: bool,
+        keep: int,
+        context: ApplyContext,
+        *,
+        among: frozenset[str] | None = None,
     ) -> list[tuple[str, str]]:
         """``(name, op_type)`` of the ``keep`` nodes whose quantization costs the most.
+
+        ``among``: only nodes of these operators are counted (the ranking of every
+        operator is measured once and reused).
 
         Raises:
             CompressionInputError: ``keep`` is negative, or there are no examples.
@@ -417,12 +461,13 @@ class OrtDynamicInt8:
             op_types=ops,
             work_dir=context.work_dir,
         )
-        if keep >= len(ranking.nodes):
+        nodes = [n for n in ranking.nodes if among is None or n.op_type in among]
+        if keep >= len(nodes):
             raise CompressionError(
                 f"{self.name}: sparing {keep} nodes leaves none of the model's "
-                f"{len(ranking.nodes)} quantizable nodes to quantize"
+                f"{len(nodes)} quantizable nodes to quantize"
             )
-        return [(node.name, node.op_type) for node in ranking.nodes[:keep]]
+        return [(node.name, node.op_type) for node in nodes[:keep]]
 
 
 def _check_keep_as(name: str, keep_as: str, *, building: bool = False) -> None:
@@ -772,12 +817,15 @@ class OrtInt4WeightOnly:
     fp32 (``MatMulNBits`` dequantizes on the fly). MatMul weights become ``MatMulNBits``,
     embedding tables (Gather on an initializer) ``GatherBlockQuantized``; Gemm is not
     rewritten. With ``then_int8`` (only when the MatMuls are not in ``ops``) the MatMuls
-    left in fp32 are quantized to dynamic int8 afterwards: 4-bit embeddings, int8
-    matrix products.
+    left in fp32 are quantized to dynamic int8 afterwards (per-channel): 4-bit
+    embeddings, int8 matrix products; ``keep`` and ``keep_as`` then spare the most
+    sensitive MatMuls as :class:`OrtDynamicInt8` does (ranked on the fp32 baseline).
     """
 
     block_sizes: Sequence[int] = (32, 128)
     settings: Sequence[tuple[str, bool]] = (("Gather", True), ("MatMul+Gather", False))
+    #: Extra ``then_int8`` settings at the first block size: ``(keep, keep_as)``.
+    spared: Sequence[tuple[int, str]] = ((8, "int8-weights"),)
     symmetric: bool = False
     name: str = "ort-int4-weight-only"
     runtime: str = "onnxruntime"
@@ -798,6 +846,12 @@ class OrtInt4WeightOnly:
             _check_block_size(self.name, int(size))
         for ops, then_int8 in self.settings:
             _check_int4_ops(self.name, ops, bool(then_int8))
+        for count, keep_as in self.spared:
+            if int(count) < 1:
+                raise CompressionInputError(
+                    f"{self.name}: spared settings keep 1 or more nodes, not {count}"
+                )
+            _check_keep_as(self.name, keep_as)
 
     def supports_op(self, op_type: str) -> tuple[bool, str]:
         """MatMul and Gather weights become 4-bit blocks; Gemm is not rewritten."""
@@ -826,12 +880,27 @@ class OrtInt4WeightOnly:
         return False, "no MatMul or Gather weights to store in 4 bits"
 
     def knobs(self) -> list[dict[str, Any]]:
-        """Each operator setting at each block size, settings first."""
-        return [
+        """Each operator setting at each block size, then the spared settings.
+
+        The spared ones (:attr:`spared`) are 4-bit Gather then int8 at the first block
+        size, with sensitive MatMuls spared.
+        """
+        settings: list[dict[str, Any]] = [
             {"block_size": int(size), "ops": ops, "then_int8": bool(then_int8)}
             for ops, then_int8 in self.settings
             for size in self.block_sizes
         ]
+        for count, keep_as in self.spared if self.block_sizes else ():
+            settings.append(
+                {
+                    "block_size": int(self.block_sizes[0]),
+                    "ops": "Gather",
+                    "then_int8": True,
+                    "keep": int(count),
+                    "keep_as": keep_as,
+                }
+            )
+        return settings
 
     def search_space(self) -> dict[str, tuple[Any, ...]]:
         """Block size, the operators turned to 4 bits, and int8 for the rest."""
@@ -839,13 +908,15 @@ class OrtInt4WeightOnly:
             "block_size": (32, 64, 128),
             "ops": tuple(_INT4_OPS),
             "then_int8": (False, True),
+            "keep": (0, 4, 8),
+            "keep_as": _KEEP_AS,
         }
 
     def apply(
         self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
     ) -> Path:
         """Quantize with ``MatMulNBitsQuantizer`` (and ``quantize_dynamic`` with then_int8)."""
-        unknown = set(knobs) - {"block_size", "ops", "then_int8"}
+        unknown = set(knobs) - {"block_size", "ops", "then_int8", "keep", "keep_as"}
         if unknown:
             raise CompressionInputError(f"{self.name}: unknown knobs {sorted(unknown)}")
         block_size = int(knobs.get("block_size", 32))
@@ -853,8 +924,11 @@ class OrtInt4WeightOnly:
         then_int8 = bool(knobs.get("then_int8", False))
         _check_block_size(self.name, block_size)
         _check_int4_ops(self.name, ops, then_int8)
-        quantization = _quantization()
-        large = _total_size(baseline) > 1 << 30
+        spare = {k: knobs[k] for k in ("keep", "keep_as") if k in knobs}
+        if spare and not then_int8:
+            raise CompressionInputError(
+                f"{self.name}: keep and keep_as spare nodes from the int8 step; they need then_int8"
+            )
         what = f"{self.name} (block {block_size}, {ops})"
 
         def four_bit(target: Path) -> Path:
@@ -874,17 +948,13 @@ class OrtInt4WeightOnly:
             context.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
             stage = four_bit(Path(scratch) / "model.onnx")
-            return _run_quantizer(
-                f"{self.name} (int8 MatMuls after 4-bit {ops})",
+            return OrtDynamicInt8(name=f"{self.name} (int8 MatMuls after 4-bit {ops})").build(
+                stage,
+                {"per_channel": True, **spare},
                 output,
-                lambda: quantization.quantize_dynamic(
-                    stage,
-                    output,
-                    per_channel=True,
-                    weight_type=quantization.QuantType.QInt8,
-                    op_types_to_quantize=["MatMul"],
-                    use_external_data_format=large,
-                ),
+                context,
+                ranked_on=baseline,
+                op_types=["MatMul"],
             )
 
 
