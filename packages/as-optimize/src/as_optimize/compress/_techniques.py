@@ -825,7 +825,7 @@ class OrtInt4WeightOnly:
     block_sizes: Sequence[int] = (32, 128)
     settings: Sequence[tuple[str, bool]] = (("Gather", True), ("MatMul+Gather", False))
     #: Extra ``then_int8`` settings at the first block size: ``(keep, keep_as)``.
-    spared: Sequence[tuple[int, str]] = ((8, "int8-weights"),)
+    spared: Sequence[tuple[int, str]] = ((4, "int8-weights"), (8, "int8-weights"))
     symmetric: bool = False
     name: str = "ort-int4-weight-only"
     runtime: str = "onnxruntime"
