@@ -21,9 +21,10 @@
 - :func:`write_report`: a search's ``report.md`` and self-contained ``report.html``
   (every choice explained with its figures, the latency-size figure), written by
   :func:`optimize` and ``as-optimize run``.
-- :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`
-  and :class:`Fp16` are built in. :class:`TorchStage`: a torch-side stage (pruning,
-  distillation) that pipelines run before a technique (:func:`default_stages`).
+- :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`,
+  :class:`OrtInt4WeightOnly` and :class:`Fp16` are built in. :class:`TorchStage`: a
+  torch-side stage (pruning, distillation) that pipelines run before a technique
+  (:func:`default_stages`).
 - Targets (:func:`plan_target`: ``cpu``, ``cuda``, ``mps``, ``coreml``, ``tflite``) and the
   runtimes whose child evaluators measure candidates (:data:`RUNTIMES`,
   :func:`register_runtime`).
@@ -74,6 +75,7 @@ from as_optimize.compress._techniques import (
     Fp16,
     ModelFacts,
     OrtDynamicInt8,
+    OrtInt4WeightOnly,
     OrtStaticInt8,
     Technique,
     available_techniques,
@@ -96,6 +98,7 @@ __all__ = [
     "ModelProfile",
     "OptimizeResult",
     "OrtDynamicInt8",
+    "OrtInt4WeightOnly",
     "OrtStaticInt8",
     "QualityGate",
     "SearchOptions",
