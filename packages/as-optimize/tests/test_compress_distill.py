@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from as_bench.export import load_torch_model, load_workload
-from as_bench.workloads._digits import digits_split
 from as_optimize.compress._data import TrainingData
 from as_optimize.compress._distill import Distillation, make_student, parameter_count
 from as_optimize.compress._techniques import ApplyContext
@@ -143,17 +142,15 @@ def test_minilm_is_not_supported_and_says_so() -> None:
 
 
 def _digits_context(workload: Any, teacher: nn.Module, tmp_path: Path) -> ApplyContext:
-    split = digits_split()
-    rows = len(split.x_train)
+    train = workload.train  # the split the digits models were trained on
+    assert train is not None
     return ApplyContext(
         input_names=tuple(workload.input_names),
         workload=workload,
         workload_spec=workload.name,
         torch_model=teacher,
         example_inputs=workload.inputs(1),
-        training=TrainingData(
-            (split.x_train.reshape(rows, 64),), split.y_train, "digits, training split"
-        ),
+        training=TrainingData(tuple(train.inputs), train.targets, "digits, training split"),
         seed=0,
         work_dir=tmp_path,
     )

@@ -199,7 +199,7 @@ def test_a_file_litert_cannot_open_is_refused_with_the_interpreters_reason(
     import torch
     from torch import nn
 
-    from as_bench.workloads._base import Workload
+    from as_bench.workloads import Workload
 
     class Bag(nn.Module):
         def __init__(self) -> None:
