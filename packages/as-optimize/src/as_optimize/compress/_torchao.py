@@ -118,7 +118,7 @@ def _torch() -> Any:
 
 
 #: Why a torchao technique cannot run when torchao is missing (no as-optimize extra has it).
-NO_TORCHAO = "torchao is not installed (uv add \"as-optimize[torchao]\")"
+NO_TORCHAO = 'torchao is not installed (uv add "as-optimize[torchao]")'
 
 
 def _quantization() -> Any:
