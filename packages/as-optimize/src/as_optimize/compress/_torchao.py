@@ -117,7 +117,7 @@ def _torch() -> Any:
     return require("torch", "compress", error=MissingExtraError)
 
 
-#: Why a torchao technique cannot run when torchao is missing (no as-optimize extra has it).
+#: Why a torchao technique cannot run when torchao is missing (the torchao extra has it).
 NO_TORCHAO = 'torchao is not installed (uv add "as-optimize[torchao]")'
 
 
