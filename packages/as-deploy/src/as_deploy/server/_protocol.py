@@ -32,6 +32,7 @@ import json
 import logging
 import signal
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, ClassVar, Literal
@@ -102,7 +103,7 @@ def _headers_too_large(limit: int) -> ServerError:
     )
 
 
-class _HeaderDeadline:
+class _HeaderDeadline(ABC):
     """What both protocol subclasses add alike: the limits they read and the deadline.
 
     A mixin, first in their bases; each defines ``_header_timeout``.
@@ -121,8 +122,9 @@ class _HeaderDeadline:
         self.served = 0
         self.stopping = False
 
+    @abstractmethod
     def _header_timeout(self) -> None:
-        raise NotImplementedError
+        """Answer 408 and close: the request's headers missed their deadline."""
 
     def _start_header_timer(self) -> None:
         self._cancel_header_timer()

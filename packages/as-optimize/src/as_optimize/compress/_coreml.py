@@ -33,6 +33,7 @@ import tempfile
 import threading
 import traceback
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +165,7 @@ def _applies(model: ModelFacts, what: str) -> tuple[bool, str]:
 
 
 @dataclass
-class _CoreMLTechnique:
+class _CoreMLTechnique(ABC):
     """What the three techniques share: conversion, the compressor call, the facts file."""
 
     compute_units: str = "ALL"
@@ -192,8 +193,9 @@ class _CoreMLTechnique:
             return True, "its weights are compressed in the Core ML program"
         return False, "has no weights to compress; runs in fp32"
 
+    @abstractmethod
     def _config(self, knobs: Mapping[str, Any]) -> tuple[Any, Any]:
-        raise NotImplementedError
+        """The coremltools optimization config for ``knobs``, and the function applying it."""
 
     def _check_knobs(self, knobs: Mapping[str, Any], allowed: set[str]) -> None:
         unknown = set(knobs) - allowed
