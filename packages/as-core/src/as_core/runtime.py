@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +25,7 @@ __all__ = [
     "RuntimeOptions",
     "available_cpus",
     "litert_interpreter",
+    "litert_signature_order",
     "onnxruntime_session",
     "onnxruntime_session_options",
 ]
@@ -138,3 +141,18 @@ def litert_interpreter(model_path: Path | str, options: RuntimeOptions) -> Any:
     )
     interpreter.allocate_tensors()
     return interpreter
+
+
+def litert_signature_order(names: Sequence[str]) -> list[str]:
+    """A LiteRT signature's input names (``args_0``, ``args_10``, ``args_2``) in argument order.
+
+    litert-torch names a converted model's inputs after their position, and the signature
+    lists them sorted as text; names without a trailing number are kept as given.
+    """
+    keyed: list[tuple[int, str]] = []
+    for name in names:
+        match = re.search(r"(\d+)$", name)
+        if match is None:
+            return list(names)
+        keyed.append((int(match.group(1)), name))
+    return [name for _, name in sorted(keyed)]

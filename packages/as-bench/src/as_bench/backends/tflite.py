@@ -34,7 +34,12 @@ from as_bench.backends._file_backends import (
 from as_bench.exceptions import BackendError, DeviceUnavailableError, MissingExtraError
 from as_bench.workloads._base import Workload
 from as_core.extras import is_installed, require
-from as_core.runtime import RuntimeOptions, available_cpus, litert_interpreter
+from as_core.runtime import (
+    RuntimeOptions,
+    available_cpus,
+    litert_interpreter,
+    litert_signature_order,
+)
 
 __all__ = ["QUANTIZATIONS", "TFLiteBackend", "TFLiteQuantization"]
 
@@ -48,17 +53,6 @@ logger = logging.getLogger(__name__)
 # on-device runtimes have no int64 kernels), so token ids arrive as int64 and go in as
 # int32. That is the only dtype change we make on the caller's behalf.
 _ALLOWED_CASTS = frozenset({("int64", "int32")})
-
-
-def _by_position(names: Sequence[str]) -> list[str]:
-    """Signature names (``args_0``, ``args_10``, ``args_2``) in argument order."""
-    keyed: list[tuple[int, str]] = []
-    for name in names:
-        match = re.search(r"(\d+)$", name)
-        if match is None:
-            return list(names)
-        keyed.append((int(match.group(1)), name))
-    return [name for _, name in sorted(keyed)]
 
 
 def _spec(details: dict[str, Any]) -> TensorSpec:
@@ -127,8 +121,8 @@ class _Runner:
             # model's order; the flat tensor lists carry no such promise.
             runner = interpreter.get_signature_runner(next(iter(signatures)))
             ins, outs = runner.get_input_details(), runner.get_output_details()
-            input_details = [ins[name] for name in _by_position(list(ins))]
-            output_details = [outs[name] for name in _by_position(list(outs))]
+            input_details = [ins[name] for name in litert_signature_order(list(ins))]
+            output_details = [outs[name] for name in litert_signature_order(list(outs))]
         else:
             input_details = interpreter.get_input_details()
             output_details = interpreter.get_output_details()

@@ -7,14 +7,13 @@ setup that the benchmark and the exporter's parity check use as well.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from as_core.runtime import litert_interpreter
+from as_core.runtime import litert_interpreter, litert_signature_order
 from as_deploy.exceptions import RunnerError
 from as_deploy.repository import LoadedModel
 from as_deploy.runtime._base import Array, RunnerOptions, require
@@ -22,17 +21,6 @@ from as_deploy.runtime._base import Array, RunnerOptions, require
 __all__ = ["TFLiteRunner", "signature_tensors"]
 
 logger = logging.getLogger(__name__)
-
-
-def _by_position(names: list[str]) -> list[str]:
-    """Signature names (``args_0``, ``args_10``, ``args_2``) in argument order."""
-    keyed: list[tuple[int, str]] = []
-    for name in names:
-        match = re.search(r"(\d+)$", name)
-        if match is None:
-            return names
-        keyed.append((int(match.group(1)), name))
-    return [name for _, name in sorted(keyed)]
 
 
 def signature_tensors(interpreter: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -47,8 +35,8 @@ def signature_tensors(interpreter: Any) -> tuple[list[dict[str, Any]], list[dict
     runner = interpreter.get_signature_runner(next(iter(signatures)))
     ins, outs = runner.get_input_details(), runner.get_output_details()
     return (
-        [{**ins[k], "name": k} for k in _by_position(list(ins))],
-        [{**outs[k], "name": k} for k in _by_position(list(outs))],
+        [{**ins[k], "name": k} for k in litert_signature_order(list(ins))],
+        [{**outs[k], "name": k} for k in litert_signature_order(list(outs))],
     )
 
 
@@ -61,7 +49,7 @@ def _match(wanted: list[str], details: list[dict[str, Any]]) -> dict[str, dict[s
     by_name = {str(d["name"]): d for d in details}
     if set(wanted) <= set(by_name):
         return {name: by_name[name] for name in wanted}
-    ordered = [by_name[name] for name in _by_position(list(by_name))]
+    ordered = [by_name[name] for name in litert_signature_order(list(by_name))]
     return dict(zip(wanted, ordered, strict=True))
 
 

@@ -18,7 +18,6 @@ input's scale and zero point, and outputs dequantized with theirs, inside the ti
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -27,18 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from as_core.runtime import litert_signature_order
 from as_optimize.compress._child import latency_entry, run_child
-
-
-def _by_position(names: Sequence[str]) -> list[str]:
-    """Signature names (``args_0``, ``args_10``, ``args_2``) in argument order."""
-    keyed: list[tuple[int, str]] = []
-    for name in names:
-        match = re.search(r"(\d+)$", name)
-        if match is None:
-            return list(names)
-        keyed.append((int(match.group(1)), name))
-    return [name for _, name in sorted(keyed)]
 
 
 def _input_converter(detail: dict[str, Any]) -> Any:
@@ -112,8 +101,8 @@ class LiteRTModel:
             # model's order; the flat tensor lists carry no such promise.
             runner = interpreter.get_signature_runner(next(iter(signatures)))
             ins, outs = runner.get_input_details(), runner.get_output_details()
-            self.inputs = [ins[name] for name in _by_position(list(ins))]
-            self.outputs = [outs[name] for name in _by_position(list(outs))]
+            self.inputs = [ins[name] for name in litert_signature_order(list(ins))]
+            self.outputs = [outs[name] for name in litert_signature_order(list(outs))]
         else:
             self.inputs = interpreter.get_input_details()
             self.outputs = interpreter.get_output_details()
