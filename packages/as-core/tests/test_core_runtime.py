@@ -56,3 +56,66 @@ def test_onnxruntime_session_gets_the_options(tmp_path: Path) -> None:
     (y,) = session.run(None, {"x": x})
     np.testing.assert_array_equal(y, 2 * x)
     assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def _stored_weights_model(path: Path, *, marked: bool) -> Path:
+    """``y = x @ dequantize(w)``: an int8 weight read through DequantizeLinear."""
+    onnx = pytest.importorskip("onnx")
+    from as_core.runtime import DEQUANTIZE_AT_LOAD, STORED_WEIGHTS_KEY
+
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    values = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w.int8", "w.scale"], ["w"], axis=1),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "stored",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 4])],
+        initializer=[
+            numpy_helper.from_array(values, "w.int8"),
+            numpy_helper.from_array(np.array([0.5, 1, 2, 4], dtype=np.float32), "w.scale"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    if marked:
+        helper.set_model_props(model, {STORED_WEIGHTS_KEY: DEQUANTIZE_AT_LOAD})
+    onnx.save(model, str(path))
+    return path
+
+
+def _folds(session: object) -> bool:
+    """Whether the session was opened with ONNX Runtime's QDQ handling off (weights folded)."""
+    options = session.get_session_options()  # type: ignore[attr-defined]
+    try:
+        return bool(options.get_session_config_entry("session.disable_quant_qdq") == "1")
+    except RuntimeError:  # the entry was never set
+        return False
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_marked_models_have_their_stored_weights_dequantized_at_load(
+    tmp_path: Path, marked: bool
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from as_core.runtime import onnxruntime_session
+
+    path = _stored_weights_model(tmp_path / "m.onnx", marked=marked)
+    options = RuntimeOptions(intra_op_threads=1)
+    session = onnxruntime_session(path, options)
+    assert _folds(session) is marked
+    expected = np.eye(3, dtype=np.float32) @ (
+        np.arange(-6, 6, dtype=np.float32).reshape(3, 4) * np.array([0.5, 1, 2, 4])
+    )
+    np.testing.assert_array_equal(
+        session.run(None, {"x": np.eye(3, dtype=np.float32)})[0], expected
+    )
+    # Opting out, or disabling graph optimization, leaves ONNX Runtime's default.
+    for off in (
+        RuntimeOptions(intra_op_threads=1, dequantize_stored_weights=False),
+        RuntimeOptions(intra_op_threads=1, graph_optimization="disable"),
+    ):
+        assert not _folds(onnxruntime_session(path, off))
