@@ -22,9 +22,9 @@
   (every choice explained with its figures, the latency-size figure), written by
   :func:`optimize` and ``as-optimize run``.
 - :class:`Technique`: the plugin protocol; :class:`OrtDynamicInt8`, :class:`OrtStaticInt8`,
-  :class:`OrtInt4WeightOnly` and :class:`Fp16` are built in. :class:`TorchStage`: a
-  torch-side stage (pruning, distillation) that pipelines run before a technique
-  (:func:`default_stages`).
+  :class:`OrtInt4WeightOnly`, :class:`OrtWeightStorage` and :class:`Fp16` are built in.
+  :class:`TorchStage`: a torch-side stage (pruning, distillation) that pipelines run
+  before a technique (:func:`default_stages`).
 - Targets (:func:`plan_target`: ``cpu``, ``cuda``, ``mps``, ``coreml``, ``tflite``) and the
   runtimes whose child evaluators measure candidates (:data:`RUNTIMES`,
   :func:`register_runtime`).
@@ -82,6 +82,7 @@ from as_optimize.compress._techniques import (
     default_techniques,
     layer_support,
 )
+from as_optimize.compress._weight_storage import OrtWeightStorage
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -100,6 +101,7 @@ __all__ = [
     "OrtDynamicInt8",
     "OrtInt4WeightOnly",
     "OrtStaticInt8",
+    "OrtWeightStorage",
     "QualityGate",
     "SearchOptions",
     "SearchReport",

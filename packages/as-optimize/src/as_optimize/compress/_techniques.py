@@ -9,8 +9,9 @@ setting. Built in:
   ``keep``: how many of the most sensitive weighted nodes are spared, the nodes ranked on
   the calibration examples by what quantizing each alone costs
   (:mod:`as_optimize.compress._sensitivity`; one ranking per baseline, reused), and
-  ``keep_as``: what they become (``fp32``, or ``int8-weights``: 8-bit weight blocks in
-  ``MatMulNBits``, activations quantized per block instead of per tensor).
+  ``keep_as``: what they become (``fp32``; ``int8-weights``: 8-bit weight blocks in
+  ``MatMulNBits``, activations quantized per block instead of per tensor; ``int8-stored``:
+  int8 weights dequantized at load, fp32 arithmetic).
 - ``ort-static-int8``: weights and activations int8 in QDQ format, activation ranges
   calibrated on the workload's data (:func:`onnxruntime.quantization.quantize_static`).
   Knobs: calibration method (MinMax, Entropy, Percentile), calibration size, per-channel,
@@ -21,6 +22,9 @@ setting. Built in:
   from ``onnxruntime.quantization.matmul_nbits_quantizer``); Gemm is not rewritten. Knobs:
   block size, which operators (MatMul+Gather, MatMul, Gather), and ``then_int8``: dynamic
   int8 for the MatMuls left fp32 when only the embeddings go to 4 bits.
+- ``ort-weight-storage`` (in :func:`available_techniques`; its own module,
+  :mod:`as_optimize.compress._weight_storage`): weights stored as int8 per channel or
+  4-bit blocks, dequantized once when the session opens; fp32 speed, a smaller file.
 - ``ort-fp16``: weights and activations fp16, inputs and outputs kept fp32
   (``onnxruntime.transformers.float16``). Its session opens in the evaluation's child
   process like every candidate's, so a runtime that crashes on it rejects the candidate.
@@ -261,7 +265,7 @@ def _run_quantizer(what: str, output: Path, call: Any) -> Path:
 
 
 #: What the nodes spared from dynamic int8 become (``keep_as`` knob).
-_KEEP_AS = ("fp32", "int8-weights")
+_KEEP_AS = ("fp32", "int8-weights", "int8-stored")
 
 
 @dataclass
@@ -277,7 +281,8 @@ class OrtDynamicInt8:
     ``MatMulNBits`` with 8-bit weights in blocks of 128 and int8 arithmetic on
     activations quantized per block (``accuracy_level`` 4), so the file stays about as
     small as with every node int8, and the activations' outliers no longer share one
-    scale per tensor.
+    scale per tensor; or ``int8-stored``: int8 weights per channel dequantized when the
+    session opens (:mod:`as_optimize.compress._weight_storage`), fp32 arithmetic.
     """
 
     per_channel: Sequence[bool] = (True, False)
@@ -413,8 +418,13 @@ class OrtDynamicInt8:
                 ),
             )
 
-        if keep_as == "fp32" or not matmuls:
+        if keep_as == "fp32" or (keep_as == "int8-weights" and not matmuls):
             return dynamic(source)
+        if keep_as == "int8-stored":
+            from as_optimize.compress._weight_storage import store_spared
+
+            store_spared(dynamic(source), excluded, f"{self.name} (spared nodes stored int8)")
+            return output
         if context.work_dir is not None:
             context.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
@@ -997,13 +1007,17 @@ def default_techniques() -> list[Technique]:
 def available_techniques() -> list[Technique]:
     """Every technique available, for every target: what a search tries by default.
 
-    The built-in ONNX Runtime ones (:func:`default_techniques`) first, then 4-bit
+    The built-in ONNX Runtime ones (:func:`default_techniques`) first, then weights
+    stored quantized and dequantized at load
+    (:class:`~as_optimize.compress._weight_storage.OrtWeightStorage`), then 4-bit
     weight-only (:class:`OrtInt4WeightOnly`), then those of the
     other runtimes' modules that are installed (torch through torchao, Core ML, LiteRT).
     A search tries those made for its target and lists the others as not applicable,
     with the reason.
     """
-    techniques: list[Technique] = [*default_techniques(), OrtInt4WeightOnly()]
+    from as_optimize.compress._weight_storage import OrtWeightStorage
+
+    techniques: list[Technique] = [*default_techniques(), OrtWeightStorage(), OrtInt4WeightOnly()]
     for module_name, function in _PLUGIN_TECHNIQUES:
         try:
             module = importlib.import_module(module_name)
