@@ -4,15 +4,16 @@ For each workload (the built-in digits CNN, MLP and MiniLM, and user models give
 factories), ``as_optimize.optimize`` runs its search (every technique the search knows:
 ``available_techniques()`` or ``default_techniques()``, and the torch stages of
 ``default_stages()`` where the pipeline module exists) and picks a winner under the
-default quality gate. Then every model it built, with eager PyTorch fp32 and the fp32
-ONNX model, is measured again **in one interleaved run**: all models of the workload
-round-robin, at batch 1 and 32, over several rounds, each model's latency the median of
-its rounds' medians, so that a change in the machine's load hits every model alike. For
-each model it prints the speed-up at batch 1 and 32 against eager and against ONNX
-Runtime fp32, the size against both, and the quality change against both (accuracy points
-for classifiers with data, the cosine of the outputs otherwise); then the automated pick
-against the best single technique (the fastest at batch 1 of those that passed the gate
-without a torch stage), beside this machine's goals. A JSON file holds every figure.
+default quality gate (``--goal-gates``: the workload goal's quality). Then every model it
+built, with eager PyTorch fp32 and the fp32 ONNX model, is measured again **in one
+interleaved run**: all models of the workload round-robin, at batch 1 and 32, over several
+rounds, each model's latency the median of its rounds' medians, so that a change in the
+machine's load hits every model alike. For each model it prints the speed-up at batch 1
+and 32 against eager and against ONNX Runtime fp32, the size against both, and the quality
+change against both (accuracy points for classifiers with data, the cosine of the outputs
+otherwise); then the automated pick against the best single technique (the fastest at
+batch 1 of those that passed the gate without a torch stage), beside this machine's goals.
+A JSON file holds every figure.
 
 Usage (from the workspace root)::
 
@@ -145,6 +146,13 @@ def _search(spec: str, output: Path, args: argparse.Namespace) -> Any:
     stages = _stages(not args.no_stages)
     if stages is not None and "stages" in inspect.signature(optimize).parameters:
         kwargs["stages"] = stages
+    goal = GOALS.get(spec)
+    if args.goal_gates and goal is not None:
+        # The quality the goal asks for is the search's gate: the pick must meet it.
+        if goal.max_accuracy_loss_pt is not None:
+            kwargs["max_accuracy_drop"] = goal.max_accuracy_loss_pt
+        if goal.min_mean_cosine is not None:
+            kwargs["min_cosine"] = goal.min_mean_cosine
     return optimize(spec, **kwargs)
 
 
@@ -658,6 +666,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for the searches")
     parser.add_argument("--json", type=Path, default=Path("compress_bench.json"))
     parser.add_argument("--verbose", action="store_true", help="the searches' progress")
+    parser.add_argument(
+        "--goal-gates",
+        action="store_true",
+        help="gate each built-in workload's search on its goal's quality (0.5 pt, 0 pt, "
+        "mean cosine 0.995) instead of the default gate",
+    )
     parser.add_argument(
         "--measure-search", default=None, help="only the interleaved run of this search folder"
     )
