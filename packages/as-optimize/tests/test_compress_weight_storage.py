@@ -280,9 +280,14 @@ def _embedding_model(path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("large_table", [True, False], ids=["4-bit-table", "small-table-int8"])
 def test_stored_tables_then_int8_spares_the_most_sensitive_matmul_as_stored_int8(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_table: bool
 ) -> None:
+    from as_optimize.compress import _weight_storage
+
+    if large_table:  # the 512 x 64 table counts as large: 4-bit blocks
+        monkeypatch.setattr(_weight_storage, "FOUR_BIT_MIN_TABLE", 1000)
     baseline = _embedding_model(tmp_path / "fp32.onnx")
     ids = np.random.default_rng(3).integers(0, 512, size=(16, 8), dtype=np.int64)
     context = ApplyContext(input_names=["ids"], calibration=(ids,), work_dir=tmp_path / "work")
@@ -302,15 +307,19 @@ def test_stored_tables_then_int8_spares_the_most_sensitive_matmul_as_stored_int8
     )
     model = onnx.load(str(output))
     ops = [node.op_type for node in model.graph.node]
-    # The table in 4 bits and the spared MatMul's weight in int8, each read through a
-    # DequantizeLinear; the other MatMul on int8 kernels (dynamic int8).
+    # The table in 4 bits (in int8 per row when small) and the spared MatMul's weight in
+    # int8, each read through a DequantizeLinear; the other MatMul on int8 kernels.
     assert ops.count("DequantizeLinear") == 2
     assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops
     assert ops.count("MatMul") == 1
     stored = {init.name: init.data_type for init in model.graph.initializer}
-    assert stored["table.int4"] == onnx.TensorProto.UINT4
-    assert sum(1 for name in stored if name.endswith(".int8")) == 1
-    assert _size(output) < 0.3 * _size(baseline)
+    if large_table:
+        assert stored["table.int4"] == onnx.TensorProto.UINT4
+        assert sum(1 for name in stored if name.endswith(".int8")) == 1
+        assert _size(output) < 0.2 * _size(baseline)
+    else:
+        assert "table.int4" not in stored and stored["table.int8"] == onnx.TensorProto.INT8
+        assert _size(output) < 0.3 * _size(baseline)
     session = onnxruntime_session(output, OPTIONS)
     folded = session.get_session_options().get_session_config_entry("session.disable_quant_qdq")
     assert folded == "1"
@@ -332,9 +341,9 @@ def test_embedding_settings_are_checked_by_name(tmp_path: Path) -> None:
         technique.apply(baseline, {"bits": 4, "ops": "conv"}, out, _context())
     with pytest.raises(CompressionInputError, match="keep_as 'int2' is not one of"):
         OrtWeightStorage(embeddings=((32, 4, "int2"),))
-    # Only the table, 4-bit blocks: the MatMuls stay fp32 initializers.
+    # Only the table (small: int8 per row): the MatMuls stay fp32 initializers.
     only_table = technique.apply(
         baseline, {"bits": 4, "block_size": 32, "ops": "Gather"}, out, _context()
     )
     names = {init.name for init in onnx.load(str(only_table)).graph.initializer}
-    assert {"table.int4", "w1", "w2"} <= names
+    assert {"table.int8", "w1", "w2"} <= names
