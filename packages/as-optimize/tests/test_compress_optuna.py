@@ -72,7 +72,7 @@ def test_a_killed_run_resumes_its_study_from_the_completed_trials(
     states = optuna.trial.TrialState
     output = tmp_path / "out"
     argv = ["run", "digits-cnn", "--search", "optuna", "--trials", "4", "-o", str(output)]
-    argv += [*QUICK, "--grace-period", "2", "--study", "resume", "--seed", "1"]
+    argv += [*QUICK, "--grace-period", "2", "--study", "resume", "--seed", "1", "--no-stages"]
     url = storage_url(None, output)
     first = subprocess.Popen(cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -216,3 +216,73 @@ def test_static_int8_keeps_the_first_and_last_layers_fp32_when_asked(tmp_path: P
     assert kept[0] is False and kept[-1] is False and all(kept[1:-1])
     with pytest.raises(CompressionInputError, match="exclude 'middle'"):
         technique.apply(baseline, {"exclude": "middle"}, tmp_path / "x" / "m.onnx", context)
+
+
+@pytest.mark.slow
+def test_a_study_searches_a_stage_and_rebuilds_its_pipeline_winner_elsewhere(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    import optuna
+
+    from as_optimize.compress import (
+        OrtWeightStorage,
+        QualityGate,
+        SearchOptions,
+        create_study,
+        default_stages,
+        run_study,
+    )
+
+    prune = next(s for s in default_stages() if s.name == "prune-channels")
+    stage = dataclasses.replace(prune, ratios=(0.5,), epochs=(1,))  # quick, one setting
+    gate = QualityGate(max_accuracy_drop=100.0)  # the mechanics, not the quality
+    options = SearchOptions(
+        threads=1,
+        max_time_s=0.05,
+        min_time_s=0.01,
+        techniques=[OrtWeightStorage()],
+        stages=[stage],
+        objective="size",
+    )
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = StudyOptions(storage=url, study_name="stages", trials=2)
+    create_study("digits-cnn", tmp_path / "create", gate, options, study)
+    stored = load(url, "stages")
+    space = stored.user_attrs["as_optimize"]["stage_space"]
+    assert space == {"prune-channels": {"ratio": [0.5], "epochs": [1], "lr": [prune.lr]}}
+    technique = {"technique": "ort-weight-storage", "ort-weight-storage:bits": 8}
+    technique["ort-weight-storage:block_size"] = 0
+    stage_params = {"prune-channels:ratio": 0.5, "prune-channels:epochs": 1}
+    stage_params["prune-channels:lr"] = prune.lr
+    stored.enqueue_trial({**technique, "stage": "prune-channels", **stage_params})
+    stored.enqueue_trial({**technique, "stage": "none"})
+
+    report = run_study("digits-cnn", tmp_path / "work", gate, options, study)
+    found = {c.id: c for c in report.candidates if c.id.startswith("trial-")}
+    piped = found["trial-0-prune-channels-0.5-1-0.001+ort-weight-storage-8-0"]
+    alone = found["trial-1-ort-weight-storage-8-0"]
+    assert piped.stage == "prune-channels" and piped.stage_knobs == {
+        "ratio": 0.5,
+        "epochs": 1,
+        "lr": prune.lr,
+    }
+    assert piped.status == "passed" and alone.status == "passed", (piped.reason, alone.reason)
+    # Half the channels pruned, then int8 storage: smaller than int8 storage alone.
+    assert piped.size_bytes is not None and alone.size_bytes is not None
+    assert piped.size_bytes < 0.7 * alone.size_bytes
+    assert report.winner == piped.id  # the smallest (objective size)
+    trials = load(url, "stages").get_trials(deepcopy=False)
+    assert [t.params.get("stage") for t in trials] == ["prune-channels", "none"]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+    # Reported from another folder (another machine): the pipeline's file is not there,
+    # so the stage's model is built again from its knobs and the technique applied to it.
+    elsewhere = run_study("digits-cnn", tmp_path / "elsewhere", gate, options, study)
+    assert elsewhere.winner == piped.id
+    winner = tmp_path / "elsewhere" / str(elsewhere.winner_path)
+    assert winner.is_file()
+    rebuilt = next(c for c in elsewhere.candidates if c.id == piped.id)
+    assert any("rebuilt here" in note for note in rebuilt.notes)
+    assert abs(winner.stat().st_size - piped.size_bytes) < 0.05 * piped.size_bytes

@@ -132,7 +132,7 @@ def test_three_workers_finish_a_study_when_one_is_killed_mid_trial(
 
     states = optuna.trial.TrialState
     gate = QualityGate(max_accuracy_drop=1.0)
-    options = SearchOptions(threads=1, max_time_s=0.05)
+    options = SearchOptions(threads=1, max_time_s=0.05, stages=[])  # techniques' knobs only
     study = StudyOptions(
         storage=postgres,
         study_name="workers",

@@ -202,6 +202,31 @@ def test_quality_gate_parsing_and_defaults() -> None:
     assert QualityGate().for_task("embedding", False).min_cosine == 0.99
     with pytest.raises(CompressionInputError, match="--max-accuracy-drop needs a classifier"):
         QualityGate(max_accuracy_drop=1.0).for_task("embedding", False)
+    # A size limit alone keeps the task's quality limit beside it.
+    sized = QualityGate(max_size_ratio=0.2).for_task("classification", True)
+    assert (sized.max_accuracy_drop, sized.max_size_ratio) == (1.0, 0.2)
+    assert "size <= 0.2 of the reference's" in sized.describe()
+    with pytest.raises(CompressionInputError, match="--max-size"):
+        QualityGate(max_size_ratio=0)
+
+
+def test_a_size_limit_rejects_larger_candidates_with_their_size(tmp_path: Path) -> None:
+    from as_optimize.compress import OrtWeightStorage
+
+    report = run_search(
+        "digits-cnn",
+        tmp_path / "out",
+        QualityGate(max_size_ratio=0.3),
+        _quick(techniques=[OrtWeightStorage(settings=((8, 0),), embeddings=()), Fp16()]),
+    )
+    stored = _candidate(report, "ort-weight-storage-8")
+    half = _candidate(report, "ort-fp16-io32")
+    base = report.baseline.size_bytes
+    assert stored.status == "passed" and stored.size_bytes < 0.3 * base
+    assert half.status == "rejected" and half.size_bytes > 0.3 * base
+    assert f"its size is {half.size_bytes / base:.3f} of the reference's" in half.reason
+    assert "over the 0.3 allowed" in half.reason
+    assert report.winner == stored.id
 
 
 @pytest.mark.parametrize(
@@ -209,6 +234,7 @@ def test_quality_gate_parsing_and_defaults() -> None:
     [
         (["run", "digits-cnn", "--max-accuracy-drop", "lots"], "--max-accuracy-drop"),
         (["run", "digits-cnn", "--min-cosine", "2"], "--min-cosine"),
+        (["run", "digits-cnn", "--max-size", "-1"], "--max-size"),
         (["run", "digits-cnn", "--target", "cuda"], "--target"),
         (["run", "digits-cnn", "--trials", "0"], "--trials"),
         (["run", "no.such.module:factory"], "no.such.module:factory"),

@@ -192,7 +192,8 @@ def run(
         typer.Option(
             "--stage",
             help="Start pipelines with only this torch stage (repeatable: prune-channels, "
-            "distill); every available stage when absent. Grid search only.",
+            "distill); every available stage when absent. With --search optuna, the "
+            "study searches the stages' knobs too.",
         ),
     ] = None,
     no_stages: Annotated[
@@ -205,6 +206,13 @@ def run(
     min_cosine: Annotated[
         float | None,
         typer.Option(help="Mean cosine similarity to the fp32 outputs a candidate must reach."),
+    ] = None,
+    max_size: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest size on disk a candidate may have, as a fraction of the fp32 "
+            "model's (0.2); the quality limit still applies."
+        ),
     ] = None,
     trials: Annotated[
         int | None,
@@ -326,6 +334,7 @@ def run(
         target=target,
         max_accuracy_drop=max_accuracy_drop,
         min_cosine=min_cosine,
+        max_size_ratio=max_size,
         trials=trials,
         time_budget_s=time_budget or None,
         objective=objective,

@@ -93,6 +93,7 @@ def optimize(
     target: str = "cpu",
     max_accuracy_drop: float | str | None = None,
     min_cosine: float | None = None,
+    max_size_ratio: float | None = None,
     trials: int | None = None,
     time_budget_s: float | None = DEFAULT_TIME_BUDGET_S,
     objective: str = "latency",
@@ -133,6 +134,8 @@ def optimize(
             ``coreml`` or ``tflite`` (see the README's "Targets").
         max_accuracy_drop: Accuracy points a classifier may lose (``1.0`` or ``"1pt"``).
         min_cosine: The mean cosine similarity to the fp32 outputs a candidate must reach.
+        max_size_ratio: The largest size on disk a candidate may have, as a fraction of
+            the reference's (``--max-size``); the quality limit still applies.
         trials: grid: at most this many candidates; optuna: the settings the study must
             evaluate.
         time_budget_s: grid: no candidate is started after this many seconds of
@@ -156,7 +159,9 @@ def optimize(
         technique_names: Keep only the techniques of these names (``--technique``);
             all when ``None``.
         stages: The torch stages pipelines start with; the available built-in ones
-            (:func:`default_stages`) when ``None``. Grid search only.
+            (:func:`default_stages`) when ``None``. With ``search="optuna"`` the study
+            searches their knobs too: each trial is a technique's setting, alone or
+            after one stage's.
         stage_names: Keep only the stages of these names (``--stage``); an empty
             sequence for none (``--no-stages``); all when ``None``.
         repo: An as-deploy model repository to write the winner into; ``None``: none.
@@ -185,7 +190,7 @@ def optimize(
         if isinstance(max_accuracy_drop, str)
         else max_accuracy_drop
     )
-    gate = QualityGate(max_accuracy_drop=drop, min_cosine=min_cosine)
+    gate = QualityGate(max_accuracy_drop=drop, min_cosine=min_cosine, max_size_ratio=max_size_ratio)
     chosen_techniques = _pick(
         "--technique",
         techniques if techniques is not None else available_techniques(),
@@ -194,13 +199,6 @@ def optimize(
     chosen_stages = _pick(
         "--stage", stages if stages is not None else default_stages(), stage_names
     )
-    if search == "optuna":
-        if stage_names:
-            raise CompressionInputError(
-                "--stage: pipelines are tried by --search grid only; --search optuna "
-                "searches the techniques' knobs"
-            )
-        chosen_stages = []
     options = SearchOptions(
         target=target,
         batch_sizes=tuple(batch_sizes),

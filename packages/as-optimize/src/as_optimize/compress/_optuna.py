@@ -1,13 +1,16 @@
 """``as-optimize run --search optuna`` and ``as-optimize worker``: knobs searched with Optuna.
 
 A study holds everything a worker needs: the model, target, quality gate, measurement
-options, the search space (technique, then that technique's knobs) and the budget (how
-many candidates to evaluate) are study user attributes, so ``as-optimize worker
+options, the search space (technique, then that technique's knobs; then ``stage``: none
+or a torch stage, and that stage's knobs, when stages apply) and the budget (how many
+candidates to evaluate) are study user attributes, so ``as-optimize worker
 --storage URL --study NAME`` needs nothing else. Each process measures its own fp32
 baseline (latencies from different machines are not comparable: give workers the same
 hardware), then takes trials until the study holds the budget's evaluated trials. Each
 trial builds one candidate and evaluates it through the same child-process evaluation
-as ``run`` (:meth:`_Run.try_candidate`).
+as ``run`` (:meth:`_Run.try_candidate`); a trial with a stage builds the stage's model
+first (once per stage setting and process) and applies the technique to it, as the
+grid's pipelines do (:meth:`_Run.try_item`).
 
 Objectives: latency at the first batch size (minimize), size on disk (minimize), quality
 (accuracy points or mean cosine against fp32, maximize); the quality gate is a
@@ -37,6 +40,7 @@ workers on it have failed with "database is locked".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import socket
@@ -48,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from as_core.extras import require
+from as_optimize.compress._pipeline import TorchStage, default_stages
 from as_optimize.compress._search import (
     CandidateResult,
     QualityGate,
@@ -55,6 +60,8 @@ from as_optimize.compress._search import (
     SearchReport,
     _candidate_id,
     _check_output,
+    _Item,
+    _item_id,
     _prepare,
     _Prepared,
     _report,
@@ -73,7 +80,7 @@ __all__ = [
 ]
 
 #: The layout of the ``as_optimize`` study user attribute.
-STUDY_SCHEMA_VERSION = 1
+STUDY_SCHEMA_VERSION = 2
 
 Sampler = Literal["tpe", "nsga2", "random"]
 SAMPLERS: tuple[str, ...] = ("tpe", "nsga2", "random")
@@ -264,7 +271,11 @@ def _load_study(name: str, storage: Any) -> Any | None:
 
 def _gate_attr(gate: QualityGate | None) -> dict[str, float | None]:
     gate = gate or QualityGate()
-    return {"max_accuracy_drop": gate.max_accuracy_drop, "min_cosine": gate.min_cosine}
+    return {
+        "max_accuracy_drop": gate.max_accuracy_drop,
+        "min_cosine": gate.min_cosine,
+        "max_size_ratio": gate.max_size_ratio,
+    }
 
 
 def _options_attr(options: SearchOptions) -> dict[str, Any]:
@@ -277,6 +288,7 @@ def _options_attr(options: SearchOptions) -> dict[str, Any]:
         "child_timeout_s": options.child_timeout_s,
         "calibration_examples": options.calibration_examples,
         "techniques": [t.name for t in options.techniques],
+        "stages": [s.name for s in options.stages],
     }
 
 
@@ -291,38 +303,55 @@ def _builtin(names: Sequence[str]) -> list[Technique]:
     return [known[n] for n in names]
 
 
-def _space(prepared: _Prepared) -> dict[str, dict[str, list[Any]]]:
-    """Technique -> knob -> choices, for the techniques that apply.
+def _builtin_stages(names: Sequence[str]) -> list[TorchStage]:
+    known = {s.name: s for s in default_stages()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise CompressionInputError(
+            f"the study uses stages {unknown} that are not built in; a worker can only "
+            f"build the built-in ones ({', '.join(known)})"
+        )
+    return [known[n] for n in names]
 
-    A technique's ``search_space()`` when it has one, else the values its ``knobs()``
-    settings use; calibration sizes above the examples set aside are lowered to that.
+
+def _choices(plugin: Technique | TorchStage, available: int) -> dict[str, list[Any]]:
+    """Knob -> choices of a technique or stage: its ``search_space()``, else its settings'.
+
+    Calibration sizes above the ``available`` examples set aside are lowered to that.
     """
+    declared = getattr(plugin, "search_space", None)
+    knobs: dict[str, list[Any]] = {}
+    if callable(declared):
+        for key, values in declared().items():
+            knobs[key] = list(values)
+    else:
+        for setting in plugin.knobs():
+            for key, value in setting.items():
+                if value not in knobs.setdefault(key, []):
+                    knobs[key].append(value)
+    if "size" in knobs and available:
+        sizes = sorted({min(int(s), available) for s in knobs["size"]})
+        knobs["size"] = list(sizes)
+    for key, values in knobs.items():
+        if not values or any(
+            not isinstance(v, (bool, int, float, str)) and v is not None for v in values
+        ):
+            raise CompressionInputError(
+                f"{plugin.name}: knob {key!r} needs a list of plain values to search "
+                f"over, not {values!r}"
+            )
+    return knobs
+
+
+def _space(prepared: _Prepared) -> dict[str, dict[str, list[Any]]]:
+    """Technique -> knob -> choices, for the techniques that apply (:func:`_choices`)."""
     available = prepared.calibration_available
-    space: dict[str, dict[str, list[Any]]] = {}
-    for technique in prepared.applicable:
-        declared = getattr(technique, "search_space", None)
-        knobs: dict[str, list[Any]] = {}
-        if callable(declared):
-            for key, values in declared().items():
-                knobs[key] = list(values)
-        else:
-            for setting in technique.knobs():
-                for key, value in setting.items():
-                    if value not in knobs.setdefault(key, []):
-                        knobs[key].append(value)
-        if "size" in knobs and available:
-            sizes = sorted({min(int(s), available) for s in knobs["size"]})
-            knobs["size"] = list(sizes)
-        for key, values in knobs.items():
-            if not values or any(
-                not isinstance(v, (bool, int, float, str)) and v is not None for v in values
-            ):
-                raise CompressionInputError(
-                    f"{technique.name}: knob {key!r} needs a list of plain values to search "
-                    f"over, not {values!r}"
-                )
-        space[technique.name] = knobs
-    return space
+    return {t.name: _choices(t, available) for t in prepared.applicable}
+
+
+def _stage_space(prepared: _Prepared) -> dict[str, dict[str, list[Any]]]:
+    """Stage -> knob -> choices, for the torch stages that apply (:func:`_choices`)."""
+    return {s.name: _choices(s, 0) for s in prepared.stages}
 
 
 def _config(
@@ -333,6 +362,7 @@ def _config(
     study: StudyOptions,
     space: dict[str, dict[str, list[Any]]],
     trials: int,
+    stage_space: dict[str, dict[str, list[Any]]],
 ) -> dict[str, Any]:
     return {
         "schema_version": STUDY_SCHEMA_VERSION,
@@ -341,6 +371,7 @@ def _config(
         "gate": gate,
         "options": options,
         "space": space,
+        "stage_space": stage_space,
         "trials": trials,
         "sampler": study.sampler,
         "heartbeat_interval_s": study.heartbeat_interval_s,
@@ -367,9 +398,17 @@ def _counted(trial: Any) -> bool:
     return _evaluated(trial) and REPEAT_ATTR not in trial.user_attrs
 
 
-def _space_size(space: dict[str, dict[str, list[Any]]]) -> int:
-    """How many distinct settings the space holds."""
-    return sum(math.prod(len(choices) for choices in knobs.values()) for knobs in space.values())
+def _space_size(
+    space: dict[str, dict[str, list[Any]]], stage_space: dict[str, dict[str, list[Any]]]
+) -> int:
+    """How many distinct settings the space holds: each technique's, alone or after a stage's."""
+
+    def settings(plugins: dict[str, dict[str, list[Any]]]) -> int:
+        return sum(
+            math.prod(len(choices) for choices in knobs.values()) for knobs in plugins.values()
+        )
+
+    return settings(space) * (1 + settings(stage_space))
 
 
 def _evaluated(trial: Any) -> bool:
@@ -381,7 +420,9 @@ def _evaluated(trial: Any) -> bool:
     return bool(state == optuna.trial.TrialState.FAIL and trial.user_attrs.get(REJECTED_ATTR))
 
 
-def _violations(gate: QualityGate, result: CandidateResult) -> dict[str, float]:
+def _violations(
+    gate: QualityGate, result: CandidateResult, size_ratio: float | None
+) -> dict[str, float]:
     """The gate as constraints: how far over each limit (<= 0 is feasible)."""
     quality = result.quality
     assert quality is not None
@@ -391,6 +432,8 @@ def _violations(gate: QualityGate, result: CandidateResult) -> dict[str, float]:
         out["accuracy_drop"] = 100.0 if drop is None else drop - gate.max_accuracy_drop
     if gate.min_cosine is not None:
         out["min_cosine"] = gate.min_cosine - quality.mean_cosine
+    if gate.max_size_ratio is not None and size_ratio is not None:
+        out["size_ratio"] = size_ratio - gate.max_size_ratio
     return out
 
 
@@ -427,12 +470,16 @@ class _Worker:
         self.poll_s = poll_s
         self.say = prepared.run.say
         self.techniques = {t.name: t for t in prepared.applicable}
+        self.stages = {s.name: s for s in prepared.stages}
         self.evaluated = 0
 
     @property
     def budget(self) -> int:
         """Counted trials to reach: the study's budget, at most the distinct settings."""
-        return min(int(self.config["trials"]), _space_size(self.config["space"]))
+        return min(
+            int(self.config["trials"]),
+            _space_size(self.config["space"], self.config.get("stage_space", {})),
+        )
 
     def counts(self, own: int) -> _Counts:
         """The study's trials as the budget sees them, from trial ``own``'s side."""
@@ -500,22 +547,40 @@ class _Worker:
             key: trial.suggest_categorical(f"{name}:{key}", choices)
             for key, choices in space[name].items()
         }
+        stage_space: dict[str, dict[str, list[Any]]] = self.config.get("stage_space", {})
+        stage_name = "none"
+        stage_knobs: dict[str, Any] = {}
+        if stage_space:
+            stage_name = trial.suggest_categorical("stage", ["none", *stage_space])
+        if stage_name != "none":
+            stage_knobs = {
+                key: trial.suggest_categorical(f"{stage_name}:{key}", choices)
+                for key, choices in stage_space[stage_name].items()
+            }
         trial.set_user_attr(WORKER_ATTR, _worker_id())
         technique = self.techniques.get(name)
         if technique is None:
             raise CompressionError(f"technique {name!r} does not apply in this worker")
+        stage = self.stages.get(stage_name)
+        if stage_name != "none" and stage is None:
+            raise CompressionError(f"stage {stage_name!r} does not apply in this worker")
         run = self.prepared.run
         same = self.same_knobs(trial)
         if same is not None:
             return self.repeat(trial, same)
-        result = run.try_candidate(
-            technique,
-            knobs,
-            self.prepared.base_path,
-            self.prepared.context,
-            cid=f"trial-{trial.number}",
-        )
-        result.id = f"trial-{trial.number}-{_candidate_id(technique, knobs)}"
+        if stage is None:
+            result = run.try_candidate(
+                technique,
+                knobs,
+                self.prepared.base_path,
+                self.prepared.context,
+                cid=f"trial-{trial.number}",
+            )
+            result.id = f"trial-{trial.number}-{_candidate_id(technique, knobs)}"
+        else:
+            item = _Item(technique, knobs, stage=stage, stage_knobs=stage_knobs)
+            result = run.try_item(item, self.prepared)
+            result.id = f"trial-{trial.number}-{_item_id(item)}"
         record = result.model_dump(mode="json")
         record["file"] = None if result.path is None else str((run.output / result.path).resolve())
         self.evaluated += 1
@@ -524,7 +589,7 @@ class _Worker:
             trial.set_user_attr(CANDIDATE_ATTR, record)
             trial.set_user_attr(REJECTED_ATTR, True)
             raise _Rejected(result.reason)
-        for key, value in _violations(run.gate, result).items():
+        for key, value in _violations(run.gate, result, run.size_ratio(result)).items():
             trial.set_constraint(key, value)
         trial.set_user_attr(CANDIDATE_ATTR, record)
         quality = result.quality
@@ -630,8 +695,13 @@ def _summary(study: Any, url: str, config: dict[str, Any]) -> dict[str, Any]:
 def _winner_file(
     prepared: _Prepared, space_techniques: dict[str, Technique]
 ) -> Callable[[CandidateResult], Path]:
-    """The winner's model file: where its worker wrote it, or rebuilt here from its knobs."""
+    """The winner's model file: where its worker wrote it, or rebuilt here from its knobs.
+
+    A pipeline's winner is rebuilt from its stage's knobs first (the stage's training is
+    seeded, so the model is the one its worker measured on the same library versions).
+    """
     run = prepared.run
+    stages = {s.name: s for s in prepared.stages}
 
     def find(winner: CandidateResult) -> Path:
         if winner.id == "fp32":
@@ -641,7 +711,17 @@ def _winner_file(
             return local
         technique = space_techniques[winner.technique]
         target = run.output / "candidates" / winner.id / "model.onnx"
-        technique.apply(prepared.base_path, winner.knobs, target, prepared.context)
+        source, context = prepared.base_path, prepared.context
+        if winner.stage:
+            stage = stages.get(winner.stage)
+            if stage is None:
+                raise CompressionError(f"the winner's stage {winner.stage!r} is not built here")
+            build = run.build_stage(stage, dict(winner.stage_knobs or {}), prepared.context)
+            if build.path is None:
+                raise CompressionError(f"the winner could not be rebuilt here: {build.error}")
+            source = build.path
+            context = dataclasses.replace(context, torch_model=build.model, workload=build.workload)
+        technique.apply(source, winner.knobs, target, context)
         winner.path = str(target.relative_to(run.output))
         winner.notes.append("rebuilt here from its knobs; its worker measured it")
         return target
@@ -661,7 +741,7 @@ def _prepare_from(config: dict[str, Any], output: Path, say: Callable[[str], Non
         child_timeout_s=stored["child_timeout_s"],
         calibration_examples=stored["calibration_examples"],
         techniques=_builtin(stored["techniques"]),
-        stages=[],
+        stages=_builtin_stages(stored.get("stages", [])),
     )
     options.check()
     gate = QualityGate(**config["gate"])
@@ -686,9 +766,6 @@ def _open_study(
     say: Callable[[str], None],
 ) -> _Opened:
     """Create the study or load it (same settings), with the baseline measured here."""
-    # Pipelines are the grid's: a study searches the techniques' knobs, and its workers
-    # must split the data as its creator did (torch stages set examples aside).
-    options.stages = []
     options.check()
     study_options.check()
     _optuna()
@@ -736,6 +813,7 @@ def _open_with(
             )
     prepared = _prepare(spec, output, gate, options, say)
     space = _space(prepared)
+    stage_space = _stage_space(prepared)
     if not space:
         raise CompressionInputError(
             "no technique applies to this model: nothing to search (--search grid reports "
@@ -751,7 +829,14 @@ def _open_with(
                 load_if_exists=True,
             )
             config = _config(
-                spec, options.target, given_gate, given_options, study_options, space, trials
+                spec,
+                options.target,
+                given_gate,
+                given_options,
+                study_options,
+                space,
+                trials,
+                stage_space,
             )
             if "as_optimize" not in created.user_attrs:
                 created.set_user_attr("as_optimize", config)
@@ -774,6 +859,11 @@ def _open_with(
         raise CompressionInputError(
             f"study {name!r} searches {config['space']!r}, but here the techniques offer "
             f"{space!r}; give the same techniques, or another --study"
+        )
+    if config.get("stage_space", {}) != stage_space:
+        raise CompressionInputError(
+            f"study {name!r} searches the stages {config.get('stage_space', {})!r}, but here "
+            f"the stages offer {stage_space!r}; give the same stages, or another --study"
         )
     return _Opened(loaded, config, prepared, url, storage)
 

@@ -86,10 +86,14 @@ class QualityGate:
             scoring data; ``None`` for no accuracy limit.
         min_cosine: The mean cosine similarity between a candidate's outputs and the fp32
             baseline's that it must reach; ``None`` for no cosine limit.
+        max_size_ratio: The largest size on disk a candidate may have, as a fraction of
+            the reference's (the fp32 ONNX model on ``cpu``); ``None`` for no limit. Not a
+            quality limit: the task's default quality limit still applies beside it.
     """
 
     max_accuracy_drop: float | None = None
     min_cosine: float | None = None
+    max_size_ratio: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse limits that cannot be met or mean nothing."""
@@ -101,6 +105,11 @@ class QualityGate:
         cosine = self.min_cosine
         if cosine is not None and not (math.isfinite(cosine) and -1 <= cosine <= 1):
             raise CompressionInputError(f"--min-cosine must be between -1 and 1, not {cosine}")
+        size = self.max_size_ratio
+        if size is not None and not (math.isfinite(size) and size > 0):
+            raise CompressionInputError(
+                f"--max-size must be a positive fraction of the fp32 model's size, not {size}"
+            )
 
     @staticmethod
     def parse_points(text: str) -> float:
@@ -134,8 +143,8 @@ class QualityGate:
         if self.max_accuracy_drop is not None or self.min_cosine is not None:
             return self
         if task == "classification" and has_labels:
-            return QualityGate(max_accuracy_drop=1.0)
-        return QualityGate(min_cosine=0.99)
+            return QualityGate(max_accuracy_drop=1.0, max_size_ratio=self.max_size_ratio)
+        return QualityGate(min_cosine=0.99, max_size_ratio=self.max_size_ratio)
 
     def describe(self) -> str:
         """The gate in words."""
@@ -144,6 +153,8 @@ class QualityGate:
             parts.append(f"accuracy drop <= {self.max_accuracy_drop:g} pt")
         if self.min_cosine is not None:
             parts.append(f"mean cosine vs fp32 >= {self.min_cosine:g}")
+        if self.max_size_ratio is not None:
+            parts.append(f"size <= {self.max_size_ratio:g} of the reference's")
         return " and ".join(parts) or "none"
 
 
@@ -171,9 +182,11 @@ class SearchOptions:
             LiteRT's when installed). Those whose
             ``targets`` do not include the target, or whose runtime the target does not
             measure, are listed as not applicable with the reason.
-        stages: The torch stages pipelines start with (:func:`default_stages`); each
-            setting of each stage is tried alone (exported, ONNX Runtime fp32) and then
-            with each technique's first (most promising) setting. Grid search only.
+        stages: The torch stages pipelines start with (:func:`default_stages`). In the
+            grid, each setting of each stage is tried alone (exported, ONNX Runtime fp32)
+            and then with each technique's first (most promising) setting; a study
+            (:func:`~as_optimize.compress.run_study`) searches the stages' knobs with
+            the techniques'.
         seed: Seed handed to techniques and stages (``ApplyContext.seed``).
         time_budget_s: No candidate is started once this many seconds have passed since
             the first one was; those left are reported "not tried" with the reason.
@@ -541,7 +554,7 @@ def _quality(outputs: Array, reference: Array, labels: Array | None, task: str) 
     return quality
 
 
-def _gate(gate: QualityGate, quality: Quality) -> tuple[bool, str]:
+def _gate(gate: QualityGate, quality: Quality, size_ratio: float | None = None) -> tuple[bool, str]:
     failures = []
     if gate.max_accuracy_drop is not None and quality.accuracy_drop is not None:
         if quality.accuracy_drop > gate.max_accuracy_drop + 1e-9:
@@ -552,6 +565,11 @@ def _gate(gate: QualityGate, quality: Quality) -> tuple[bool, str]:
     if gate.min_cosine is not None and quality.mean_cosine < gate.min_cosine:
         failures.append(
             f"mean cosine vs fp32 {quality.mean_cosine:.4f} is under {gate.min_cosine:g}"
+        )
+    limit = gate.max_size_ratio
+    if limit is not None and size_ratio is not None and size_ratio > limit:
+        failures.append(
+            f"its size is {size_ratio:.3f} of the reference's, over the {limit:g} allowed"
         )
     if failures:
         return False, "fails the quality gate: " + "; ".join(failures)
@@ -1090,9 +1108,16 @@ class _Run:
         if self.plan.reference == "onnx":
             result.speedup_vs_fp32_onnx = self.baseline.latency[self.first].median_s / lat
         result.speedup_vs_eager = self.eager_first_s / lat
-        passed, result.reason = _gate(self.gate, quality)
+        passed, result.reason = _gate(self.gate, quality, self.size_ratio(result))
         result.status = "passed" if passed else "rejected"
         return result
+
+    def size_ratio(self, result: CandidateResult) -> float | None:
+        """``result``'s size on disk as a fraction of the reference's, when both are known."""
+        base = None if self.baseline is None else self.baseline.size_bytes
+        if not base or result.size_bytes is None:
+            return None
+        return result.size_bytes / base
 
     def build_stage(
         self, stage: TorchStage, knobs: dict[str, Any], context: ApplyContext
