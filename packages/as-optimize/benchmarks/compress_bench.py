@@ -153,6 +153,7 @@ def _search(spec: str, output: Path, args: argparse.Namespace) -> Any:
             kwargs["max_accuracy_drop"] = goal.max_accuracy_loss_pt
         if goal.min_mean_cosine is not None:
             kwargs["min_cosine"] = goal.min_mean_cosine
+        kwargs["max_size_ratio"] = goal.max_size_ratio
     return optimize(spec, **kwargs)
 
 
@@ -670,7 +671,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--goal-gates",
         action="store_true",
         help="gate each built-in workload's search on its goal's quality (0.5 pt, 0 pt, "
-        "mean cosine 0.995) instead of the default gate",
+        "mean cosine 0.995) and size (0.16, 0.17, 0.20) instead of the default gate",
     )
     parser.add_argument(
         "--measure-search", default=None, help="only the interleaved run of this search folder"
