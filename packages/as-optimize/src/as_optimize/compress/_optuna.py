@@ -49,7 +49,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from as_core.extras import require
 from as_optimize.compress._pipeline import TorchStage, default_stages
@@ -293,22 +293,22 @@ def _options_attr(options: SearchOptions) -> dict[str, Any]:
 
 
 def _builtin(names: Sequence[str]) -> list[Technique]:
-    known = {t.name: t for t in available_techniques()}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise CompressionInputError(
-            f"the study uses techniques {unknown} that are not built in; a worker can only "
-            f"build the built-in ones ({', '.join(known)})"
-        )
-    return [known[n] for n in names]
+    return _by_name("techniques", names, {t.name: t for t in available_techniques()})
 
 
 def _builtin_stages(names: Sequence[str]) -> list[TorchStage]:
-    known = {s.name: s for s in default_stages()}
+    return _by_name("stages", names, {s.name: s for s in default_stages()})
+
+
+_Plugin = TypeVar("_Plugin")
+
+
+def _by_name(kind: str, names: Sequence[str], known: dict[str, _Plugin]) -> list[_Plugin]:
+    """The built-in plugins a study names, in its order; a worker builds no other."""
     unknown = [n for n in names if n not in known]
     if unknown:
         raise CompressionInputError(
-            f"the study uses stages {unknown} that are not built in; a worker can only "
+            f"the study uses {kind} {unknown} that are not built in; a worker can only "
             f"build the built-in ones ({', '.join(known)})"
         )
     return [known[n] for n in names]

@@ -45,7 +45,7 @@ import io
 import logging
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -934,11 +934,7 @@ class OrtInt4WeightOnly:
         then_int8 = bool(knobs.get("then_int8", False))
         _check_block_size(self.name, block_size)
         _check_int4_ops(self.name, ops, then_int8)
-        spare = {k: knobs[k] for k in ("keep", "keep_as") if k in knobs}
-        if spare and not then_int8:
-            raise CompressionInputError(
-                f"{self.name}: keep and keep_as spare nodes from the int8 step; they need then_int8"
-            )
+        spare = spared_knobs(self.name, knobs, then_int8)
         what = f"{self.name} (block {block_size}, {ops})"
 
         def four_bit(target: Path) -> Path:
@@ -954,18 +950,45 @@ class OrtInt4WeightOnly:
 
         if not then_int8:
             return four_bit(output)
-        if context.work_dir is not None:
-            context.work_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
-            stage = four_bit(Path(scratch) / "model.onnx")
-            return OrtDynamicInt8(name=f"{self.name} (int8 MatMuls after 4-bit {ops})").build(
-                stage,
-                {"per_channel": True, **spare},
-                output,
-                context,
-                ranked_on=baseline,
-                op_types=["MatMul"],
-            )
+        name = f"{self.name} (int8 MatMuls after 4-bit {ops})"
+        return int8_matmuls_after(four_bit, name, baseline, spare, output, context)
+
+
+def spared_knobs(name: str, knobs: Mapping[str, Any], then_int8: bool) -> dict[str, Any]:
+    """``keep`` and ``keep_as`` of ``knobs``, which only a ``then_int8`` setting may give."""
+    spare = {k: knobs[k] for k in ("keep", "keep_as") if k in knobs}
+    if spare and not then_int8:
+        raise CompressionInputError(
+            f"{name}: keep and keep_as spare nodes from the int8 step; they need then_int8"
+        )
+    return spare
+
+
+def int8_matmuls_after(
+    first: Callable[[Path], Path],
+    name: str,
+    baseline: Path,
+    spare: Mapping[str, Any],
+    output: Path,
+    context: ApplyContext,
+) -> Path:
+    """The model ``first`` writes, with its MatMuls then in dynamic int8, into ``output``.
+
+    ``first`` gets a scratch path to write to. The MatMuls go to dynamic int8 per
+    channel, the ``spare`` ones (``keep``, ``keep_as``) ranked on ``baseline``.
+    """
+    if context.work_dir is not None:
+        context.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
+        stage = first(Path(scratch) / "model.onnx")
+        return OrtDynamicInt8(name=name).build(
+            stage,
+            {"per_channel": True, **spare},
+            output,
+            context,
+            ranked_on=baseline,
+            op_types=["MatMul"],
+        )
 
 
 def _check_block_size(name: str, size: int) -> None:

@@ -31,7 +31,6 @@ intermediate shapes are dropped too: nothing at run time reads them.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +44,10 @@ from as_core.runtime import DEQUANTIZE_AT_LOAD, STORED_WEIGHTS_KEY
 from as_optimize.compress._techniques import (
     ApplyContext,
     ModelFacts,
-    OrtDynamicInt8,
     _check_keep_as,
     _total_size,
+    int8_matmuls_after,
+    spared_knobs,
 )
 from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
 
@@ -188,31 +188,19 @@ class OrtWeightStorage:
         if ops not in _OPS:
             raise CompressionInputError(f"{self.name}: ops {ops!r} is not one of {tuple(_OPS)}")
         then_int8 = bool(knobs.get("then_int8", False))
-        spare = {k: knobs[k] for k in ("keep", "keep_as") if k in knobs}
+        spare = spared_knobs(self.name, knobs, then_int8)
         if then_int8 and ops != "Gather":
             raise CompressionInputError(
                 f"{self.name}: then_int8 quantizes the MatMuls, so it needs ops 'Gather'"
             )
-        if spare and not then_int8:
-            raise CompressionInputError(
-                f"{self.name}: keep and keep_as spare nodes from the int8 step; they need then_int8"
-            )
         if not then_int8:
             return self._store_file(baseline, output, bits, block_size, _OPS[ops])
-        if context.work_dir is not None:
-            context.work_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=context.work_dir) as scratch:
-            stage = self._store_file(
-                baseline, Path(scratch) / "model.onnx", bits, block_size, _OPS[ops]
-            )
-            return OrtDynamicInt8(name=f"{self.name} (int8 MatMuls after stored tables)").build(
-                stage,
-                {"per_channel": True, **spare},
-                output,
-                context,
-                ranked_on=baseline,
-                op_types=["MatMul"],
-            )
+
+        def tables(target: Path) -> Path:
+            return self._store_file(baseline, target, bits, block_size, _OPS[ops])
+
+        name = f"{self.name} (int8 MatMuls after stored tables)"
+        return int8_matmuls_after(tables, name, baseline, spare, output, context)
 
     def _store_file(
         self, source: Path, output: Path, bits: int, block_size: int, ops: frozenset[str]
