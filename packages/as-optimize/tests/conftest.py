@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -74,3 +75,46 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> FullDisk:
         monkeypatch.setattr(os, "write", write)
 
     return install
+
+
+@dataclasses.dataclass
+class RotatedHead:
+    """A technique that breaks the model: the last Gemm's output rows are rotated by one."""
+
+    name: str = "rotated-head"
+    runtime: str = "onnxruntime"
+    targets: tuple[str, ...] = ("cpu",)
+    description: str = "rotates the classifier's output rows (a broken candidate)"
+    when_it_pays: str = "never"
+
+    def applies_to(self, model: Any) -> tuple[bool, str]:
+        return "Gemm" in model.op_types, "the model ends in a Gemm"
+
+    def supports_op(self, op_type: str) -> tuple[bool, str]:
+        return op_type == "Gemm", "rotated"
+
+    def knobs(self) -> list[dict[str, Any]]:
+        return [{}]
+
+    def apply(self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: Any) -> Path:
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(baseline))
+        last = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
+        for index, tensor in enumerate(model.graph.initializer):
+            if tensor.name == last.input[1]:
+                rotated = np.roll(numpy_helper.to_array(tensor), 1, axis=0)
+                model.graph.initializer[index].CopyFrom(
+                    numpy_helper.from_array(rotated, tensor.name)
+                )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, str(output))
+        return output
+
+
+@pytest.fixture(scope="session")
+def broken_head() -> type[RotatedHead]:
+    """A technique whose candidate loses accuracy (``RotatedHead(name=...)``)."""
+    return RotatedHead

@@ -235,7 +235,7 @@ def test_a_study_searches_a_stage_and_rebuilds_its_pipeline_winner_elsewhere(
         run_study,
     )
 
-    prune = next(s for s in default_stages() if s.name == "prune-channels")
+    prune: Any = next(s for s in default_stages() if s.name == "prune-channels")
     stage = dataclasses.replace(prune, ratios=(0.5,), epochs=(1,))  # quick, one setting
     gate = QualityGate(max_accuracy_drop=100.0)  # the mechanics, not the quality
     options = SearchOptions(

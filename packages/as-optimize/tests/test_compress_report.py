@@ -13,18 +13,14 @@ import fcntl
 import html
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from as_bench.report import escape_markdown
 from as_core.fmt import format_seconds
 from as_optimize.compress import (
-    ApplyContext,
-    ModelFacts,
     OrtStaticInt8,
     QualityGate,
     SearchOptions,
@@ -40,44 +36,7 @@ from as_optimize.compress._report import (
 )
 
 
-@dataclasses.dataclass
-class RotatedHead:
-    """A technique that breaks the model: the last Gemm's weight rows are rotated by one."""
-
-    name: str = "rotated-head"
-    runtime: str = "onnxruntime"
-    description: str = "rotates the classifier's output rows (a broken candidate)"
-    when_it_pays: str = "never"
-
-    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
-        return "Gemm" in model.op_types, "the model ends in a Gemm"
-
-    def supports_op(self, op_type: str) -> tuple[bool, str]:
-        return op_type == "Gemm", "rotated"
-
-    def knobs(self) -> list[dict[str, Any]]:
-        return [{}]
-
-    def apply(
-        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
-    ) -> Path:
-        import onnx
-        from onnx import numpy_helper
-
-        model = onnx.load(str(baseline))
-        last = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
-        for index, tensor in enumerate(model.graph.initializer):
-            if tensor.name == last.input[1]:
-                rotated = np.roll(numpy_helper.to_array(tensor), 1, axis=0)
-                model.graph.initializer[index].CopyFrom(
-                    numpy_helper.from_array(rotated, tensor.name)
-                )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(model, str(output))
-        return output
-
-
-def _options() -> SearchOptions:
+def _options(broken_head: Any) -> SearchOptions:
     values: dict[str, Any] = {
         "max_time_s": 0.05,
         "min_time_s": 0.01,
@@ -87,7 +46,7 @@ def _options() -> SearchOptions:
         "batch_sizes": (1, 8),
         "techniques": [
             OrtStaticInt8(methods=("MinMax",), sizes=(48,), per_channel=(False,)),
-            RotatedHead(),
+            broken_head(),
         ],
     }
     if "stages" in {f.name for f in dataclasses.fields(SearchOptions)}:
@@ -96,7 +55,9 @@ def _options() -> SearchOptions:
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchReport, Path, Path, Path]:
+def written(
+    tmp_path_factory: pytest.TempPathFactory, broken_head: Any
+) -> tuple[SearchReport, Path, Path, Path]:
     """The search's report, and ``report.md`` and ``report.html`` written from it.
 
     The search runs once per test run: pytest-xdist workers share the run's temporary
@@ -112,7 +73,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[SearchReport, Pat
             report = SearchReport.model_validate_json((searched / "report.json").read_text())
         else:
             gate = QualityGate(max_accuracy_drop=1.0)
-            report = run_search("digits-cnn", searched, gate, _options())
+            report = run_search("digits-cnn", searched, gate, _options(broken_head))
     output = tmp_path_factory.mktemp("report")
     markdown, page = write_report(report, output)
     return report, output, markdown, page

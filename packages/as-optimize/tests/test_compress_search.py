@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,7 @@ import pytest
 
 from as_optimize.cli import main
 from as_optimize.compress import (
-    ApplyContext,
     Fp16,
-    ModelFacts,
     OrtStaticInt8,
     QualityGate,
     SearchOptions,
@@ -42,44 +39,6 @@ if _needle and any(_needle in arg for arg in sys.argv):
 """
 
 
-@dataclass
-class ScrambledHead:
-    """A technique that breaks the model: the last Gemm's output rows are rotated by one."""
-
-    name: str = "scrambled-head"
-    runtime: str = "onnxruntime"
-    targets: tuple[str, ...] = ("cpu",)
-    description: str = "rotates the classifier's output rows (a broken candidate)"
-    when_it_pays: str = "never"
-
-    def applies_to(self, model: ModelFacts) -> tuple[bool, str]:
-        return "Gemm" in model.op_types, "the model ends in a Gemm"
-
-    def supports_op(self, op_type: str) -> tuple[bool, str]:
-        return op_type == "Gemm", "rotated"
-
-    def knobs(self) -> list[dict[str, Any]]:
-        return [{}]
-
-    def apply(
-        self, baseline: Path, knobs: Mapping[str, Any], output: Path, context: ApplyContext
-    ) -> Path:
-        import onnx
-        from onnx import numpy_helper
-
-        model = onnx.load(str(baseline))
-        last = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
-        for index, tensor in enumerate(model.graph.initializer):
-            if tensor.name == last.input[1]:
-                rotated = np.roll(numpy_helper.to_array(tensor), 1, axis=0)
-                model.graph.initializer[index].CopyFrom(
-                    numpy_helper.from_array(rotated, tensor.name)
-                )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(model, str(output))
-        return output
-
-
 def _quick(**overrides: Any) -> SearchOptions:
     # No torch stages unless a test asks: these tests are about techniques alone.
     values: dict[str, Any] = {"max_time_s": 0.05, "min_time_s": 0.01, "threads": 1, "stages": []}
@@ -88,7 +47,9 @@ def _quick(**overrides: Any) -> SearchOptions:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SearchReport, Path]]:
+def searched(
+    tmp_path_factory: pytest.TempPathFactory, broken_head: Any
+) -> Iterator[tuple[SearchReport, Path]]:
     """One search on the digits CNN with a crashing and a broken candidate among real ones."""
     hooks = tmp_path_factory.mktemp("hooks")
     (hooks / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE), encoding="utf-8")
@@ -99,7 +60,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SearchR
         patch.setenv(CRASH_ON, f"{os.sep}ort-fp16-io32{os.sep}")
         techniques = [
             OrtStaticInt8(methods=("MinMax",), sizes=(64,), per_channel=(True,)),
-            ScrambledHead(),
+            broken_head(name="scrambled-head"),
             Fp16(),
         ]
         report = run_search(
@@ -222,6 +183,7 @@ def test_a_size_limit_rejects_larger_candidates_with_their_size(tmp_path: Path) 
     stored = _candidate(report, "ort-weight-storage-8")
     half = _candidate(report, "ort-fp16-io32")
     base = report.baseline.size_bytes
+    assert base and stored.size_bytes is not None and half.size_bytes is not None
     assert stored.status == "passed" and stored.size_bytes < 0.3 * base
     assert half.status == "rejected" and half.size_bytes > 0.3 * base
     assert f"its size is {half.size_bytes / base:.3f} of the reference's" in half.reason

@@ -59,7 +59,7 @@ def _size(path: Path) -> int:
 
 def _optimized_ops(path: Path, tmp_path: Path) -> set[str]:
     """The operators left once ONNX Runtime has opened ``path`` with weights dequantized."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
 
     session_options = onnxruntime_session_options(
         RuntimeOptions(intra_op_threads=1, graph_optimization="basic"),

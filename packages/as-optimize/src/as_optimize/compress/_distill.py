@@ -78,6 +78,8 @@ _STRUCTURAL = (
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
 )
+#: Every layer type a student is built from: what a rebuilt ``nn.Sequential`` may hold.
+STUDENT_LAYERS = frozenset((*_WEIGHTED, *_FOLLOWERS, *_STRUCTURAL))
 _SUPPORTED = frozenset((*_WEIGHTED, *_FOLLOWERS, *_STRUCTURAL))
 
 

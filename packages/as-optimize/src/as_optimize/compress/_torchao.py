@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from as_core.extras import require
+from as_optimize.compress._distill import STUDENT_LAYERS
 from as_optimize.compress._techniques import ApplyContext, ModelFacts, Technique
 from as_optimize.exceptions import CompressionError, CompressionInputError, MissingExtraError
 
@@ -74,37 +75,7 @@ ARTIFACT_SUFFIX = ".torch"
 FORMAT = 1
 
 #: Layer types an ``nn.Sequential`` model (a distilled student) is rebuilt from.
-_SEQUENTIAL_LAYERS = frozenset(
-    {
-        "Linear",
-        "Conv1d",
-        "Conv2d",
-        "BatchNorm1d",
-        "BatchNorm2d",
-        "LayerNorm",
-        "ReLU",
-        "ReLU6",
-        "LeakyReLU",
-        "GELU",
-        "SiLU",
-        "Tanh",
-        "Sigmoid",
-        "Hardswish",
-        "ELU",
-        "Dropout",
-        "Dropout1d",
-        "Dropout2d",
-        "Identity",
-        "Flatten",
-        "MaxPool1d",
-        "MaxPool2d",
-        "AvgPool1d",
-        "AvgPool2d",
-        "AdaptiveAvgPool1d",
-        "AdaptiveAvgPool2d",
-        "AdaptiveMaxPool2d",
-    }
-)
+_SEQUENTIAL_LAYERS = STUDENT_LAYERS
 
 _LINEAR_OPS = frozenset({"Gemm", "MatMul"})
 
