@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,42 @@ def test_a_model_the_runtime_refuses_exits_1_with_the_reason_last(
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("InvalidProtobuf: ") and "INVALID_PROTOBUF" in last
     assert not (tmp_path / "result.json").exists()
+
+
+def _matmul_model(path: Path, rows: int, columns: int) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = np.random.default_rng(0).standard_normal((rows, columns)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["output"])],
+        "matmul",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", rows])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", columns])],
+        initializer=[onnx.numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_the_child_reports_the_memory_its_model_took(tmp_path: Path) -> None:
+    def memory(model: Path, rows: int) -> int:
+        folder = tmp_path / model.stem
+        folder.mkdir()
+        spec = _spec(folder, model)
+        scoring = np.ones((10, rows), dtype=np.float32)
+        np.savez(folder / "eval.npz", in0=scoring)
+        np.savez(folder / "bench.npz", b1_in0=scoring[:1], b3_in0=scoring[:3])
+        (folder / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        # A process of its own per model: the peak it reports is its whole life's.
+        code = "import sys; from as_optimize.compress._child import main; main(sys.argv[1:])"
+        subprocess.run([sys.executable, "-c", code, str(folder / "spec.json")], check=True)
+        value = json.loads((folder / "result.json").read_text())["memory_bytes"]
+        assert isinstance(value, int)
+        return value
+
+    big = memory(_matmul_model(tmp_path / "big.onnx", 2048, 4096), 2048)  # 32 MiB of weights
+    small = memory(_relu_model(tmp_path / "relu.onnx"), 4)
+    assert big >= 32 * 2**20
+    assert small < big - 24 * 2**20

@@ -112,6 +112,9 @@ def test_a_good_candidate_passes_and_the_winner_is_written(
     assert static.quality.accuracy_drop <= 1.0
     assert static.size_bytes is not None and report.baseline.size_bytes is not None
     assert static.size_bytes < report.baseline.size_bytes
+    # The memory each evaluating child held for its model, the baseline's included.
+    assert static.memory_bytes is not None and report.baseline.memory_bytes is not None
+    assert 0 < static.memory_bytes < 2**30 and 0 < report.baseline.memory_bytes < 2**30
     assert report.winner in {"fp32", static.id}
     assert set(report.pareto) <= {"fp32", static.id}
     assert report.winner_reason
@@ -358,8 +361,13 @@ def test_the_objective_chooses_the_winner_among_models_that_pass() -> None:
     assert by_latency is tied and "statistically tied" in why
     by_size, why = _pick_winner(models, base, "1", objective="size")
     assert by_size is small and "--objective size" in why and "8.00x smaller" in why
+    # Memory: the least of the models whose memory was measured, whatever their size.
+    base.memory_bytes, fast.memory_bytes, tied.memory_bytes = 40 << 20, 9 << 20, 30 << 20
+    by_memory, why = _pick_winner(models, base, "1", objective="memory")
+    assert by_memory is fast and "least memory (9.0 MiB loaded and running)" in why
+    assert "of the 3 models" in why  # slow-smallest's memory was not measured
     with pytest.raises(CompressionInputError, match="--objective"):
-        _quick(objective="memory").check()
+        _quick(objective="energy").check()
 
 
 def test_a_factory_that_raises_is_a_clear_usage_error_and_nothing_is_written(

@@ -232,7 +232,8 @@ def run(
         str,
         typer.Option(
             help="The winner among the models that pass the gate: latency (the fastest at "
-            "the first batch size; of statistically tied ones, the smallest) or size."
+            "the first batch size; of statistically tied ones, the smallest), size, or "
+            "memory (the least resident memory once loaded and run)."
         ),
     ] = "latency",
     search: Annotated[

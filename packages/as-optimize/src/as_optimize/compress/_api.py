@@ -141,7 +141,8 @@ def optimize(
         time_budget_s: grid: no candidate is started after this many seconds of
             trying them (those left are reported "not tried"); ``None`` or 0: no limit.
         objective: The winner among the models that pass the gate: ``latency`` (the
-            fastest; of statistically tied ones, the smallest) or ``size`` (the smallest).
+            fastest; of statistically tied ones, the smallest), ``size`` (the smallest)
+            or ``memory`` (the least resident memory once loaded and run).
         search: ``grid`` (every knob setting in turn) or ``optuna``.
         storage: optuna: the study's storage (a URL or an SQLite file path).
         study: optuna: the study's name.

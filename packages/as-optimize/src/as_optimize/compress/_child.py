@@ -33,8 +33,10 @@ inputs; the child writes the outputs and the result, and touches nothing else:
 - ``result``: where to write the result JSON.
 
 **The result**: ``{"session_open_s": float, "latency": {"<batch>": {"median_s",
-"ci_low_s", "ci_high_s", "iqr_s", "samples", "converged", "warnings"}}, ...}`` (seconds;
-the fields of as-bench's measurement; other keys are kept as they are), or
+"ci_low_s", "ci_high_s", "iqr_s", "samples", "converged", "warnings"}}, "memory_bytes":
+int | None, ...}`` (seconds; the fields of as-bench's measurement; ``memory_bytes``: the
+child's resident memory once the model is open and has scored the data, above what it
+held just before opening it; other keys are kept as they are), or
 ``{"unavailable": "reason"}`` when the candidate cannot run on this machine at all (Core
 ML prediction off macOS): the search then keeps it as "not measured", with its size and
 the reason, and it neither wins nor is rejected. Exit status 0 with the result written;
@@ -44,6 +46,7 @@ reports it and rejects the candidate).
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -57,6 +60,7 @@ import numpy as np
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Open the session, score, measure; the result as plain values."""
     import as_bench
+    from as_bench.devices import current_rss_bytes
     from as_core.runtime import RuntimeOptions, onnxruntime_session
 
     threads = spec.get("threads")
@@ -67,6 +71,8 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         else ("CPUExecutionProvider",)
     )
     options = RuntimeOptions(intra_op_threads=threads, providers=providers)
+    importlib.import_module("onnxruntime")  # its import is not the model's memory
+    before = current_rss_bytes()
     started = time.perf_counter()
     session = onnxruntime_session(Path(spec.get("artifact") or spec["model"]), options)
     open_s = time.perf_counter() - started
@@ -81,6 +87,8 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         feeds = {n: a[start : start + chunk] for n, a in zip(names, arrays, strict=True)}
         pieces.append(np.asarray(session.run(None, feeds)[0], dtype=np.float32))
     np.save(spec["outputs"], np.concatenate(pieces, axis=0))
+    after = current_rss_bytes()
+    memory = None if before is None or after is None else max(0, after - before)
 
     latency: dict[str, Any] = {}
     measure_options = as_bench.MeasureOptions(**spec["measure"])
@@ -94,6 +102,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         "providers": list(session.get_providers()),
         "runtime_options": options.describe(),
         "latency": latency,
+        "memory_bytes": memory,
     }
 
 

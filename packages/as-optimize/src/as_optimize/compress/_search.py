@@ -69,7 +69,7 @@ Array = npt.NDArray[Any]
 REPORT_SCHEMA_VERSION = 2
 
 #: What ``--objective`` may choose the winner by.
-OBJECTIVES = ("latency", "size")
+OBJECTIVES = ("latency", "size", "memory")
 
 Status = Literal["baseline", "passed", "rejected", "not applicable", "not measured", "not tried"]
 
@@ -194,7 +194,10 @@ class SearchOptions:
             setting first, so a budget cuts the least promising ones.
         objective: What the winner is chosen by among the models that pass the gate:
             ``latency`` (the fastest at the first batch size; of statistically tied ones,
-            the smallest) or ``size`` (the smallest on disk; of equal ones, the fastest).
+            the smallest), ``size`` (the smallest on disk; of equal ones, the fastest) or
+            ``memory`` (the least resident memory once loaded and run on the scoring
+            data, :attr:`CandidateResult.memory_bytes`, of the models where it was
+            measured: ONNX Runtime's child measures it).
     """
 
     target: str = "cpu"
@@ -309,6 +312,7 @@ class CandidateResult(BaseModel):
     stage_knobs: dict[str, Any] = {}
     path: str | None = None
     size_bytes: int | None = None
+    memory_bytes: int | None = None
     build_s: float | None = None
     session_open_s: float | None = None
     latency: dict[str, Latency] = {}
@@ -718,6 +722,12 @@ def _pareto(models: list[CandidateResult], batch: str) -> list[str]:
     return front
 
 
+def _memory_bytes(result: Mapping[str, Any]) -> int | None:
+    """A child's ``memory_bytes``, when it measured one."""
+    memory = result.get("memory_bytes")
+    return memory if isinstance(memory, int) and memory >= 0 else None
+
+
 def _pick_winner(
     models: list[CandidateResult],
     baseline: CandidateResult,
@@ -728,25 +738,36 @@ def _pick_winner(
     """The winner by ``objective`` among ``models`` (all passed the gate).
 
     ``latency``: the fastest; among those whose CIs overlap the fastest's, the smallest.
-    ``size``: the smallest; of equal sizes, the fastest. ``reference`` names the baseline
-    in the reason (``fp32 ONNX``, or eager torch fp32 on a device).
+    ``size``: the smallest; of equal sizes, the fastest. ``memory``: the least memory
+    taken by loading and running the model (of the models whose memory was measured;
+    equal ones, the fastest). ``reference`` names the baseline in the reason (``fp32
+    ONNX``, or eager torch fp32 on a device).
     """
     fastest = min(models, key=lambda m: m.latency[batch].median_s)
     top = fastest.latency[batch]
     tied = [m for m in models if m.latency[batch].ci_low_s <= top.ci_high_s]
     if objective == "size":
         tied = [min(models, key=lambda m: (m.size_bytes or 0, m.latency[batch].median_s))]
+    measured = [m for m in models if m.memory_bytes is not None]
+    if objective == "memory" and measured:
+        tied = [min(measured, key=lambda m: (m.memory_bytes or 0, m.latency[batch].median_s))]
     winner = min(tied, key=lambda m: (m.size_bytes or 0, m.latency[batch].median_s))
     base = baseline.latency[batch]
     lat = winner.latency[batch]
     if winner is baseline:
-        better = "smaller" if objective == "size" else "faster"
+        better = {"size": "smaller", "memory": "lighter in memory"}.get(objective, "faster")
         return winner, (
             f"no candidate passing the gate was {better} than the {reference} model at batch "
             f"{batch} (median {lat.median_s * 1e6:.1f} us)"
         )
     if objective == "size":
         how = "the smallest of the models that pass the gate (--objective size)"
+    elif objective == "memory" and winner.memory_bytes is not None:
+        how = (
+            f"the least memory ({winner.memory_bytes / 2**20:.1f} MiB loaded and running) of "
+            f"the {len(measured)} models that pass the gate and were measured (--objective "
+            "memory)"
+        )
     elif len(tied) > 1:
         how = (
             f"the smallest of the {len(tied)} models that pass the gate and are statistically "
@@ -963,6 +984,7 @@ class _Run:
             session_open_s=outcome.result["session_open_s"],
             latency={k: Latency(**v) for k, v in outcome.result["latency"].items()},
             quality=quality,
+            memory_bytes=_memory_bytes(outcome.result),
         )
         self.eager_first_s = eager["latency"][self.first]["median_s"]
         baseline.speedup_vs_fp32_onnx = 1.0
@@ -1081,6 +1103,7 @@ class _Run:
             result.reason = outcome.reason
             return result
         result.session_open_s = outcome.result.get("session_open_s")
+        result.memory_bytes = _memory_bytes(outcome.result)
         weights = outcome.result.get("weight_bytes")
         if isinstance(weights, int) and weights > 0 and artifact.is_dir():
             # A torch candidate's folder holds fp32 weights to rebuild it from; its size
