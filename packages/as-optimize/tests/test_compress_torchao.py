@@ -154,32 +154,8 @@ def test_int8_dynamic_is_built_and_evaluated_by_the_child_on_the_cpu(
     assert result["runtime_options"]["technique"] == "torchao-int8-dynamic"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("technique", "knobs", "dtype", "weights"),
-    [
-        (Int8Dynamic(), {"granularity": "per_tensor"}, "float32", "Int8Tensor:int8"),
-        (Int8WeightOnly(), {}, "float32", "Int8Tensor:int8"),
-        (TorchHalf(), {"dtype": "bfloat16"}, "bfloat16", "Tensor:bfloat16"),
-        (TorchHalf(), {"dtype": "float16"}, "float16", "Tensor:float16"),
-    ],
-    ids=["int8-dynamic-per-tensor", "int8-weight-only", "bf16", "fp16"],
-)
-def test_every_cpu_technique_is_evaluated_by_the_child(
-    mlp: tuple[Any, Any, np.ndarray],
-    tmp_path: Path,
-    technique: Any,
-    knobs: dict[str, Any],
-    dtype: str,
-    weights: str,
-) -> None:
-    workload, _, reference = mlp
-    candidate, artifact, facts = _build(technique, knobs, mlp, tmp_path)
-    result = _run_child(artifact, workload, "cpu", candidate)
-    _check_evaluated(result, candidate, reference, facts, dtype, weights)
-
-
-@pytest.mark.parametrize(
+#: Every technique the CPU runs: its knobs, the compute dtype and how the weights are held.
+CPU_CASES = pytest.mark.parametrize(
     ("technique", "knobs", "dtype", "weights"),
     [
         (Int8Dynamic(), {"granularity": "per_tensor"}, torch.float32, "Int8Tensor:int8"),
@@ -189,6 +165,26 @@ def test_every_cpu_technique_is_evaluated_by_the_child(
     ],
     ids=["int8-dynamic-per-tensor", "int8-weight-only", "bf16", "fp16"],
 )
+
+
+@pytest.mark.slow
+@CPU_CASES
+def test_every_cpu_technique_is_evaluated_by_the_child(
+    mlp: tuple[Any, Any, np.ndarray],
+    tmp_path: Path,
+    technique: Any,
+    knobs: dict[str, Any],
+    dtype: Any,
+    weights: str,
+) -> None:
+    workload, _, reference = mlp
+    candidate, artifact, facts = _build(technique, knobs, mlp, tmp_path)
+    result = _run_child(artifact, workload, "cpu", candidate)
+    name = str(dtype).removeprefix("torch.")  # the child reports "float32", "bfloat16"
+    _check_evaluated(result, candidate, reference, facts, name, weights)
+
+
+@CPU_CASES
 def test_what_the_child_runs_for_each_cpu_technique(
     mlp: tuple[Any, Any, np.ndarray],
     tmp_path: Path,

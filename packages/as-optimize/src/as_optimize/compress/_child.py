@@ -50,7 +50,7 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     session = onnxruntime_session(Path(spec.get("artifact") or spec["model"]), options)
     open_s = time.perf_counter() - started
     names = list(spec["input_names"])
-
-    with np.load(spec["eval_inputs"]) as data:
-        arrays = [data[f"in{i}"] for i in range(len(names))]
-    rows = int(arrays[0].shape[0])
-    chunk = max(1, int(spec["chunk"]))
-    pieces = []
-    for start in range(0, rows, chunk):
-        feeds = {n: a[start : start + chunk] for n, a in zip(names, arrays, strict=True)}
-        pieces.append(np.asarray(session.run(None, feeds)[0], dtype=np.float32))
-    np.save(spec["outputs"], np.concatenate(pieces, axis=0))
+    score(spec, lambda arrays: session.run(None, dict(zip(names, arrays, strict=True)))[0])
     after = current_rss_bytes()
     memory = None if before is None or after is None else max(0, after - before)
 
@@ -104,6 +95,26 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         "latency": latency,
         "memory_bytes": memory,
     }
+
+
+def score(
+    spec: Mapping[str, Any], run: Callable[[list[Any]], Any], chunk: int | None = None
+) -> None:
+    """Run the spec's scoring inputs through ``run``, a chunk of rows at a time.
+
+    ``run`` gets one array per input (the chunk's rows) and returns the first output for
+    them; the outputs of every row, in order, are saved to ``spec["outputs"]`` as float32.
+    ``chunk``: rows per call, the spec's ``chunk`` when ``None``.
+    """
+    with np.load(spec["eval_inputs"]) as data:
+        arrays = [data[f"in{i}"] for i in range(len(spec["input_names"]))]
+    rows = int(arrays[0].shape[0])
+    size = chunk or max(1, int(spec["chunk"]))
+    pieces = [
+        np.asarray(run([a[start : start + size] for a in arrays]), dtype=np.float32)
+        for start in range(0, rows, size)
+    ]
+    np.save(spec["outputs"], np.concatenate(pieces, axis=0))
 
 
 def latency_entry(m: Any, notes: Sequence[str] = ()) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from as_optimize.compress._child import latency_entry, run_child
+from as_optimize.compress._child import latency_entry, run_child, score
 
 #: Why a Core ML candidate is not measured off macOS.
 OFF_MACOS = "Core ML prediction needs macOS (this is {platform}); the package was built and sized"
@@ -71,16 +71,12 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     def predict(items: list[dict[str, Any]]) -> Any:
         return model.predict(items[0] if len(items) == 1 else items)
 
-    with np.load(spec["eval_inputs"]) as data:
-        arrays = [data[f"in{i}"] for i in range(len(names))]
-    rows = int(arrays[0].shape[0])
-    chunk = max(batch, int(spec["chunk"]) // batch * batch)
-    pieces = []
-    for start in range(0, rows, chunk):
-        got = predict(feeds(arrays, start, min(rows, start + chunk)))
-        for answer in got if isinstance(got, list) else [got]:
-            pieces.append(np.asarray(answer[output_name], dtype=np.float32))
-    np.save(spec["outputs"], np.concatenate(pieces, axis=0))
+    def first_output(arrays: list[Any]) -> Any:
+        got = predict(feeds(arrays, 0, int(arrays[0].shape[0])))
+        answers = got if isinstance(got, list) else [got]
+        return np.concatenate([np.asarray(a[output_name], dtype=np.float32) for a in answers])
+
+    score(spec, first_output, chunk=max(batch, int(spec["chunk"]) // batch * batch))
 
     latency: dict[str, Any] = {}
     options = as_bench.MeasureOptions(**spec["measure"])

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from as_core.runtime import litert_signature_order
-from as_optimize.compress._child import latency_entry, run_child
+from as_optimize.compress._child import latency_entry, run_child, score
 
 
 def _input_converter(detail: dict[str, Any]) -> Any:
@@ -165,14 +165,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     open_s = time.perf_counter() - started
     count = len(spec["input_names"])
 
-    with np.load(spec["eval_inputs"]) as data:
-        arrays = [data[f"in{i}"] for i in range(count)]
-    rows = int(arrays[0].shape[0])
-    chunk = max(1, int(spec["chunk"]))
-    pieces = [
-        model.run([a[start : start + chunk] for a in arrays]) for start in range(0, rows, chunk)
-    ]
-    np.save(spec["outputs"], np.concatenate(pieces, axis=0).astype(np.float32))
+    score(spec, model.run)
 
     latency: dict[str, Any] = {}
     options = as_bench.MeasureOptions(**spec["measure"])

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from as_optimize.compress._child import latency_entry, run_child
+from as_optimize.compress._child import latency_entry, run_child, score
 
 
 def device_missing(device: str) -> str | None:
@@ -106,16 +106,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
             return first_tensor(model(*inputs))
 
     names = list(spec["input_names"])
-    with np.load(spec["eval_inputs"]) as data:
-        arrays = [data[f"in{i}"] for i in range(len(names))]
-    rows = int(arrays[0].shape[0])
-    chunk = max(1, int(spec["chunk"]))
-    pieces = []
-    for start in range(0, rows, chunk):
-        inputs = _tensors([a[start : start + chunk] for a in arrays], device, dtype)
-        out = forward(*inputs)
-        pieces.append(out.float().cpu().numpy().astype(np.float32, copy=False))
-    np.save(spec["outputs"], np.concatenate(pieces, axis=0))
+    score(spec, lambda arrays: forward(*_tensors(arrays, device, dtype)).float().cpu().numpy())
 
     latency: dict[str, Any] = {}
     options = as_bench.MeasureOptions(**spec["measure"])
